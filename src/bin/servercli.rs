@@ -1,0 +1,119 @@
+//! `servercli`: the nea server. Parses flags into validated settings, sets
+//! up logging and runs the library's server until SIGINT or SIGTERM.
+//!
+//! Exit status: 0 after a clean shutdown (or `--help`), 1 when the server
+//! cannot start (certificates, address in use), 2 for invalid flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use nea::cli::{init_logging, parse_duration, parse_positive, usage_error_line};
+use nea::server::{Config, Settings};
+
+/// TLS date-and-reverse server: sends each client the date every period and
+/// answers every line with the line reversed.
+#[derive(Debug, Parser)]
+#[command(name = "servercli", version)]
+struct Opts {
+    /// TCP port to listen on (0 picks a free one)
+    #[arg(long, env = "NEA_PORT", default_value_t = nea::DEFAULT_PORT)]
+    port: u16,
+    /// Address to listen on (use :: for IPv6 and IPv4)
+    #[arg(long, env = "NEA_BIND", default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Server certificate chain, PEM (default: the development certificate)
+    #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key for --cert, PEM
+    #[arg(long, env = "NEA_KEY", value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// CA certificates, PEM; clients must present a certificate it signed
+    #[arg(long, env = "NEA_CLIENT_CA", value_name = "PEM")]
+    client_ca: Option<PathBuf>,
+    /// Most clients connected at once
+    #[arg(long, env = "NEA_MAX_CLIENTS", default_value = "100", value_parser = parse_positive)]
+    max_clients: usize,
+    /// Time between two dates sent to a client (e.g. 10s, 250ms, 1.5)
+    #[arg(long, env = "NEA_DATE_PERIOD", default_value = "10s", value_parser = parse_duration)]
+    date_period: Duration,
+    /// Deadline for a client's TLS handshake
+    #[arg(long, env = "NEA_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Most TLS handshakes in progress at once
+    #[arg(long, env = "NEA_MAX_HANDSHAKES", default_value = "128", value_parser = parse_positive)]
+    max_handshakes: usize,
+    /// Longest line accepted, in bytes
+    #[arg(long, env = "NEA_MAX_LINE_BYTES", default_value = "65536", value_parser = parse_positive)]
+    max_line_bytes: usize,
+    /// Drop a client whose writes stall this long (it is not reading)
+    #[arg(long, env = "NEA_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    write_timeout: Duration,
+    /// Log each connection's details (RUST_LOG overrides)
+    #[arg(long, short, env = "NEA_VERBOSE")]
+    verbose: bool,
+}
+
+impl Opts {
+    fn into_settings(self) -> Settings {
+        Settings {
+            listen: SocketAddr::new(self.bind, self.port),
+            identity: self.cert.zip(self.key),
+            client_ca: self.client_ca,
+            config: Config {
+                max_clients: self.max_clients,
+                date_period: self.date_period,
+                handshake_timeout: self.handshake_timeout,
+                max_handshakes: self.max_handshakes,
+                max_line_bytes: self.max_line_bytes,
+                write_timeout: self.write_timeout,
+                ..Config::default()
+            },
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = match Opts::try_parse() {
+        Ok(opts) => opts,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("servercli: {}", usage_error_line(&err));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(opts.verbose);
+    let settings = opts.into_settings();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("servercli: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let signal =
+            nea::shutdown::termination().map_err(|source| nea::error::ServerError::Io {
+                phase: "installing signal handlers",
+                source,
+            })?;
+        let shutdown = async {
+            let name = signal.await;
+            tracing::info!("{name} received");
+        };
+        nea::server::start(settings, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("servercli: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

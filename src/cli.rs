@@ -1,0 +1,100 @@
+//! What the binaries share: duration flags, usage errors, logging.
+
+use std::time::Duration;
+
+/// Parses a duration flag: `250ms`, `1.5s`, `2m`, or a bare number of
+/// seconds (`10`). Zero and negative values are refused: every duration the
+/// binaries take is a period or a deadline.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (use e.g. 250ms, 1.5s, 2m or 10)"))?;
+    let seconds = value * scale;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 1e9 {
+        return Err(format!("'{text}' must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses a count that must be at least 1.
+pub fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{text}' is not a whole number")),
+    }
+}
+
+/// Turns a clap error into one line: clap's own text without its `error:`
+/// prefix, usage block and hint.
+pub fn usage_error_line(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let first_block = text.split("\n\n").next().unwrap_or_default();
+    let joined = first_block
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+}
+
+/// Sends `tracing` output to stderr: `RUST_LOG` if set, otherwise INFO (or
+/// DEBUG with `verbose`) for this crate and WARN for dependencies.
+pub fn init_logging(verbose: bool) {
+    use std::io::IsTerminal;
+    let default = if verbose {
+        "warn,nea=debug,servercli=debug"
+    } else {
+        "warn,nea=info,servercli=info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_the_documented_forms() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration(" 3 s "), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn durations_refuse_nonsense_with_a_sentence() {
+        for bad in ["", "abc", "10x", "-1", "0", "0ms", "inf", "NaN"] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains('\''), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        assert_eq!(parse_positive("100"), Ok(100));
+        assert!(parse_positive("0").is_err());
+        assert!(parse_positive("-3").is_err());
+        assert!(parse_positive("many").is_err());
+    }
+}

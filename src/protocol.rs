@@ -1,0 +1,236 @@
+//! The server's wire format (SPEC §3): JSON Lines.
+//!
+//! Every message the server sends is one JSON object on one line, UTF-8,
+//! terminated by `\n`. The object always has a `msg_type` string and a
+//! `payload`; error frames also have a `code`. Clients send plain text lines
+//! (see [`crate::codec`]), not JSON.
+//!
+//! Clients must ignore fields and `msg_type` values they do not know: the set
+//! of message types and fields may grow over time.
+//!
+//! ## `date`
+//!
+//! The current time, RFC 3339 in UTC with millisecond precision. Sent to each
+//! client one date period after its TLS session is established, then every
+//! period on absolute deadlines.
+//!
+//! ```json
+//! {"msg_type":"date","payload":"2026-11-26T20:19:17.123Z"}
+//! ```
+//!
+//! ## `string`
+//!
+//! The reply to one received line: the line reversed by grapheme clusters.
+//! Replies come in the order the lines were sent.
+//!
+//! ```json
+//! {"msg_type":"string","payload":"olleh"}
+//! ```
+//!
+//! ## `error`
+//!
+//! A problem, as a human-readable sentence in `payload` and a stable
+//! machine-readable `code` (see [`ErrorCode`]).
+//!
+//! ```json
+//! {"msg_type":"error","code":"line_too_long","payload":"line longer than 65536 bytes dropped"}
+//! ```
+//!
+//! ## Example session
+//!
+//! ```text
+//! C: hello
+//! S: {"msg_type":"string","payload":"olleh"}
+//! C: noël
+//! S: {"msg_type":"string","payload":"lëon"}
+//! S: {"msg_type":"date","payload":"2026-11-26T20:19:27.123Z"}
+//! (SIGTERM on the server)
+//! S: {"msg_type":"error","code":"shutting_down","payload":"server is shutting down"}
+//! (TLS close_notify)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// One message from the server to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "msg_type", rename_all = "snake_case")]
+pub enum Frame {
+    /// The current date, as [`format_date`] writes it.
+    Date {
+        /// RFC 3339, UTC, millisecond precision.
+        payload: String,
+    },
+    /// The reversal of one received line.
+    String {
+        /// The received line, reversed.
+        payload: String,
+    },
+    /// Something went wrong; see [`ErrorCode`].
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, as one sentence for people.
+        payload: String,
+    },
+    /// A `msg_type` this version does not know. Only produced when parsing:
+    /// a client skips it rather than failing.
+    #[serde(other)]
+    Unknown,
+}
+
+/// The `code` of an `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Every client slot is taken; the connection is closed after this frame.
+    ServerFull,
+    /// A line exceeded the server's limit and was dropped; the connection
+    /// stays open.
+    LineTooLong,
+    /// A line was not valid UTF-8 and was dropped; the connection stays open.
+    InvalidUtf8,
+    /// The server is stopping; the connection is closed after this frame.
+    ShuttingDown,
+    /// A code this version does not know (parsing only).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerFull => "server_full",
+            Self::LineTooLong => "line_too_long",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::ShuttingDown => "shutting_down",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl Frame {
+    /// A `date` frame for the current time.
+    pub fn date_now() -> Self {
+        Self::Date {
+            payload: format_date(jiff::Timestamp::now()),
+        }
+    }
+
+    /// An `error` frame with its standard sentence. `max_line_bytes` is only
+    /// used by [`ErrorCode::LineTooLong`], whose sentence names the limit.
+    pub fn error(code: ErrorCode, max_line_bytes: usize) -> Self {
+        let payload = match code {
+            ErrorCode::ServerFull => "server is full; try again later".to_owned(),
+            ErrorCode::LineTooLong => {
+                format!("line longer than {max_line_bytes} bytes dropped")
+            }
+            ErrorCode::InvalidUtf8 => "line is not valid UTF-8; dropped".to_owned(),
+            ErrorCode::ShuttingDown => "server is shutting down".to_owned(),
+            ErrorCode::Unknown => "unknown error".to_owned(),
+        };
+        Self::Error { code, payload }
+    }
+
+    /// Appends this frame as one JSON line (with its `\n`) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Serializing these plain structs into a Vec cannot fail: there are
+        // no maps with non-string keys and no fallible Serialize impls.
+        if serde_json::to_writer(&mut *out, self).is_ok() {
+            out.push(b'\n');
+        }
+    }
+
+    /// Parses one line (without its `\n`) as a frame. Unknown `msg_type`
+    /// values give [`Frame::Unknown`] and unknown fields are ignored.
+    pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(line)
+    }
+}
+
+/// Formats a timestamp the way `date` frames carry it:
+/// `2026-11-26T20:19:17.123Z` (UTC, always three fractional digits).
+pub fn format_date(ts: jiff::Timestamp) -> String {
+    format!("{ts:.3}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(frame: &Frame) -> String {
+        let mut out = Vec::new();
+        frame.encode(&mut out);
+        String::from_utf8(out).expect("frames are UTF-8")
+    }
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let reply = Frame::String {
+            payload: "olleh".into(),
+        };
+        assert_eq!(
+            encoded(&reply),
+            "{\"msg_type\":\"string\",\"payload\":\"olleh\"}\n"
+        );
+        let full = Frame::error(ErrorCode::ServerFull, 0);
+        assert_eq!(
+            encoded(&full),
+            "{\"msg_type\":\"error\",\"code\":\"server_full\",\"payload\":\"server is full; try again later\"}\n"
+        );
+        let too_long = Frame::error(ErrorCode::LineTooLong, 65_536);
+        assert!(encoded(&too_long).contains("longer than 65536 bytes"));
+    }
+
+    #[test]
+    fn control_characters_and_unicode_survive_a_round_trip() {
+        let payload = "\r\u{1b}[31m \"q\" \\ lëon 👨\u{200d}👩".to_owned();
+        let frame = Frame::String { payload };
+        let line = encoded(&frame);
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+        assert_eq!(Frame::parse(line.trim_end()).expect("parses"), frame);
+    }
+
+    #[test]
+    fn dates_are_utc_with_milliseconds() {
+        let ts: jiff::Timestamp = "2026-11-26T20:19:17.123456Z".parse().expect("valid");
+        assert_eq!(format_date(ts), "2026-11-26T20:19:17.123Z");
+        let whole: jiff::Timestamp = "2026-11-26T20:19:17Z".parse().expect("valid");
+        assert_eq!(format_date(whole), "2026-11-26T20:19:17.000Z");
+        let Frame::Date { payload } = Frame::date_now() else {
+            panic!("date_now gives a date frame");
+        };
+        assert_eq!(payload.len(), "2026-11-26T20:19:17.123Z".len());
+        assert!(payload.ends_with('Z'));
+    }
+
+    #[test]
+    fn unknown_types_codes_and_fields_are_tolerated() {
+        assert_eq!(
+            Frame::parse(r#"{"msg_type":"ping","payload":1}"#).expect("parses"),
+            Frame::Unknown
+        );
+        let frame =
+            Frame::parse(r#"{"msg_type":"error","code":"new_code","payload":"x","extra":true}"#)
+                .expect("parses");
+        assert_eq!(
+            frame,
+            Frame::Error {
+                code: ErrorCode::Unknown,
+                payload: "x".into()
+            }
+        );
+        for code in [
+            ErrorCode::ServerFull,
+            ErrorCode::LineTooLong,
+            ErrorCode::InvalidUtf8,
+            ErrorCode::ShuttingDown,
+        ] {
+            let line = encoded(&Frame::error(code, 1));
+            assert!(line.contains(&format!("\"code\":\"{}\"", code.as_str())));
+            assert!(
+                matches!(Frame::parse(line.trim_end()), Ok(Frame::Error { code: c, .. }) if c == code)
+            );
+        }
+    }
+}

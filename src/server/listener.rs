@@ -1,0 +1,274 @@
+//! Accepting clients: the handshake cap and deadline, client slots, and the
+//! `server_full` rejection (SPEC §1, §6, §7, §8).
+//!
+//! The accept loop never awaits a handshake. It takes a *handshake slot*
+//! before each `accept()`, so at most `max_handshakes` handshakes run at
+//! once and further connections wait in the kernel's backlog; each accepted
+//! socket gets its own task, which bounds the handshake by a deadline. After
+//! the handshake the task takes a *client slot* without waiting: if none is
+//! free, the client gets one `server_full` frame and a clean close, and no
+//! connected client notices anything.
+//!
+//! Shutdown follows tokio's graceful-shutdown pattern: one
+//! [`CancellationToken`] tells every task to stop, and a [`TaskTracker`]
+//! waits for them, each bounded by the shutdown grace.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, timeout};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::Config;
+use super::conn;
+use crate::protocol::{ErrorCode, Frame};
+
+/// Pause after a failed `accept()` (for example, out of file descriptors),
+/// so the loop neither spins nor dies.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest the `server_full` rejection may take: write, close, linger.
+const REJECT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// What every connection task shares.
+struct Shared {
+    /// Limits and periods.
+    config: Config,
+    /// Performs TLS handshakes with the server's configuration.
+    acceptor: TlsAcceptor,
+    /// One permit per client slot (`max_clients` in all). A session holds its
+    /// permit from the end of its handshake until its last frame is
+    /// written; dropping the permit frees the slot at once.
+    client_slots: Arc<Semaphore>,
+    /// Cancelled once, when the server starts shutting down.
+    shutdown: CancellationToken,
+    /// Failed or timed-out handshakes, reported at most once a second.
+    handshake_failures: RateLimitedLog,
+    /// Clients turned away by a full server, reported at most once a second.
+    rejections: RateLimitedLog,
+}
+
+impl Shared {
+    /// Clients connected right now.
+    fn connected(&self) -> usize {
+        self.config.max_clients - self.client_slots.available_permits()
+    }
+}
+
+/// Serves clients on `listener` until `shutdown` completes, then stops
+/// accepting, lets every session answer what it has received, send
+/// `shutting_down` and close, and returns once they are done (or the
+/// shutdown grace has passed).
+pub async fn run(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    config: Config,
+    shutdown: impl Future,
+) {
+    let tracker = TaskTracker::new();
+    let handshake_slots = Arc::new(Semaphore::new(config.max_handshakes));
+    let shared = Arc::new(Shared {
+        acceptor: TlsAcceptor::from(tls),
+        client_slots: Arc::new(Semaphore::new(config.max_clients)),
+        shutdown: CancellationToken::new(),
+        handshake_failures: RateLimitedLog::default(),
+        rejections: RateLimitedLog::default(),
+        config,
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = accept(&listener, &handshake_slots) => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer, handshake_slot)) => {
+                tracker.spawn(handle(tcp, peer, handshake_slot, shared.clone()));
+            }
+            Err(err) => {
+                warn!("accept failed: {err}; retrying in {ACCEPT_BACKOFF:?}");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+    drop(listener);
+    info!(clients = shared.connected(), "shutting down");
+    shared.shutdown.cancel();
+    tracker.close();
+    // Each session bounds itself by the grace; this is only a backstop.
+    let backstop = shared.config.shutdown_grace + Duration::from_secs(1);
+    if timeout(backstop, tracker.wait()).await.is_err() {
+        warn!("connections still open after {backstop:?}; dropping them");
+    }
+    info!("stopped");
+}
+
+/// Waits for a free handshake slot, then for a connection.
+async fn accept(
+    listener: &TcpListener,
+    handshake_slots: &Arc<Semaphore>,
+) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let slot = handshake_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| io::Error::other("handshake slots closed"))?;
+    let (tcp, peer) = listener.accept().await?;
+    Ok((tcp, peer, slot))
+}
+
+/// One connection: handshake under its deadline, then a session or a
+/// `server_full` rejection.
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    handshake_slot: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    // Frames are small and interactive: send them without Nagle's delay.
+    let _ = tcp.set_nodelay(true);
+    let deadline = shared.config.handshake_timeout;
+    let stream = tokio::select! {
+        handshake = timeout(deadline, shared.acceptor.accept(tcp)) => match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                shared.handshake_failures.report(peer, format_args!("TLS handshake failed: {err}"));
+                return;
+            }
+            Err(_) => {
+                shared.handshake_failures.report(peer, format_args!("TLS handshake timed out after {deadline:?}"));
+                return;
+            }
+        },
+        () = shared.shutdown.cancelled() => return,
+    };
+    let Ok(slot) = shared.client_slots.clone().try_acquire_owned() else {
+        shared.rejections.report(
+            peer,
+            format_args!(
+                "server full ({} clients); sent server_full",
+                shared.config.max_clients
+            ),
+        );
+        let _ = timeout(REJECT_DEADLINE, reject_full(stream)).await;
+        drop(handshake_slot);
+        return;
+    };
+    drop(handshake_slot);
+
+    let started = Instant::now();
+    let (version, cipher, subject) = describe(&stream);
+    info!(
+        %peer,
+        tls = %version,
+        cipher,
+        subject = subject.as_deref().unwrap_or("-"),
+        clients = shared.connected(),
+        "client connected"
+    );
+    let session = conn::serve(stream, &shared.config, &shared.shutdown, slot);
+    let grace_over = async {
+        shared.shutdown.cancelled().await;
+        tokio::time::sleep(shared.config.shutdown_grace).await;
+    };
+    tokio::select! {
+        session = session => info!(
+            %peer,
+            duration = ?started.elapsed(),
+            lines = session.lines,
+            reason = %session.reason,
+            clients = shared.connected(),
+            "client left"
+        ),
+        () = grace_over => warn!(
+            %peer,
+            duration = ?started.elapsed(),
+            reason = "shutdown grace expired",
+            "client dropped"
+        ),
+    }
+}
+
+/// Sends the `server_full` frame and closes the session cleanly.
+async fn reject_full(mut stream: TlsStream<TcpStream>) {
+    let mut frame = Vec::new();
+    Frame::error(ErrorCode::ServerFull, 0).encode(&mut frame);
+    let written = async {
+        stream.write_all(&frame).await?;
+        stream.flush().await
+    };
+    if written.await.is_ok() {
+        conn::close(stream, true).await;
+    }
+}
+
+/// The negotiated protocol version, cipher suite and, under mutual TLS, the
+/// client certificate's subject, for the log line.
+fn describe(stream: &TlsStream<TcpStream>) -> (String, &'static str, Option<String>) {
+    let (_, session) = stream.get_ref();
+    // rustls names versions "TLSv1_3"; people write "TLSv1.3".
+    let version = session
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown")
+        .replace('_', ".");
+    let cipher = session
+        .negotiated_cipher_suite()
+        .and_then(|suite| suite.suite().as_str())
+        .unwrap_or("unknown");
+    let subject = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(crate::tls::subject);
+    (version, cipher, subject)
+}
+
+/// A log line that a flood cannot turn into a storm: the first event in any
+/// one-second window is logged at INFO with the number of events suppressed
+/// since the last one; the others go to DEBUG.
+#[derive(Default)]
+struct RateLimitedLog {
+    /// When the last INFO line was written.
+    last: Mutex<Option<Instant>>,
+    /// Events sent to DEBUG since then.
+    suppressed: AtomicU64,
+}
+
+impl RateLimitedLog {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn report(&self, peer: SocketAddr, message: fmt::Arguments<'_>) {
+        let now = Instant::now();
+        let due = {
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            let due = last.is_none_or(|at| now.duration_since(at) >= Self::WINDOW);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if due {
+            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+            info!(%peer, suppressed, "{message}");
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "{message}");
+        }
+    }
+}

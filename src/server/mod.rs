@@ -1,0 +1,121 @@
+//! The server: [`run`] serves TLS clients on a bound listener until a
+//! shutdown future completes.
+//!
+//! - [`listener`] owns accepting, the handshake cap and deadline, the client
+//!   slots and the `server_full` rejection (SPEC §1, §6).
+//! - [`conn`] owns one client's session: lines in, frames out, its date
+//!   deadlines, its bounded queue and write timeout, and the shutdown drain
+//!   (SPEC §2–5, §7, §8).
+
+use std::time::Duration;
+
+pub mod conn;
+pub mod listener;
+
+pub use listener::run;
+
+/// The server's limits and periods, validated (every field is non-zero).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most clients connected at once; one slot is held from the end of a
+    /// client's TLS handshake until its connection closes.
+    pub max_clients: usize,
+    /// Time between two `date` frames to one client.
+    pub date_period: Duration,
+    /// Deadline for a TLS handshake, from the TCP accept.
+    pub handshake_timeout: Duration,
+    /// Most TLS handshakes in progress at once.
+    pub max_handshakes: usize,
+    /// Longest line accepted, in bytes, terminator excluded.
+    pub max_line_bytes: usize,
+    /// Longest one write to a client may stall before it is dropped.
+    pub write_timeout: Duration,
+    /// Capacity of each client's outgoing frame queue.
+    pub queue_frames: usize,
+    /// After shutdown starts, how long a connection gets to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_clients: crate::DEFAULT_MAX_CLIENTS,
+            date_period: crate::DEFAULT_DATE_PERIOD,
+            handshake_timeout: crate::DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: crate::DEFAULT_MAX_HANDSHAKES,
+            max_line_bytes: crate::DEFAULT_MAX_LINE_BYTES,
+            write_timeout: crate::DEFAULT_WRITE_TIMEOUT,
+            queue_frames: crate::DEFAULT_QUEUE_FRAMES,
+            shutdown_grace: crate::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Everything `servercli` needs to start, after its flags are validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address and port to listen on (port 0 picks a free port).
+    pub listen: std::net::SocketAddr,
+    /// Certificate chain and key files; `None` uses the development CA.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// CA file whose certificates clients must present (mutual TLS).
+    pub client_ca: Option<std::path::PathBuf>,
+    /// Limits and periods.
+    pub config: Config,
+}
+
+/// Loads (or creates) the certificates, binds the listener, logs where it
+/// listens, and serves until `shutdown` completes.
+pub async fn start(
+    settings: Settings,
+    shutdown: impl std::future::Future,
+) -> Result<(), crate::error::ServerError> {
+    use crate::error::{DevCaError, ServerError};
+    use crate::{devca, tls};
+
+    let (cert_path, key_path) = match settings.identity {
+        Some(files) => files,
+        None => {
+            let dir = devca::default_dir().ok_or(DevCaError::NoHome)?;
+            let dev = devca::load_or_create(&dir)?;
+            let verb = if dev.created { "created" } else { "using" };
+            tracing::info!(
+                ca = %dev.ca_cert.display(),
+                "{verb} development certificates in {}",
+                dev.dir.display()
+            );
+            (dev.server_cert, dev.server_key)
+        }
+    };
+    let chain = tls::load_certs(&cert_path)?;
+    let key = tls::load_key(&key_path)?;
+    tracing::info!(
+        cert = %cert_path.display(),
+        sha256 = %tls::fingerprint(&chain[0]),
+        "server certificate"
+    );
+    let client_ca = match &settings.client_ca {
+        Some(path) => Some(tls::load_certs(path)?),
+        None => None,
+    };
+    let mutual = client_ca.is_some();
+    let tls_config = tls::server_config(chain, key, client_ca)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: settings.listen.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Io {
+        phase: "reading the listening address",
+        source,
+    })?;
+    tracing::info!(
+        max_clients = settings.config.max_clients,
+        date_period = ?settings.config.date_period,
+        mutual_tls = mutual,
+        "listening on {local}"
+    );
+    run(listener, tls_config, settings.config, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! rustls configurations for both ends, and PEM loading (SPEC §1).
+//!
+//! One crypto provider for everything: aws-lc-rs, named explicitly through
+//! `builder_with_provider`, so the process never depends on a global default
+//! being installed. TLS 1.3 and 1.2 are offered (rustls' safe defaults).
+//! PEM goes through `rustls-pki-types`' [`PemObject`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use crate::error::TlsSetupError;
+
+/// The crypto provider used by every configuration in this crate.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Reads every certificate from a PEM file; at least one must be present.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|source| TlsSetupError::Pem {
+            what: "certificates",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsSetupError::NoCertificates {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsSetupError::Pem {
+        what: "a private key",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A root store holding `certs`; certificates it cannot parse are an error.
+pub fn root_store(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// The server's configuration: it always presents `chain`; with `client_ca`
+/// it requires every client to present a certificate signed by one of those
+/// CAs (mutual TLS), and otherwise asks for none.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: Option<Vec<CertificateDer<'static>>>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(cas) => {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(cas)?), provider)
+                    .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    // Connections are long-lived and clients rarely reconnect, so session
+    // tickets would only cost a round of work per handshake.
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+/// A client's configuration: it verifies the server against `roots` and
+/// presents `identity` (a certificate chain and key) if given.
+pub fn client_config(
+    roots: RootCertStore,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// SHA-256 fingerprint of a DER certificate, as colon-separated hex (the form
+/// `openssl x509 -fingerprint -sha256` prints).
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.as_ref());
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The subject of a DER certificate (`CN=…, O=…`), or `None` if it cannot be
+/// parsed. Used for log lines only.
+pub fn subject(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.subject().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devca::CertificateAuthority;
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("written");
+        path
+    }
+
+    #[test]
+    fn loads_pem_and_builds_both_configs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ca = CertificateAuthority::new("test CA").expect("ca");
+        let server = ca.issue_server(&["localhost"]).expect("server cert");
+        let cert = write(tmp.path(), "cert.pem", &server.cert_pem);
+        let key = write(tmp.path(), "key.pem", &server.key_pem);
+        let ca_path = write(tmp.path(), "ca.pem", &ca.cert_pem());
+
+        let chain = load_certs(&cert).expect("certs");
+        assert_eq!(chain.len(), 1);
+        assert_eq!(fingerprint(&chain[0]).len(), 32 * 3 - 1);
+        assert_eq!(subject(&chain[0]).as_deref(), Some("CN=localhost"));
+        let key = load_key(&key).expect("key");
+        let cas = load_certs(&ca_path).expect("ca");
+        server_config(chain.clone(), key.clone_key(), Some(cas.clone())).expect("mTLS config");
+        server_config(chain, key, None).expect("plain config");
+        client_config(root_store(cas).expect("roots"), None).expect("client config");
+    }
+
+    #[test]
+    fn bad_files_name_the_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let empty = write(tmp.path(), "empty.pem", "no pem here\n");
+        let err = load_certs(&empty).expect_err("no certs");
+        assert_eq!(
+            err.to_string(),
+            format!("no certificate found in {}", empty.display())
+        );
+        let err = load_key(&empty).expect_err("no key");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+        let missing = tmp.path().join("missing.pem");
+        let err = load_certs(&missing).expect_err("missing");
+        assert!(
+            err.to_string().starts_with("cannot read certificates from"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_is_refused() {
+        let ca = CertificateAuthority::new("test CA").expect("ca");
+        let one = ca.issue_server(&["localhost"]).expect("one");
+        let other = ca.issue_server(&["localhost"]).expect("other");
+        let chain = vec![CertificateDer::from_pem_slice(one.cert_pem.as_bytes()).expect("cert")];
+        let key = PrivateKeyDer::from_pem_slice(other.key_pem.as_bytes()).expect("key");
+        let err = server_config(chain, key, None).expect_err("mismatch");
+        assert!(
+            err.to_string().starts_with("invalid TLS configuration"),
+            "{err}"
+        );
+    }
+}
