@@ -12,14 +12,15 @@ use std::io;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Registers SIGINT and SIGTERM handlers and returns a future that completes
-/// with the signal's name when either arrives.
-pub fn termination() -> io::Result<impl Future<Output = &'static str>> {
+/// (and logs which signal came) when either arrives.
+pub fn termination() -> io::Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {
-        tokio::select! {
+        let name = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
-        }
+        };
+        tracing::info!("{name} received");
     })
 }

@@ -98,15 +98,11 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let signal =
+        let shutdown =
             nea::shutdown::termination().map_err(|source| nea::error::ServerError::Io {
                 phase: "installing signal handlers",
                 source,
             })?;
-        let shutdown = async {
-            let name = signal.await;
-            tracing::info!("{name} received");
-        };
         nea::server::start(settings, shutdown).await
     });
     match result {

@@ -1,0 +1,173 @@
+//! `servercli` as a command: flags, usage errors, exit statuses, and the
+//! development CA it creates on first run (SPEC §9).
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use crate::common::{Client, PATIENCE, Pki, Server};
+
+fn servercli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_servercli"))
+        .args(args)
+        .output()
+        .expect("servercli runs")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_option_and_exits_zero() {
+    let output = servercli(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--port",
+        "--bind",
+        "--cert",
+        "--key",
+        "--client-ca",
+        "--max-clients",
+        "--date-period",
+        "--handshake-timeout",
+        "--max-handshakes",
+        "--max-line-bytes",
+        "--write-timeout",
+        "--verbose",
+        "NEA_PORT",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn invalid_values_get_one_sentence_and_status_2() {
+    for args in [
+        &["--max-clients", "0"][..],
+        &["--date-period", "soon"],
+        &["--write-timeout", "0s"],
+        &["--port", "99999"],
+        &["--bind", "not-an-address"],
+        &["--cert", "only-a-cert.pem"],
+        &["--no-such-flag"],
+    ] {
+        let output = servercli(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = stderr_of(&output);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("servercli: "), "{args:?}: {stderr}");
+    }
+    let stderr = stderr_of(&servercli(&["--cert", "only-a-cert.pem"]));
+    assert!(stderr.contains("--key"), "{stderr}");
+}
+
+#[test]
+fn unreadable_certificates_are_one_sentence_and_status_1() {
+    let pki = Pki::new();
+    let missing = pki.dir.path().join("missing.pem");
+    let output = servercli(&[
+        "--port",
+        "0",
+        "--cert",
+        missing.to_str().expect("utf-8"),
+        "--key",
+        pki.key.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    let last = stderr.lines().last().expect("an error line");
+    assert!(
+        last.starts_with("servercli: cannot read certificates from"),
+        "{stderr}"
+    );
+    assert!(last.contains("missing.pem"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_one_sentence_and_status_1() {
+    let server = Server::start(&[]);
+    let pki = &server.pki;
+    let output = servercli(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &server.addr.port().to_string(),
+        "--cert",
+        pki.cert.to_str().expect("utf-8"),
+        "--key",
+        pki.key.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("servercli: cannot listen on")),
+        "{stderr}"
+    );
+    assert!(server.stop().success());
+}
+
+/// Runs `servercli` with no certificate flags and `NEA_DEV_DIR` set.
+fn start_with_dev_dir(dir: &std::path::Path) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("NEA_DEV_DIR", dir);
+    Server::spawn(command, Pki::new())
+}
+
+#[tokio::test]
+async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+
+    let first = start_with_dev_dir(&dir);
+    let created = first
+        .wait_for_log("created development certificates in", PATIENCE)
+        .expect("creation is logged");
+    assert!(created.contains(dir.to_str().expect("utf-8")), "{created}");
+    let fingerprint_line = first
+        .wait_for_log("sha256=", PATIENCE)
+        .expect("fingerprint is logged");
+    let fingerprint = fingerprint_line
+        .split("sha256=")
+        .nth(1)
+        .expect("fingerprint")
+        .to_owned();
+    assert_eq!(fingerprint.len(), 95, "{fingerprint}");
+    for key in ["server-key.pem", "ca-key.pem"] {
+        let mode = std::fs::metadata(dir.join(key))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+
+    // A client that trusts only the development CA verifies the server.
+    let ca = dir.join("ca.pem");
+    let roots = nea::tls::root_store(nea::tls::load_certs(&ca).expect("ca")).expect("roots");
+    let config = nea::tls::client_config(roots, None).expect("config");
+    let mut client = Client::connect(first.addr, config.clone())
+        .await
+        .expect("verified");
+    assert_eq!(client.round_trip("dev").await, "ved");
+    drop(client);
+    assert!(first.stop().success());
+
+    let second = start_with_dev_dir(&dir);
+    second
+        .wait_for_log("using development certificates in", PATIENCE)
+        .expect("reuse is logged");
+    let again = second
+        .wait_for_log("sha256=", PATIENCE)
+        .expect("fingerprint");
+    assert!(again.ends_with(&fingerprint), "{again}");
+    let mut client = Client::connect(second.addr, config)
+        .await
+        .expect("verified");
+    assert_eq!(client.round_trip("again").await, "niaga");
+    assert!(second.stop().success());
+}

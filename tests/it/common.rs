@@ -1,0 +1,391 @@
+//! The test harness: certificates made per test, the real `servercli` binary
+//! on an ephemeral port (stopped by SIGTERM so it exits 0 and writes its
+//! coverage profile), and a small TLS client that reads frames.
+
+use std::io::{BufRead, BufReader as StdBufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nea::devca::CertificateAuthority;
+use nea::protocol::Frame;
+use nea::tls;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// How long any single expected event may take before a test fails. Generous,
+/// because CI runs instrumented builds on two loaded cores.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A CA and a server certificate for `localhost`/`127.0.0.1`, as files.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CertificateAuthority::new("nea test CA").expect("ca");
+        let server = ca
+            .issue_server(&["localhost", "127.0.0.1"])
+            .expect("server cert");
+        let ca_pem = write(dir.path(), "ca.pem", &ca.cert_pem());
+        let cert = write(dir.path(), "server.pem", &server.cert_pem);
+        let key = write(dir.path(), "server-key.pem", &server.key_pem);
+        Self {
+            dir,
+            ca_pem,
+            cert,
+            key,
+        }
+    }
+
+    /// A client configuration that trusts this CA and presents no certificate.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let roots = tls::root_store(tls::load_certs(&self.ca_pem).expect("ca")).expect("roots");
+        tls::client_config(roots, None).expect("client config")
+    }
+
+    /// A client configuration that trusts this CA and presents a client
+    /// certificate issued by `issuer`.
+    pub fn client_config_with_identity(
+        &self,
+        issuer: &CertificateAuthority,
+    ) -> Arc<rustls::ClientConfig> {
+        let issued = issuer.issue_client("test client").expect("client cert");
+        let cert = write(self.dir.path(), "client.pem", &issued.cert_pem);
+        let key = write(self.dir.path(), "client-key.pem", &issued.key_pem);
+        let roots = tls::root_store(tls::load_certs(&self.ca_pem).expect("ca")).expect("roots");
+        let identity = (
+            tls::load_certs(&cert).expect("cert"),
+            tls::load_key(&key).expect("key"),
+        );
+        tls::client_config(roots, Some(identity)).expect("client config")
+    }
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// Everything the server has written to stderr so far, shared with the
+/// thread that reads it.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+/// A running `servercli`.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub pki: Pki,
+    log: Arc<Log>,
+}
+
+impl Server {
+    /// Starts `servercli` with fresh test certificates on 127.0.0.1, port 0,
+    /// plus `args`.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with(Pki::new(), args)
+    }
+
+    pub fn start_with(pki: Pki, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+        command
+            .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
+            .arg(&pki.cert)
+            .arg("--key")
+            .arg(&pki.key)
+            .args(args);
+        Self::spawn(command, pki)
+    }
+
+    /// Starts `command` (a prepared `servercli` invocation) and waits until
+    /// it logs its listening address.
+    pub fn spawn(mut command: Command, pki: Pki) -> Self {
+        command
+            .env("RUST_LOG", "nea=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("servercli starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Log::default());
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in StdBufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut text = sink.text.lock().expect("log lock");
+                text.push_str(&line);
+                text.push('\n');
+                sink.grew.notify_all();
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            pki,
+            log,
+        };
+        let line = server
+            .wait_for_log("listening on ", PATIENCE)
+            .unwrap_or_else(|| panic!("server did not start:\n{}", server.log()));
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address after 'listening on'");
+        server.addr = addr.parse().expect("socket address");
+        server
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits")
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.text.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns that line.
+    pub fn wait_for_log(&self, needle: &str, patience: Duration) -> Option<String> {
+        self.wait_for_logs(needle, 1, patience)
+    }
+
+    /// Waits until `count` log lines contain `needle`; returns the last one.
+    pub fn wait_for_logs(&self, needle: &str, count: usize, patience: Duration) -> Option<String> {
+        let deadline = Instant::now() + patience;
+        let mut text = self.log.text.lock().expect("log lock");
+        loop {
+            let matching: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+            if matching.len() >= count {
+                return matching.last().map(|l| (*l).to_owned());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            text = self.log.grew.wait_timeout(text, left).expect("log lock").0;
+        }
+    }
+
+    /// Number of log lines containing `needle`.
+    pub fn count_logs(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Sends a signal by name (`"TERM"`, `"INT"`).
+    pub fn signal(&self, name: &str) {
+        assert!(send_signal(self.pid(), name), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit on its own, up to `patience`.
+    pub fn wait_exit(&mut self, patience: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(PATIENCE)
+            .expect("server exits after SIGTERM")
+    }
+
+    /// Resident set size of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_field(self.pid(), "VmRSS:")
+    }
+
+    /// Context switches (voluntary and not) of every thread of the server.
+    pub fn context_switches(&self) -> u64 {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("proc tasks");
+        tasks
+            .filter_map(Result::ok)
+            .map(|task| {
+                let status =
+                    std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+                ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
+                    .iter()
+                    .map(|field| field_value(&status, field))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr, self.pki.client_config())
+            .await
+            .expect("client connects")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = send_signal(self.pid(), "TERM");
+            if self.wait_exit(PATIENCE).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Sends a signal through the `kill` command: the crate forbids `unsafe`,
+/// which calling kill(2) directly would need.
+fn send_signal(pid: i32, name: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn proc_status_field(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    field_value(&status, field)
+}
+
+fn field_value(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A test client: real TLS over a real socket, reading NDJSON frames.
+pub struct Client {
+    reader: BufReader<ReadHalf<TlsStream<TcpStream>>>,
+    writer: WriteHalf<TlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<Self> {
+        Ok(Self::from_stream(tls_connect(addr, config).await?))
+    }
+
+    pub fn from_stream(stream: TlsStream<TcpStream>) -> Self {
+        let (read, write) = tokio::io::split(stream);
+        Self {
+            reader: BufReader::new(read),
+            writer: write,
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("send");
+        self.writer.flush().await.expect("flush");
+    }
+
+    /// Reads one raw line (without `\n`); `None` at a clean end of stream.
+    pub async fn read_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut line = String::new();
+        let read = tokio::time::timeout(PATIENCE, self.reader.read_line(&mut line))
+            .await
+            .map_err(|_| std::io::Error::other("no frame within the test's patience"))??;
+        if read == 0 {
+            return Ok(None);
+        }
+        assert!(line.ends_with('\n'), "frame without newline: {line:?}");
+        line.pop();
+        Ok(Some(line))
+    }
+
+    /// The next frame; panics on end of stream, error or timeout.
+    pub async fn frame(&mut self) -> Frame {
+        let line = self
+            .read_line()
+            .await
+            .expect("read a frame")
+            .expect("a frame, not end of stream");
+        Frame::parse(&line).unwrap_or_else(|err| panic!("bad frame {line:?}: {err}"))
+    }
+
+    /// The next frame that is not a date.
+    pub async fn non_date_frame(&mut self) -> Frame {
+        loop {
+            let frame = self.frame().await;
+            if !matches!(frame, Frame::Date { .. }) {
+                return frame;
+            }
+        }
+    }
+
+    /// The next reply (`string` frame) payload, skipping dates.
+    pub async fn reply(&mut self) -> String {
+        match self.non_date_frame().await {
+            Frame::String { payload } => payload,
+            other => panic!("expected a string frame, got {other:?}"),
+        }
+    }
+
+    /// Sends `line` plus `\n` and returns the reply.
+    pub async fn round_trip(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Reads until the server ends the stream; returns true if it ended with
+    /// TLS close_notify (a clean end), false on EOF without it.
+    pub async fn clean_end(&mut self) -> bool {
+        let mut rest = Vec::new();
+        match tokio::time::timeout(PATIENCE, self.reader.read_to_end(&mut rest)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => false,
+            Ok(Err(err)) => panic!("stream ended with an error: {err}"),
+            Err(_) => panic!("stream did not end within the test's patience"),
+        }
+    }
+
+    /// Sends close_notify and shuts our writing side, but keeps reading.
+    pub async fn shutdown_write(&mut self) {
+        self.writer.shutdown().await.expect("close_notify sent");
+    }
+
+    /// Sends close_notify and closes our side.
+    pub async fn close(mut self) {
+        let _ = self.writer.shutdown().await;
+    }
+}
+
+/// A TLS session to `addr`, verifying the name `localhost`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tls_over(tcp, config).await
+}
+
+/// A TLS session over an already connected socket.
+pub async fn tls_over(
+    tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let name = ServerName::try_from("localhost").expect("name");
+    TlsConnector::from(config).connect(name, tcp).await
+}

@@ -1,0 +1,137 @@
+//! SPEC §6–7: connections still in their handshake are bounded (deadline and
+//! cap), and broken peers end their own connection only, with one log line.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{Client, PATIENCE, Server, tls_connect, tls_over};
+
+/// Reads until the server closes; returns the bytes it sent and how long
+/// the close took.
+async fn until_closed(mut socket: TcpStream, started: Instant) -> (Vec<u8>, Duration) {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(PATIENCE, socket.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (received, started.elapsed()),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the server never closed the socket"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_sockets_are_closed_at_the_deadline_while_real_clients_are_served() {
+    let server = Server::start(&["--handshake-timeout", "600ms"]);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let socket = TcpStream::connect(server.addr).await.expect("tcp");
+        idle.push((socket, Instant::now()));
+    }
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("served").await, "devres");
+    for (socket, connected) in idle {
+        let (sent, after) = until_closed(socket, connected).await;
+        assert!(sent.is_empty(), "nothing is sent to a silent socket");
+        assert!(
+            after >= Duration::from_millis(550),
+            "closed after {after:?}"
+        );
+    }
+    server
+        .wait_for_log("TLS handshake timed out after 600ms", PATIENCE)
+        .expect("the timeout is logged");
+    assert_eq!(client.round_trip("still").await, "llits");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn junk_bytes_are_rejected_with_one_log_line() {
+    let server = Server::start(&[]);
+    let mut junk = TcpStream::connect(server.addr).await.expect("tcp");
+    junk.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let (sent, _) = until_closed(junk, Instant::now()).await;
+    // At most a TLS alert record (content type 21), never a frame.
+    assert!(
+        sent.is_empty() || sent[0] == 21,
+        "unexpected reply {sent:?}"
+    );
+    let line = server
+        .wait_for_log("TLS handshake failed", PATIENCE)
+        .expect("the failure is logged");
+    assert!(line.contains("peer=127.0.0.1:"), "{line}");
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("ok").await, "ko");
+    assert_eq!(server.count_logs("TLS handshake failed"), 1);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn the_handshake_cap_makes_new_clients_wait_not_fail() {
+    let server = Server::start(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
+    let idle = [
+        TcpStream::connect(server.addr).await.expect("tcp"),
+        TcpStream::connect(server.addr).await.expect("tcp"),
+    ];
+    // Make sure both idle sockets hold their handshake slots first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut client = server.connect().await;
+    let waited = started.elapsed();
+    assert_eq!(client.round_trip("patient").await, "tneitap");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the handshake ran after {waited:?}, before an idle slot was freed"
+    );
+    drop(idle);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_reset_in_the_middle_of_a_line_ends_only_that_connection() {
+    let server = Server::start(&[]);
+    let mut bystander = server.connect().await;
+    let tcp = TcpStream::connect(server.addr).await.expect("tcp");
+    tcp.set_zero_linger().expect("SO_LINGER 0");
+    let mut doomed = tls_over(tcp, server.pki.client_config())
+        .await
+        .expect("tls");
+    doomed.write_all(b"half a li").await.expect("write");
+    doomed.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(doomed); // closes with a TCP reset
+    let line = server
+        .wait_for_log("client left", PATIENCE)
+        .expect("the reset is logged");
+    assert!(
+        line.contains("reset") || line.contains("read failed"),
+        "{line}"
+    );
+    assert_eq!(bystander.round_trip("unaffected").await, "detceffanu");
+    assert_eq!(server.count_logs("client left"), 1);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn end_of_stream_without_close_notify_is_one_log_line() {
+    let server = Server::start(&[]);
+    let mut bystander = server.connect().await;
+    let stream = tls_connect(server.addr, server.pki.client_config())
+        .await
+        .expect("tls");
+    let mut client = Client::from_stream(stream);
+    assert_eq!(client.round_trip("abc").await, "cba");
+    client.send(b"unterminated").await;
+    drop(client); // TCP close without TLS close_notify
+    let line = server
+        .wait_for_log("client left", PATIENCE)
+        .expect("the departure is logged");
+    assert!(line.contains("without TLS close_notify"), "{line}");
+    assert!(line.contains("lines=1"), "{line}");
+    assert_eq!(bystander.round_trip("fine").await, "enif");
+    assert!(server.stop().success());
+}

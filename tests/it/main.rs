@@ -1,0 +1,18 @@
+//! The integration suite: one binary, one module per behaviour. Every test
+//! runs the real `servercli` (or the library's server) over real TLS on an
+//! ephemeral port, with certificates made in the test.
+
+// Test helpers are `pub` for the sibling modules of this one binary.
+#![allow(unreachable_pub)]
+
+mod common;
+
+mod capacity;
+mod cli;
+mod dates;
+mod handshake;
+mod interop;
+mod mtls;
+mod reversal;
+mod shutdown;
+mod slow;

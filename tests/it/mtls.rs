@@ -1,0 +1,73 @@
+//! SPEC §1: with `--client-ca`, only clients with a certificate from that CA
+//! are served.
+
+use nea::devca::CertificateAuthority;
+
+use crate::common::{Client, PATIENCE, Pki, Server, write};
+
+fn start_mutual() -> (Server, CertificateAuthority) {
+    let pki = Pki::new();
+    let client_ca = CertificateAuthority::new("client CA").expect("ca");
+    let ca_file = write(pki.dir.path(), "client-ca.pem", &client_ca.cert_pem());
+    let ca_arg = ca_file.to_str().expect("utf-8 path").to_owned();
+    let server = Server::start_with(pki, &["--client-ca", &ca_arg]);
+    (server, client_ca)
+}
+
+/// Connects and tries one line; with TLS 1.3 a rejected client certificate
+/// shows up as an alert on the first read, not at connect.
+async fn try_round_trip(
+    server: &Server,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<String, String> {
+    let mut client = Client::connect(server.addr, config)
+        .await
+        .map_err(|err| err.to_string())?;
+    client.send(b"hello\n").await;
+    match client.read_line().await {
+        Ok(Some(line)) => Ok(line),
+        Ok(None) => Err("closed".to_owned()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let (server, _) = start_mutual();
+    let err = try_round_trip(&server, server.pki.client_config())
+        .await
+        .expect_err("refused");
+    assert!(
+        err.contains("CertificateRequired") || err.contains("alert"),
+        "{err}"
+    );
+    server
+        .wait_for_log("TLS handshake failed", PATIENCE)
+        .expect("logged");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused() {
+    let (server, _) = start_mutual();
+    let stranger = CertificateAuthority::new("another CA").expect("ca");
+    let err = try_round_trip(&server, server.pki.client_config_with_identity(&stranger))
+        .await
+        .expect_err("refused");
+    assert!(err.contains("UnknownCA") || err.contains("alert"), "{err}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_certificate_from_the_client_ca_is_served_and_logged() {
+    let (server, client_ca) = start_mutual();
+    let reply = try_round_trip(&server, server.pki.client_config_with_identity(&client_ca))
+        .await
+        .expect("served");
+    assert_eq!(reply, r#"{"msg_type":"string","payload":"olleh"}"#);
+    let line = server
+        .wait_for_log("client connected", PATIENCE)
+        .expect("logged");
+    assert!(line.contains("CN=test client"), "{line}");
+    assert!(server.stop().success());
+}
