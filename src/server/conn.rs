@@ -310,3 +310,237 @@ pub(super) async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ling
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    //! The session over an in-memory `duplex` pipe with tokio's paused
+    //! clock: timers fire at exact virtual instants, so the schedule and the
+    //! timeouts are checked to the millisecond, without waiting for them.
+
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf};
+    use tokio::sync::Semaphore;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_secs(10);
+
+    struct Peer {
+        lines: Lines<BufReader<ReadHalf<DuplexStream>>>,
+        writer: WriteHalf<DuplexStream>,
+        session: JoinHandle<Session>,
+        shutdown: CancellationToken,
+    }
+
+    /// Starts a session on one end of a pipe of `capacity` bytes.
+    fn open(config: Config, capacity: usize) -> Peer {
+        let (client, server) = tokio::io::duplex(capacity);
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let slot = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a free slot");
+        let session = tokio::spawn(async move { serve(server, &config, &token, slot).await });
+        let (read, writer) = tokio::io::split(client);
+        Peer {
+            lines: BufReader::new(read).lines(),
+            writer,
+            session,
+            shutdown,
+        }
+    }
+
+    impl Peer {
+        async fn frame(&mut self) -> Frame {
+            let line = self
+                .lines
+                .next_line()
+                .await
+                .expect("read")
+                .expect("a frame");
+            Frame::parse(&line).expect("a valid frame")
+        }
+
+        async fn send(&mut self, bytes: &[u8]) {
+            self.writer.write_all(bytes).await.expect("write");
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            date_period: PERIOD,
+            ..Config::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dates_fall_on_absolute_deadlines_for_twenty_periods_under_load() {
+        let start = Instant::now();
+        let mut peer = open(config(), 64 * 1024);
+        for n in 1..=20u32 {
+            // Keep the session busy between deadlines: a reply at an odd
+            // moment must not shift the schedule.
+            tokio::time::sleep(Duration::from_millis(3_333)).await;
+            peer.send(format!("line {n}\n").as_bytes()).await;
+            let reply = peer.frame().await;
+            assert_eq!(
+                reply,
+                Frame::String {
+                    payload: reverse(&format!("line {n}"))
+                }
+            );
+            let date = peer.frame().await;
+            assert!(matches!(date, Frame::Date { .. }), "{date:?}");
+            assert_eq!(
+                Instant::now() - start,
+                PERIOD * n,
+                "date {n} off its deadline"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_writer_skips_missed_dates_and_stays_on_the_grid() {
+        let start = Instant::now();
+        let mut schedule = DateSchedule::new(start, PERIOD);
+        assert_eq!(schedule.next().await, start + PERIOD);
+        // Busy for three and a half periods: the missed deadlines are not
+        // caught up in a burst, and the next one is back on the grid.
+        tokio::time::sleep(PERIOD * 3 + PERIOD / 2).await;
+        schedule.next().await;
+        assert_eq!(schedule.next().await, start + PERIOD * 5);
+        assert_eq!(Instant::now(), start + PERIOD * 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+        let config = Config {
+            write_timeout: Duration::from_secs(10),
+            queue_frames: 4,
+            ..config()
+        };
+        let Peer {
+            mut writer,
+            session,
+            lines,
+            ..
+        } = open(config, 1024);
+        let started = Instant::now();
+        let flood = tokio::spawn(async move {
+            let line = format!("{}\n", "w".repeat(1000));
+            for _ in 0..1000 {
+                if writer.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let ended = session.await.expect("session task");
+        assert!(
+            matches!(ended.reason, EndReason::SlowReader(after) if after == Duration::from_secs(10)),
+            "{:?}",
+            ended.reason
+        );
+        assert!(Instant::now() - started >= Duration::from_secs(10));
+        // The session held at most the queue and one batch, not the flood.
+        assert!(ended.lines < 100, "answered {} lines", ended.lines);
+        drop(lines);
+        flood.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_answers_what_was_received_then_says_so_and_closes() {
+        let mut peer = open(config(), 64 * 1024);
+        peer.send(b"one\ntwo\nthree\n").await;
+        tokio::task::yield_now().await;
+        peer.shutdown.cancel();
+        for word in ["eno", "owt", "eerht"] {
+            assert_eq!(
+                peer.frame().await,
+                Frame::String {
+                    payload: word.into()
+                }
+            );
+        }
+        assert!(matches!(
+            peer.frame().await,
+            Frame::Error {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        ));
+        // Our end closes, as a client does once it sees the close.
+        peer.writer.shutdown().await.expect("close");
+        assert_eq!(peer.lines.next_line().await.expect("read"), None);
+        let ended = peer.session.await.expect("session");
+        assert!(
+            matches!(ended.reason, EndReason::Shutdown),
+            "{:?}",
+            ended.reason
+        );
+        assert_eq!(ended.lines, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clean_close_gets_pending_replies_and_a_close_back() {
+        let mut peer = open(config(), 64 * 1024);
+        peer.send(b"bye\n").await;
+        peer.writer.shutdown().await.expect("close");
+        assert_eq!(
+            peer.frame().await,
+            Frame::String {
+                payload: "eyb".into()
+            }
+        );
+        assert_eq!(peer.lines.next_line().await.expect("read"), None);
+        let ended = peer.session.await.expect("session");
+        assert!(
+            matches!(ended.reason, EndReason::Closed),
+            "{:?}",
+            ended.reason
+        );
+        assert_eq!(ended.reason.to_string(), "closed by client");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_in_the_middle_of_a_line_is_truncated() {
+        let mut peer = open(config(), 64 * 1024);
+        peer.send(b"complete\nhalf a li").await;
+        peer.writer.shutdown().await.expect("close");
+        assert_eq!(
+            peer.frame().await,
+            Frame::String {
+                payload: "etelpmoc".into()
+            }
+        );
+        let ended = peer.session.await.expect("session");
+        assert!(
+            matches!(ended.reason, EndReason::Truncated),
+            "{:?}",
+            ended.reason
+        );
+        assert_eq!(ended.lines, 1);
+    }
+
+    #[test]
+    fn end_reasons_read_as_log_text() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(
+            EndReason::ReadFailed(reset)
+                .to_string()
+                .starts_with("read failed: ")
+        );
+        let broken = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(
+            EndReason::WriteFailed(broken)
+                .to_string()
+                .starts_with("write failed: ")
+        );
+        assert_eq!(
+            EndReason::SlowReader(Duration::from_secs(1)).to_string(),
+            "slow reader: a write stalled for 1s"
+        );
+        assert_eq!(EndReason::Shutdown.to_string(), "server shutdown");
+    }
+}
