@@ -135,3 +135,28 @@ async fn end_of_stream_without_close_notify_is_one_log_line() {
     assert_eq!(bystander.round_trip("fine").await, "enif");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn a_flood_of_broken_handshakes_is_not_a_log_storm() {
+    let server = Server::start(&[]);
+    for _ in 0..20 {
+        let mut junk = TcpStream::connect(server.addr).await.expect("tcp");
+        junk.write_all(b"\x16\x03\x01\x00\x05hello")
+            .await
+            .expect("write");
+        until_closed(junk, Instant::now()).await;
+    }
+    server
+        .wait_for_logs("TLS handshake failed", 20, PATIENCE)
+        .expect("every failure reaches the debug log");
+    let log = server.log();
+    let info: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" INFO ") && l.contains("TLS handshake failed"))
+        .collect();
+    // One INFO line per second at most; the rest are counted, at DEBUG.
+    assert!(!info.is_empty() && info.len() <= 3, "{info:#?}");
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("calm").await, "mlac");
+    assert!(server.stop().success());
+}

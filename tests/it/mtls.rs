@@ -71,3 +71,30 @@ async fn a_certificate_from_the_client_ca_is_served_and_logged() {
     assert!(line.contains("CN=test client"), "{line}");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn clients_verify_the_server_chain_and_name() {
+    let server = Server::start(&[]);
+    // Trusting another CA: the chain does not verify.
+    let stranger = Pki::new();
+    let err = Client::connect(server.addr, stranger.client_config())
+        .await
+        .err()
+        .expect("an untrusted server is refused");
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
+    // Trusting the right CA but expecting another name.
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("tcp");
+    let name = rustls::pki_types::ServerName::try_from("example.com").expect("name");
+    let err = tokio_rustls::TlsConnector::from(server.pki.client_config())
+        .connect(name, tcp)
+        .await
+        .err()
+        .expect("a name mismatch is refused");
+    assert!(err.to_string().contains("NotValidForName"), "{err}");
+    assert!(server.stop().success());
+}

@@ -23,6 +23,11 @@ async fn shuts_down_gracefully_on(signal: &str) {
 
     server.signal(signal);
     let signalled = Instant::now();
+    server
+        .wait_for_log("shutting down", crate::common::PATIENCE)
+        .expect("shutdown starts");
+    // No longer accepting: the listening socket is closed.
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
     for line in &lines[1..] {
         assert_eq!(busy.reply().await, nea::reverse::reverse(line));
     }
