@@ -77,10 +77,9 @@ async fn clients_verify_the_server_chain_and_name() {
     let server = Server::start(&[]);
     // Trusting another CA: the chain does not verify.
     let stranger = Pki::new();
-    let err = Client::connect(server.addr, stranger.client_config())
-        .await
-        .err()
-        .expect("an untrusted server is refused");
+    let Err(err) = Client::connect(server.addr, stranger.client_config()).await else {
+        panic!("an untrusted server is refused");
+    };
     assert!(
         err.to_string().contains("invalid peer certificate"),
         "{err}"
@@ -93,8 +92,7 @@ async fn clients_verify_the_server_chain_and_name() {
     let err = tokio_rustls::TlsConnector::from(server.pki.client_config())
         .connect(name, tcp)
         .await
-        .err()
-        .expect("a name mismatch is refused");
-    assert!(err.to_string().contains("NotValidForName"), "{err}");
+        .expect_err("a name mismatch is refused");
+    assert!(err.to_string().contains("not valid for name"), "{err}");
     assert!(server.stop().success());
 }
