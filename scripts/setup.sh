@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh machine may lack. Idempotent:
+# each step is skipped when its tool is already there.
+set -euo pipefail
+
+if ! command -v openssl >/dev/null 2>&1; then
+    # The interoperability tests drive `openssl s_client`.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
+fi
+if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
+    rustup component add llvm-tools
+fi
+if ! command -v cargo-llvm-cov >/dev/null 2>&1; then
+    cargo install cargo-llvm-cov --locked
+fi
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
