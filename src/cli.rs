@@ -50,15 +50,10 @@ pub fn usage_error_line(err: &clap::Error) -> String {
     joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
 }
 
-/// Sends `tracing` output to stderr: `RUST_LOG` if set, otherwise INFO (or
-/// DEBUG with `verbose`) for this crate and WARN for dependencies.
-pub fn init_logging(verbose: bool) {
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` if set and by
+/// `default` (an `EnvFilter` directive such as `warn,nea=info`) otherwise.
+pub fn init_logging(default: &str) {
     use std::io::IsTerminal;
-    let default = if verbose {
-        "warn,nea=debug,servercli=debug"
-    } else {
-        "warn,nea=info,servercli=info"
-    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -120,6 +120,24 @@ impl LineDecoder {
         }
     }
 
+    /// At end of stream: the unterminated last line, if any, as if it had
+    /// ended with `\n` (a file's last line often has no newline). Clears it.
+    pub fn finish(&mut self) -> Option<Inbound<'_>> {
+        if self.returned_partial {
+            self.partial.clear();
+            self.returned_partial = false;
+        }
+        if self.discarding {
+            self.discarding = false;
+            return None;
+        }
+        if self.partial.is_empty() {
+            return None;
+        }
+        self.returned_partial = true;
+        Some(Self::check(&self.partial, self.max_line_bytes))
+    }
+
     /// Stores `input` (which has no `\n`) as the start of a line, or reports
     /// the line as too long once it cannot fit any more.
     fn keep_partial(&mut self, input: &mut &[u8]) -> Option<Inbound<'static>> {
@@ -276,6 +294,23 @@ mod tests {
         let mut input: &[u8] = b"\nafter\n";
         assert_eq!(decoder.decode(&mut input), Some(Inbound::Line("after")));
         assert!(!decoder.has_partial_line());
+    }
+
+    #[test]
+    fn finish_returns_the_unterminated_last_line_once() {
+        let mut decoder = LineDecoder::new(8);
+        let mut input: &[u8] = b"one\ntwo";
+        assert_eq!(decoder.decode(&mut input), Some(Inbound::Line("one")));
+        assert_eq!(decoder.decode(&mut input), None);
+        assert_eq!(decoder.finish(), Some(Inbound::Line("two")));
+        assert_eq!(decoder.finish(), None);
+        // A tail that was already reported as too long is not reported again.
+        let mut input: &[u8] = b"far too long";
+        assert_eq!(decoder.decode(&mut input), Some(Inbound::TooLong));
+        assert_eq!(decoder.finish(), None);
+        let mut input: &[u8] = b"\xff";
+        assert_eq!(decoder.decode(&mut input), None);
+        assert_eq!(decoder.finish(), Some(Inbound::InvalidUtf8));
     }
 
     #[test]

@@ -90,6 +90,121 @@ pub enum ServerError {
     },
 }
 
+/// Why the client could not connect, or stopped. Each variant is one of the
+/// failures SPEC §10 names, with its own exit status ([`Self::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A `--ca`, `--cert` or `--key` file could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    /// The host name did not resolve.
+    #[error("host {host} is unknown: {source}")]
+    UnknownHost {
+        /// The name asked for.
+        host: String,
+        /// The resolver's answer.
+        source: io::Error,
+    },
+    /// Nothing listens on the port.
+    #[error("nothing is listening on {addr} (connection refused)")]
+    Refused {
+        /// Where we tried.
+        addr: String,
+    },
+    /// The host could not be reached, or did not answer in time.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// Where we tried.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server's certificate chain does not lead to a trusted CA.
+    #[error(
+        "the server's certificate is not trusted ({reason}); pass the CA that signed it with --ca"
+    )]
+    NotTrusted {
+        /// rustls' description.
+        reason: String,
+    },
+    /// The server's certificate is trusted but not for the name we asked for.
+    #[error(
+        "the server's certificate is not valid for the name {name}; connect by a name it lists, or pass --server-name"
+    )]
+    NameMismatch {
+        /// The name that was verified.
+        name: String,
+    },
+    /// The server refused our client certificate (mutual TLS). With TLS 1.3
+    /// this arrives as an alert on the first read, not at connect.
+    #[error(
+        "the server rejected our client certificate ({alert}); pass one signed by its client CA with --cert and --key"
+    )]
+    ClientCertRejected {
+        /// The TLS alert the server sent.
+        alert: String,
+    },
+    /// The TLS handshake failed for another reason.
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Handshake {
+        /// Where we tried.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Every client slot on the server is taken.
+    #[error("the server is full; try again later")]
+    ServerFull,
+    /// The server said it is shutting down.
+    #[error("the server shut down")]
+    ServerShutDown,
+    /// The connection ended without the server saying why.
+    #[error("connection to the server lost: {reason}")]
+    ConnectionLost {
+        /// What happened.
+        reason: String,
+    },
+    /// Standard input or output failed.
+    #[error("{phase}: {source}")]
+    Io {
+        /// What the client was doing.
+        phase: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+impl ClientError {
+    /// The exit status for this failure, after the BSD sysexits convention.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Tls(_) => 66,                                             // EX_NOINPUT
+            Self::UnknownHost { .. } => 68,                                 // EX_NOHOST
+            Self::Refused { .. } => 69,                                     // EX_UNAVAILABLE
+            Self::Unreachable { .. } => 71,                                 // EX_OSERR
+            Self::ServerShutDown | Self::ConnectionLost { .. } => 74,       // EX_IOERR
+            Self::ServerFull => 75,                                         // EX_TEMPFAIL
+            Self::ClientCertRejected { .. } | Self::Handshake { .. } => 76, // EX_PROTOCOL
+            Self::NotTrusted { .. } => 77,                                  // EX_NOPERM
+            Self::NameMismatch { .. } => 78,                                // EX_CONFIG
+            Self::Io { .. } => 74,                                          // EX_IOERR
+        }
+    }
+
+    /// True for failures that a reconnecting client retries: the server went
+    /// away, or was full after it came back.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::ServerShutDown
+                | Self::ConnectionLost { .. }
+                | Self::Refused { .. }
+                | Self::Unreachable { .. }
+                | Self::ServerFull
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 //! The server (`servercli`) accepts TLS clients on TCP port 3443, sends each
 //! connected client the current date every date period, and answers every
 //! line a client sends with that line reversed by grapheme clusters. The
+//! client (`clientcli`) connects over verified TLS, shows the dates as they
+//! arrive, and sends a line each time Return is pressed. The
 //! behaviour contract is SPEC v1; the README maps each of its sections to the
 //! module that implements it.
 //!
@@ -18,15 +20,21 @@
 //!   certificate issuing for tests.
 //! - [`server`]: the accept loop, handshake limits and client slots
 //!   (`server::listener`), and one client's session (`server::conn`).
+//! - [`client`]: trust, connecting with a deadline per phase, the session
+//!   (lines in, events out, reconnection), and the pipe and terminal front
+//!   ends of `clientcli`.
 //! - [`shutdown`]: the SIGINT-or-SIGTERM future, built once.
 //! - [`error`]: error enums whose `Display` is one sentence.
-//! - `src/bin/servercli.rs`: flags, logging and exit codes; nothing else.
+//! - [`cli`]: what the binaries share: duration flags, usage errors, logging.
+//! - `src/bin/servercli.rs`, `src/bin/clientcli.rs`: flags, logging and exit
+//!   codes; nothing else.
 //!
 //! Defaults live in this file, in one place.
 
 use std::time::Duration;
 
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod devca;
 pub mod error;

@@ -110,6 +110,22 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
         .join(":")
 }
 
+/// The negotiated protocol version (`TLSv1.3`) and cipher suite of a
+/// session, for log lines and the client's "connected" line.
+pub fn negotiated(session: &rustls::CommonState) -> (String, &'static str) {
+    // rustls names versions "TLSv1_3"; people write "TLSv1.3".
+    let version = session
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown")
+        .replace('_', ".");
+    let cipher = session
+        .negotiated_cipher_suite()
+        .and_then(|suite| suite.suite().as_str())
+        .unwrap_or("unknown");
+    (version, cipher)
+}
+
 /// The subject of a DER certificate (`CN=…, O=…`), or `None` if it cannot be
 /// parsed. Used for log lines only.
 pub fn subject(cert: &CertificateDer<'_>) -> Option<String> {

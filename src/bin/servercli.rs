@@ -88,7 +88,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(opts.verbose);
+    init_logging(if opts.verbose {
+        "warn,nea=debug"
+    } else {
+        "warn,nea=info"
+    });
     let settings = opts.into_settings();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

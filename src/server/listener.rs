@@ -222,16 +222,7 @@ async fn reject_full(mut stream: TlsStream<TcpStream>) {
 /// client certificate's subject, for the log line.
 fn describe(stream: &TlsStream<TcpStream>) -> (String, &'static str, Option<String>) {
     let (_, session) = stream.get_ref();
-    // rustls names versions "TLSv1_3"; people write "TLSv1.3".
-    let version = session
-        .protocol_version()
-        .and_then(|v| v.as_str())
-        .unwrap_or("unknown")
-        .replace('_', ".");
-    let cipher = session
-        .negotiated_cipher_suite()
-        .and_then(|suite| suite.suite().as_str())
-        .unwrap_or("unknown");
+    let (version, cipher) = crate::tls::negotiated(session);
     let subject = session
         .peer_certificates()
         .and_then(|chain| chain.first())

@@ -389,3 +389,62 @@ pub async fn tls_over(
     let name = ServerName::try_from("localhost").expect("name");
     TlsConnector::from(config).connect(name, tcp).await
 }
+
+impl Server {
+    /// Starts `servercli` on a given port of 127.0.0.1 with existing
+    /// certificates (to restart a server where a client expects it).
+    pub fn start_on(pki: Pki, port: u16, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+        command
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--cert"])
+            .arg(&pki.cert)
+            .arg("--key")
+            .arg(&pki.key)
+            .args(args);
+        Self::spawn(command, pki)
+    }
+
+    /// A `clientcli` command aimed at this server, trusting its test CA
+    /// only (the per-user development CA is kept out of the test).
+    pub fn clientcli(&self) -> Command {
+        clientcli_for(self.addr.port(), &self.pki.ca_pem)
+    }
+}
+
+/// A `clientcli` command for 127.0.0.1:`port` that trusts `ca` (and the
+/// system roots), but not the per-user development CA.
+pub fn clientcli_for(port: u16, ca: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    command
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--ca"])
+        .arg(ca)
+        .env("NEA_DEV_DIR", "/nonexistent/nea-test")
+        .env_remove("NEA_CERT")
+        .env_remove("NEA_KEY");
+    command
+}
+
+/// A TLS server written for one test: it accepts one connection with the
+/// test certificates and hands the stream to `script`.
+pub async fn scripted_server<F, Fut>(pki: &Pki, script: F) -> SocketAddr
+where
+    F: FnOnce(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let chain = tls::load_certs(&pki.cert).expect("cert");
+    let key = tls::load_key(&pki.key).expect("key");
+    let config = tls::server_config(chain, key, None).expect("server config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let stream = tokio_rustls::TlsAcceptor::from(config)
+            .accept(tcp)
+            .await
+            .expect("handshake");
+        script(stream).await;
+    });
+    addr
+}

@@ -9,6 +9,7 @@ mod common;
 
 mod capacity;
 mod cli;
+mod client;
 mod dates;
 mod handshake;
 mod interop;
@@ -16,3 +17,4 @@ mod mtls;
 mod reversal;
 mod shutdown;
 mod slow;
+mod terminal;

@@ -1,0 +1,225 @@
+//! The client side (SPEC §9–10): whom to trust, connecting with a deadline
+//! for every phase, and turning TLS failures into sentences a person can act
+//! on.
+//!
+//! - [`session`]: one client session, front-end independent: lines in,
+//!   events out, replies matched to lines, reconnection.
+//! - [`display`]: how events are shown: local-time dates, escaped server
+//!   text.
+//! - [`pipe`] and [`term`]: the two front ends, for standard input that is a
+//!   pipe or file, and for an interactive terminal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, RootCertStore};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::error::ClientError;
+use crate::{devca, tls};
+
+pub mod display;
+pub mod pipe;
+pub mod session;
+pub mod term;
+
+/// Deadline for each connection phase: the TCP connect, then the handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to connect to, whom to trust, and how to behave; validated flags.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Host name or address of the server.
+    pub host: String,
+    /// TCP port of the server.
+    pub port: u16,
+    /// Name to verify in the server's certificate; defaults to `host`.
+    pub server_name: Option<String>,
+    /// Extra CA files to trust, on top of the system roots and the
+    /// development CA.
+    pub extra_cas: Vec<PathBuf>,
+    /// The development CA file, trusted when it exists.
+    pub dev_ca: Option<PathBuf>,
+    /// Client certificate chain and key, for mutual TLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// Print the server's frames as NDJSON instead of text.
+    pub json: bool,
+    /// Reconnect, with backoff, after a lost connection or a shutdown.
+    pub reconnect: bool,
+    /// Delay before the first reconnection attempt; doubles up to
+    /// [`session::MAX_BACKOFF`].
+    pub first_backoff: Duration,
+}
+
+impl Options {
+    /// Options for `host:port` with the defaults of `clientcli`.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            server_name: None,
+            extra_cas: Vec::new(),
+            dev_ca: devca::default_dir().map(|dir| devca::ca_cert_path(&dir)),
+            identity: None,
+            json: false,
+            reconnect: false,
+            first_backoff: session::FIRST_BACKOFF,
+        }
+    }
+
+    /// `host:port`, as shown in messages.
+    pub fn target(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The name the server's certificate must be valid for.
+    pub fn verified_name(&self) -> &str {
+        self.server_name.as_deref().unwrap_or(&self.host)
+    }
+}
+
+/// The TLS configuration: system roots, plus the development CA if its file
+/// exists, plus every `--ca`; and the client certificate if one is given.
+pub fn tls_config(options: &Options) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let mut roots = RootCertStore::empty();
+    // Certificates the system store holds but rustls cannot parse are
+    // skipped, as are errors reading parts of the store: trust is only ever
+    // narrowed by them, never widened.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(dev_ca) = options.dev_ca.as_ref().filter(|path| path.exists()) {
+        roots.add_parsable_certificates(tls::load_certs(dev_ca)?);
+    }
+    for ca in &options.extra_cas {
+        for cert in tls::load_certs(ca)? {
+            roots.add(cert).map_err(crate::error::TlsSetupError::from)?;
+        }
+    }
+    let identity = match &options.identity {
+        Some((cert, key)) => Some((tls::load_certs(cert)?, tls::load_key(key)?)),
+        None => None,
+    };
+    Ok(tls::client_config(roots, identity)?)
+}
+
+/// Resolves, connects and completes the TLS handshake, each phase under
+/// [`CONNECT_TIMEOUT`]; failures become the [`ClientError`] a person needs.
+pub async fn connect(
+    options: &Options,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<TlsStream<TcpStream>, ClientError> {
+    let target = options.target();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((options.host.as_str(), options.port))
+        .await
+        .map_err(|source| ClientError::UnknownHost {
+            host: options.host.clone(),
+            source,
+        })?
+        .collect();
+    let mut failure = ClientError::UnknownHost {
+        host: options.host.clone(),
+        source: std::io::Error::other("no address found"),
+    };
+    let mut tcp = None;
+    for addr in addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                failure = ClientError::Refused {
+                    addr: target.clone(),
+                };
+            }
+            Ok(Err(err)) => {
+                failure = ClientError::Unreachable {
+                    addr: target.clone(),
+                    reason: err.to_string(),
+                };
+            }
+            Err(_) => {
+                failure = ClientError::Unreachable {
+                    addr: target.clone(),
+                    reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+                };
+            }
+        }
+    }
+    let tcp = tcp.ok_or(failure)?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(options.verified_name().to_owned()).map_err(|_| {
+        ClientError::Handshake {
+            addr: target.clone(),
+            reason: format!("{:?} is not a valid server name", options.verified_name()),
+        }
+    })?;
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(err)) => Err(classify_tls_error(&err, options.verified_name()).unwrap_or(
+            ClientError::Handshake {
+                addr: target,
+                reason: err.to_string(),
+            },
+        )),
+        Err(_) => Err(ClientError::Handshake {
+            addr: target,
+            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// Names the TLS failures a person can fix: an untrusted chain, a name
+/// mismatch, or our client certificate refused by the server. `None` for
+/// anything else.
+pub fn classify_tls_error(err: &std::io::Error, verified_name: &str) -> Option<ClientError> {
+    let tls_error = err.get_ref()?.downcast_ref::<rustls::Error>()?;
+    match tls_error {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => Some(ClientError::NameMismatch {
+            name: verified_name.to_owned(),
+        }),
+        rustls::Error::InvalidCertificate(reason) => Some(ClientError::NotTrusted {
+            reason: reason.to_string(),
+        }),
+        rustls::Error::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            matches!(
+                alert,
+                A::CertificateRequired
+                    | A::UnknownCA
+                    | A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::AccessDenied
+            )
+            .then(|| ClientError::ClientCertRejected {
+                alert: format!("{alert:?}"),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// "TLSv1.3, TLS13_AES_256_GCM_SHA384" for a connected stream.
+pub fn describe(stream: &TlsStream<TcpStream>) -> String {
+    let (version, cipher) = tls::negotiated(stream.get_ref().1);
+    format!("{version}, {cipher}")
+}

@@ -1,0 +1,545 @@
+//! One client session, whatever the front end: lines come in as [`Input`],
+//! what the user should see goes out as [`Event`].
+//!
+//! Every line sent stays in `pending` until its answer (a reply, or a
+//! per-line error) arrives; the server answers in order, so each answer
+//! retires the oldest pending line. This is what makes end of input safe
+//! (the session closes only once nothing is pending) and reconnection exact
+//! (after a new connection, every pending line is sent again, in order, and
+//! each is shown once, when its one answer arrives).
+//!
+//! Reading frames and writing lines run side by side: lines go to a writer
+//! task through a bounded queue, and the session keeps reading frames while
+//! that task writes. A client that stopped reading to finish a large write
+//! could otherwise deadlock with the server's own flow control.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream;
+
+use super::{Options, classify_tls_error, connect, describe};
+use crate::codec::{Inbound, LineDecoder};
+use crate::error::ClientError;
+use crate::protocol::{ErrorCode, Frame};
+
+/// Delay before the first reconnection attempt.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Longest delay between two reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Longest frame accepted from the server. A reply to a maximal line, with
+/// every character escaped in JSON, fits with room to spare.
+const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Lines handed to the writer task but not yet written.
+const OUTBOX_LINES: usize = 64;
+
+/// How long closing may take: writing what is queued, then close_notify.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a front end sends to the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// One message, without its line terminator.
+    Line(Vec<u8>),
+    /// End of input: close once every pending line is answered.
+    End,
+    /// Stop now (Ctrl-C): close without waiting.
+    Abort,
+}
+
+/// What the session asks its front end to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A connection is established: `target` and "version, cipher".
+    Connected {
+        /// `host:port`.
+        target: String,
+        /// The negotiated TLS version and cipher suite.
+        tls: String,
+    },
+    /// The reversal of one of our lines.
+    Reply(String),
+    /// A `date` frame's payload (RFC 3339, UTC).
+    Date(String),
+    /// The server rejected one of our lines; its sentence.
+    LineRejected(String),
+    /// An `error` frame this version does not know; its sentence.
+    ServerError(String),
+    /// A frame exactly as received (`--json` mode), without its newline.
+    Frame(String),
+    /// The connection was lost and will be retried after `delay`.
+    Reconnecting {
+        /// Why the connection ended.
+        reason: String,
+        /// 1 for the first attempt after a loss.
+        attempt: u32,
+        /// How long until the attempt.
+        delay: Duration,
+    },
+}
+
+/// How a session that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Input ended and every line was answered.
+    Finished,
+    /// The user stopped it (Ctrl-C).
+    Aborted,
+}
+
+/// A connected session, ready to run.
+pub struct Session {
+    options: Options,
+    config: Arc<rustls::ClientConfig>,
+    events: mpsc::Sender<Event>,
+    link: Link,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("target", &self.options.target())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connects; the first connection's failure is returned as it is
+    /// (reconnection is only for connections that were working).
+    pub async fn connect(
+        options: Options,
+        config: Arc<rustls::ClientConfig>,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Self, ClientError> {
+        let link = Link::open(&options, config.clone(), &events).await?;
+        Ok(Self {
+            options,
+            config,
+            events,
+            link,
+        })
+    }
+
+    /// Runs until input ends and every line is answered, the user aborts,
+    /// or a failure that is not retried.
+    pub async fn run(self, mut inputs: mpsc::Receiver<Input>) -> Result<Outcome, ClientError> {
+        let Self {
+            options,
+            config,
+            events,
+            mut link,
+        } = self;
+        let mut lines = Lines::default();
+        loop {
+            let failure = match link
+                .serve(&mut lines, &mut inputs, &events, options.json)
+                .await
+            {
+                Ended::Finished => {
+                    link.close().await;
+                    return Ok(Outcome::Finished);
+                }
+                Ended::Aborted => {
+                    link.close().await;
+                    return Ok(Outcome::Aborted);
+                }
+                Ended::Failed(failure) => failure,
+            };
+            link.abandon();
+            if !options.reconnect || !failure.is_transient() {
+                return Err(failure);
+            }
+            let retried = reconnect(&options, &config, failure, &mut lines, &mut inputs, &events);
+            link = match retried.await? {
+                Reconnected::Link(link) => link,
+                Reconnected::Finished => return Ok(Outcome::Finished),
+                Reconnected::Aborted => return Ok(Outcome::Aborted),
+            };
+        }
+    }
+}
+
+/// How waiting for a new connection ended.
+enum Reconnected {
+    Link(Link),
+    Finished,
+    Aborted,
+}
+
+/// Retries with exponential backoff and jitter until a connection works,
+/// the user aborts, or input ends with nothing left to answer.
+async fn reconnect(
+    options: &Options,
+    config: &Arc<rustls::ClientConfig>,
+    mut failure: ClientError,
+    lines: &mut Lines,
+    inputs: &mut mpsc::Receiver<Input>,
+    events: &mpsc::Sender<Event>,
+) -> Result<Reconnected, ClientError> {
+    for attempt in 1.. {
+        let delay = backoff(options.first_backoff, attempt);
+        let _ = events
+            .send(Event::Reconnecting {
+                reason: failure.to_string(),
+                attempt,
+                delay,
+            })
+            .await;
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
+        // Lines typed meanwhile are kept, to be sent once connected.
+        loop {
+            if lines.input_done && lines.pending.is_empty() {
+                return Ok(Reconnected::Finished);
+            }
+            tokio::select! {
+                () = &mut wait => break,
+                input = inputs.recv(), if !lines.input_done => {
+                    if lines.take(input) == Taken::Abort {
+                        return Ok(Reconnected::Aborted);
+                    }
+                }
+            }
+        }
+        match Link::open(options, config.clone(), events).await {
+            Ok(link) => return Ok(Reconnected::Link(link)),
+            Err(err) if err.is_transient() => failure = err,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(failure)
+}
+
+/// `first × 2^(attempt-1)`, capped at [`MAX_BACKOFF`], then scaled by a
+/// random factor in [0.5, 1) so that clients of a restarted server do not
+/// all come back at the same instant.
+fn backoff(first: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let ceiling = first.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+    // A fresh `RandomState` is randomly keyed: enough randomness for jitter
+    // without a random-number crate.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
+    ceiling.mul_f64(fraction)
+}
+
+/// The lines of the session, across connections.
+#[derive(Debug, Default)]
+struct Lines {
+    /// Lines sent or to be sent and not yet answered, oldest first.
+    pending: VecDeque<Vec<u8>>,
+    /// True once the front end has no more lines.
+    input_done: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Taken {
+    Kept,
+    Abort,
+}
+
+impl Lines {
+    /// Records one input from the front end.
+    fn take(&mut self, input: Option<Input>) -> Taken {
+        match input {
+            Some(Input::Line(line)) => self.pending.push_back(line),
+            Some(Input::End) | None => self.input_done = true,
+            Some(Input::Abort) => return Taken::Abort,
+        }
+        Taken::Kept
+    }
+}
+
+/// How one connection's service ended.
+enum Ended {
+    /// Input ended and everything is answered.
+    Finished,
+    /// The user asked to stop.
+    Aborted,
+    /// The connection failed or the server ended it.
+    Failed(ClientError),
+}
+
+/// One TLS connection to the server.
+struct Link {
+    /// Frames from the server.
+    frames: FrameReader,
+    /// Lines for the writer task; dropping it makes the task send
+    /// close_notify after the last line.
+    outbox: Option<mpsc::Sender<Vec<u8>>>,
+    /// Writes lines, then closes.
+    writer: JoinHandle<io::Result<()>>,
+    /// How many of the pending lines (the oldest ones) were handed to this
+    /// connection's writer. Invariant: `sent <= pending.len()`.
+    sent: usize,
+    /// True once a frame has arrived; before that, an alert is likely the
+    /// server refusing our client certificate.
+    got_frame: bool,
+}
+
+impl Link {
+    async fn open(
+        options: &Options,
+        config: Arc<rustls::ClientConfig>,
+        events: &mpsc::Sender<Event>,
+    ) -> Result<Self, ClientError> {
+        let stream = connect(options, config).await?;
+        let _ = events
+            .send(Event::Connected {
+                target: options.target(),
+                tls: describe(&stream),
+            })
+            .await;
+        let (read, write) = tokio::io::split(stream);
+        let (outbox, queue) = mpsc::channel(OUTBOX_LINES);
+        Ok(Self {
+            frames: FrameReader::new(read),
+            outbox: Some(outbox),
+            writer: tokio::spawn(write_lines(write, queue)),
+            sent: 0,
+            got_frame: false,
+        })
+    }
+
+    /// Sends pending lines and shows frames until input is done and
+    /// answered, the user aborts, or the connection ends.
+    async fn serve(
+        &mut self,
+        lines: &mut Lines,
+        inputs: &mut mpsc::Receiver<Input>,
+        events: &mpsc::Sender<Event>,
+        json: bool,
+    ) -> Ended {
+        loop {
+            if lines.input_done && lines.pending.is_empty() {
+                return Ended::Finished;
+            }
+            let has_unsent = self.sent < lines.pending.len();
+            let Some(outbox) = self.outbox.clone() else {
+                return Ended::Aborted;
+            };
+            tokio::select! {
+                biased;
+                frame = self.frames.next() => match frame {
+                    Ok(Some(line)) => {
+                        self.got_frame = true;
+                        if let Some(failure) = self.show(&line, lines, events, json).await {
+                            return Ended::Failed(failure);
+                        }
+                    }
+                    Ok(None) => return Ended::Failed(ClientError::ConnectionLost {
+                        reason: "the server closed the connection".to_owned(),
+                    }),
+                    Err(err) => return Ended::Failed(self.read_failure(&err)),
+                },
+                permit = outbox.reserve(), if has_unsent => match permit {
+                    Ok(permit) => {
+                        permit.send(lines.pending[self.sent].clone());
+                        self.sent += 1;
+                    }
+                    Err(_) => return Ended::Failed(ClientError::ConnectionLost {
+                        reason: "writing to the server failed".to_owned(),
+                    }),
+                },
+                input = inputs.recv(), if !lines.input_done => {
+                    if lines.take(input) == Taken::Abort {
+                        return Ended::Aborted;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one frame; returns the failure if the frame ends the session.
+    async fn show(
+        &mut self,
+        line: &str,
+        lines: &mut Lines,
+        events: &mpsc::Sender<Event>,
+        json: bool,
+    ) -> Option<ClientError> {
+        let frame = Frame::parse(line).unwrap_or(Frame::Unknown);
+        let event = match frame {
+            Frame::Date { payload } => Some(Event::Date(payload)),
+            Frame::String { payload } => {
+                self.answered(lines);
+                Some(Event::Reply(payload))
+            }
+            Frame::Error {
+                code: ErrorCode::LineTooLong | ErrorCode::InvalidUtf8,
+                payload,
+            } => {
+                self.answered(lines);
+                Some(Event::LineRejected(payload))
+            }
+            Frame::Error {
+                code: ErrorCode::ServerFull,
+                ..
+            } => return Some(ClientError::ServerFull),
+            Frame::Error {
+                code: ErrorCode::ShuttingDown,
+                ..
+            } => return Some(ClientError::ServerShutDown),
+            Frame::Error {
+                code: ErrorCode::Unknown,
+                payload,
+            } => Some(Event::ServerError(payload)),
+            Frame::Unknown => None,
+        };
+        let event = if json {
+            Some(Event::Frame(line.to_owned()))
+        } else {
+            event
+        };
+        if let Some(event) = event {
+            let _ = events.send(event).await;
+        }
+        None
+    }
+
+    /// The oldest line sent on this connection has its answer.
+    fn answered(&mut self, lines: &mut Lines) {
+        if self.sent > 0 {
+            lines.pending.pop_front();
+            self.sent -= 1;
+        }
+    }
+
+    fn read_failure(&self, err: &io::Error) -> ClientError {
+        if !self.got_frame {
+            // After the handshake no name is verified any more.
+            if let Some(failure) = classify_tls_error(err, "") {
+                return failure;
+            }
+        }
+        let reason = if err.kind() == io::ErrorKind::UnexpectedEof {
+            "the server closed the connection without TLS close_notify".to_owned()
+        } else {
+            err.to_string()
+        };
+        ClientError::ConnectionLost { reason }
+    }
+
+    /// Writes what is queued, sends close_notify, and waits (bounded) for
+    /// that to finish.
+    async fn close(mut self) {
+        self.outbox = None;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.writer).await;
+        self.writer.abort();
+    }
+
+    /// Drops a failed connection without ceremony.
+    fn abandon(&self) {
+        self.writer.abort();
+    }
+}
+
+/// Writes lines in batches, flushing after each; sends close_notify once the
+/// outbox is closed.
+async fn write_lines(
+    mut writer: WriteHalf<TlsStream<TcpStream>>,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    let mut batch = Vec::new();
+    while let Some(line) = queue.recv().await {
+        batch.extend_from_slice(&line);
+        batch.push(b'\n');
+        while batch.len() < 64 * 1024 {
+            let Ok(line) = queue.try_recv() else { break };
+            batch.extend_from_slice(&line);
+            batch.push(b'\n');
+        }
+        writer.write_all(&batch).await?;
+        writer.flush().await?;
+        batch.clear();
+    }
+    writer.shutdown().await
+}
+
+/// Reads the server's frames as lines. Cancel-safe: a `next` dropped while
+/// waiting loses nothing.
+struct FrameReader {
+    reader: ReadHalf<TlsStream<TcpStream>>,
+    decoder: LineDecoder,
+    chunk: Box<[u8]>,
+    /// The unread part of `chunk` is `chunk[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl FrameReader {
+    fn new(reader: ReadHalf<TlsStream<TcpStream>>) -> Self {
+        Self {
+            reader,
+            decoder: LineDecoder::new(MAX_FRAME_BYTES),
+            chunk: vec![0; 16 * 1024].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The next frame line, `None` at a clean end of stream. Lines that are
+    /// too long or not UTF-8 are skipped: no valid frame is either.
+    async fn next(&mut self) -> io::Result<Option<String>> {
+        loop {
+            let mut input = &self.chunk[self.start..self.end];
+            let item = self.decoder.decode(&mut input).map(|item| match item {
+                Inbound::Line(text) => Some(text.to_owned()),
+                Inbound::TooLong | Inbound::InvalidUtf8 => None,
+            });
+            self.start = self.end - input.len();
+            match item {
+                Some(Some(line)) => return Ok(Some(line)),
+                Some(None) => continue,
+                None => {}
+            }
+            let read = self.reader.read(&mut self.chunk).await?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.start = 0;
+            self.end = read;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let first = Duration::from_millis(500);
+        for attempt in 1..=10 {
+            let ceiling = (first * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = backoff(first, attempt);
+            assert!(delay <= ceiling, "attempt {attempt}: {delay:?}");
+            assert!(delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
+        }
+        assert!(backoff(first, 1000) <= MAX_BACKOFF);
+    }
+
+    #[test]
+    fn inputs_are_kept_in_order_until_end_or_abort() {
+        let mut lines = Lines::default();
+        assert_eq!(lines.take(Some(Input::Line(b"a".to_vec()))), Taken::Kept);
+        assert_eq!(lines.take(Some(Input::Line(b"b".to_vec()))), Taken::Kept);
+        assert_eq!(lines.pending, [b"a".to_vec(), b"b".to_vec()]);
+        assert!(!lines.input_done);
+        assert_eq!(lines.take(None), Taken::Kept);
+        assert!(lines.input_done);
+        assert_eq!(lines.take(Some(Input::Abort)), Taken::Abort);
+    }
+}

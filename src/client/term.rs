@@ -1,0 +1,122 @@
+//! The interactive front end (standard input and output are terminals): a
+//! line editor with history, and dates and replies printed above the prompt
+//! without disturbing what the user is typing.
+//!
+//! rustyline's `readline` blocks, so it runs on its own thread and sends
+//! each line to the session. Output goes through rustyline's external
+//! printer, which clears the prompt, prints, and redraws the prompt with the
+//! half-typed line intact. A second thread feeds the printer, because its
+//! `print` blocks until the editor has drawn the previous message.
+//!
+//! Ctrl-D ends input: the session closes with close_notify once every line
+//! is answered. Ctrl-C stops at once, also with close_notify. Both exit 0.
+//! When the session ends on its own (the server went away), the editor
+//! thread is still inside `readline`, which has no way to be cancelled; the
+//! session raises SIGINT, which rustyline turns into `Interrupted`, and the
+//! thread sees the stop flag and returns, restoring the terminal.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter};
+use tokio::sync::mpsc;
+
+use super::Options;
+use super::display::{escape_for_terminal, render};
+use super::session::{Event, Input, Outcome, Session};
+use crate::error::ClientError;
+
+/// The prompt shown before the user's input.
+pub const PROMPT: &str = "> ";
+
+/// How long the session tries to stop a blocked editor before giving up.
+const EDITOR_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// True if both standard input and standard output are terminals: the line
+/// editor needs both.
+pub fn available() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// Runs an interactive session.
+pub async fn run(
+    options: Options,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Outcome, ClientError> {
+    let editor_failed = |err: ReadlineError| ClientError::Io {
+        phase: "starting the line editor",
+        source: std::io::Error::other(err),
+    };
+    let mut editor = DefaultEditor::new().map_err(editor_failed)?;
+    let printer = editor.create_external_printer().map_err(editor_failed)?;
+    // A SIGINT that arrives while the editor is not inside `readline` (see
+    // the module docs) must not kill the process: register a handler first.
+    let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| ClientError::Io {
+            phase: "installing the SIGINT handler",
+            source,
+        })?;
+
+    let (event_tx, event_rx) = mpsc::channel(256);
+    let printer_thread = std::thread::spawn(move || print_events(printer, event_rx));
+    let session = match Session::connect(options, config, event_tx).await {
+        Ok(session) => session,
+        Err(err) => {
+            let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
+            return Err(err);
+        }
+    };
+
+    let (input_tx, input_rx) = mpsc::channel(256);
+    let stop = Arc::new(AtomicBool::new(false));
+    let editor_stop = stop.clone();
+    let editor_thread = std::thread::spawn(move || edit_lines(editor, input_tx, &editor_stop));
+
+    let outcome = session.run(input_rx).await;
+
+    stop.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + EDITOR_STOP_TIMEOUT;
+    while !editor_thread.is_finished() && tokio::time::Instant::now() < deadline {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
+    outcome
+}
+
+/// The editor thread: one `readline` per line, until end of input, Ctrl-C,
+/// or the stop flag.
+fn edit_lines(mut editor: DefaultEditor, inputs: mpsc::Sender<Input>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let input = match editor.readline(PROMPT) {
+            Ok(line) => {
+                let _ = editor.add_history_entry(line.as_str());
+                Input::Line(line.into_bytes())
+            }
+            Err(ReadlineError::Eof) => Input::End,
+            Err(ReadlineError::Interrupted) if stop.load(Ordering::SeqCst) => return,
+            Err(_) => Input::Abort,
+        };
+        // End and Abort are the last input this thread sends.
+        let last = !matches!(input, Input::Line(_));
+        if inputs.blocking_send(input).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The printer thread: shows each event above the prompt.
+fn print_events<P: ExternalPrinter>(mut printer: P, mut events: mpsc::Receiver<Event>) {
+    while let Some(event) = events.blocking_recv() {
+        let text = match &event {
+            Event::Reply(text) => escape_for_terminal(text),
+            other => render(other, true).1,
+        };
+        if printer.print(text).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! `clientcli` with standard input that is not a terminal (SPEC §10): pipe
+//! mode, `--json`, every failure as one sentence and its own exit status,
+//! and `--reconnect`.
+
+use std::io::Write;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::{PATIENCE, Pki, Server, clientcli_for, scripted_server};
+
+/// Runs `command` with `input` on stdin and waits for it (off the async
+/// runtime's thread, so servers in this process keep running).
+async fn run_with_input(mut command: std::process::Command, input: &[u8]) -> Output {
+    let input = input.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("clientcli starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("clientcli ends");
+        writer.join().expect("stdin writer");
+        output
+    })
+    .await
+    .expect("blocking task")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a failure: the exit status, and one `clientcli:` sentence on
+/// stderr containing `needle`.
+fn assert_failure(output: &Output, status: i32, needle: &str) {
+    let stderr = text(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(output.status.code(), Some(status), "stderr: {stderr}");
+    assert!(last.starts_with("clientcli: "), "{stderr}");
+    assert!(last.contains(needle), "{stderr}");
+    assert!(output.stdout.is_empty(), "stdout: {}", text(&output.stdout));
+}
+
+#[tokio::test]
+async fn piped_lines_are_answered_in_order_and_the_client_exits_zero() {
+    let server = Server::start(&[]);
+    let output = run_with_input(server.clientcli(), "hello\nnoël\n\n".as_bytes()).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "olleh\nlëon\n\n");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "connected to 127.0.0.1:{} (TLSv1.3, ",
+            server.addr.port()
+        )),
+        "{stderr}"
+    );
+    server
+        .wait_for_log("reason=closed by client", PATIENCE)
+        .expect("the client closes with close_notify");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn ten_thousand_lines_are_all_answered_in_order_right_away() {
+    let server = Server::start(&[]);
+    let lines: Vec<String> = (0..10_000).map(|i| format!("line {i} ñ")).collect();
+    let mut input = lines.join("\n");
+    input.push('\n');
+    let started = Instant::now();
+    let output = run_with_input(server.clientcli(), input.as_bytes()).await;
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let replies: Vec<&str> = stdout.lines().collect();
+    assert_eq!(replies.len(), 10_000);
+    for (reply, line) in replies.iter().zip(&lines) {
+        assert_eq!(*reply, nea::reverse::reverse(line));
+    }
+    // It exits after the last reply, not after some period (dates come
+    // every 10 s here).
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn dates_go_to_stderr_in_local_time_and_stdout_keeps_only_replies() {
+    let server = Server::start(&["--date-period", "100ms"]);
+    let mut command = server.clientcli();
+    command.env("TZ", "UTC");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("clientcli starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"abc\n").expect("write");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    drop(stdin);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("task")
+        .expect("output");
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout), "cba\n");
+    let stderr = text(&output.stderr);
+    let dates: Vec<&str> = stderr.lines().filter(|l| l.starts_with("date: ")).collect();
+    assert!(dates.len() >= 2, "{stderr}");
+    // `date: 2026-11-26 20:19:17 UTC`
+    assert!(
+        dates.iter().all(|d| d.len() == 29 && d.ends_with(" UTC")),
+        "{dates:?}"
+    );
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn json_mode_prints_every_frame_as_received() {
+    let server = Server::start(&["--date-period", "100ms", "--max-line-bytes", "8"]);
+    let mut command = server.clientcli();
+    command.arg("--json");
+    let output = run_with_input(command, b"hello\nfar too long\n").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let frames: Vec<&str> = stdout.lines().filter(|l| !l.contains("\"date\"")).collect();
+    assert_eq!(
+        frames,
+        [
+            r#"{"msg_type":"string","payload":"olleh"}"#,
+            r#"{"msg_type":"error","code":"line_too_long","payload":"line longer than 8 bytes dropped"}"#,
+        ]
+    );
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn unknown_frames_and_fields_are_passed_through_not_fatal() {
+    let pki = Pki::new();
+    let script = |mut stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>| async move {
+        let mut line = String::new();
+        let mut reader = BufReader::new(&mut stream);
+        reader.read_line(&mut line).await.expect("a line");
+        let frames = concat!(
+            "{\"msg_type\":\"ping\",\"payload\":1}\n",
+            "{\"msg_type\":\"error\",\"code\":\"new_code\",\"payload\":\"a new kind of error\"}\n",
+            "{\"msg_type\":\"string\",\"payload\":\"olleh\",\"extra\":[1,2]}\n",
+        );
+        stream.write_all(frames.as_bytes()).await.expect("write");
+        stream.shutdown().await.expect("close_notify");
+    };
+    let addr = scripted_server(&pki, script).await;
+    let mut command = clientcli_for(addr.port(), &pki.ca_pem);
+    command.arg("--json");
+    let output = run_with_input(command, b"hello\n").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        concat!(
+            "{\"msg_type\":\"ping\",\"payload\":1}\n",
+            "{\"msg_type\":\"error\",\"code\":\"new_code\",\"payload\":\"a new kind of error\"}\n",
+            "{\"msg_type\":\"string\",\"payload\":\"olleh\",\"extra\":[1,2]}\n",
+        )
+    );
+
+    // The same frames in text mode: the reply is shown, the unknown type is
+    // skipped, the unknown error is reported on stderr.
+    let addr = scripted_server(&pki, script).await;
+    let output = run_with_input(clientcli_for(addr.port(), &pki.ca_pem), b"hello\n").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "olleh\n");
+    assert!(text(&output.stderr).contains("the server says: a new kind of error"));
+}
+
+#[tokio::test]
+async fn nothing_listening_is_status_69() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let pki = Pki::new();
+    let output = run_with_input(clientcli_for(port, &pki.ca_pem), b"").await;
+    assert_failure(&output, 69, "nothing is listening on 127.0.0.1:");
+}
+
+#[tokio::test]
+async fn an_unknown_host_is_status_68() {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    command.args(["--host", "no-such-host.invalid"]);
+    let output = run_with_input(command, b"").await;
+    assert_failure(&output, 68, "host no-such-host.invalid is unknown");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_status_77_and_names_ca() {
+    let server = Server::start(&[]);
+    let stranger = Pki::new();
+    let output = run_with_input(clientcli_for(server.addr.port(), &stranger.ca_pem), b"hi\n").await;
+    assert_failure(&output, 77, "--ca");
+    assert!(text(&output.stderr).contains("not trusted"));
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_name_mismatch_is_status_78() {
+    let server = Server::start(&[]);
+    let mut command = server.clientcli();
+    command.args(["--server-name", "example.com"]);
+    let output = run_with_input(command, b"hi\n").await;
+    assert_failure(&output, 78, "not valid for the name example.com");
+
+    // --server-name is how to verify a name the certificate does list.
+    let mut command = server.clientcli();
+    command.args(["--server-name", "localhost"]);
+    let output = run_with_input(command, b"hi\n").await;
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout), "ih\n");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_rejected_client_certificate_is_status_76() {
+    let pki = Pki::new();
+    let ca_arg = pki.ca_pem.to_str().expect("utf-8").to_owned();
+    let server = Server::start_with(pki, &["--client-ca", &ca_arg]);
+    let output = run_with_input(server.clientcli(), b"hi\n").await;
+    assert_failure(&output, 76, "rejected our client certificate");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_full_server_is_status_75() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let mut holder = server.connect().await;
+    assert_eq!(holder.round_trip("mine").await, "enim");
+    let output = run_with_input(server.clientcli(), b"hi\n").await;
+    assert_failure(&output, 75, "the server is full");
+    assert!(server.stop().success());
+}
+
+/// Starts `clientcli` on `command` with stdin kept open; returns the child.
+fn spawn_interactive_pipe(mut command: std::process::Command) -> Child {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("clientcli starts")
+}
+
+async fn wait_output(child: Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("task")
+        .expect("output")
+}
+
+#[tokio::test]
+async fn a_server_shutdown_is_status_74() {
+    let server = Server::start(&[]);
+    let mut child = spawn_interactive_pipe(server.clientcli());
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"first\n").expect("write");
+    server
+        .wait_for_log("client connected", PATIENCE)
+        .expect("connected");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server.stop().success());
+    let output = wait_output(child).await;
+    drop(stdin);
+    assert_eq!(output.status.code(), Some(74), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "tsrif\n");
+    assert!(text(&output.stderr).ends_with("clientcli: the server shut down\n"));
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_status_74() {
+    let pki = Pki::new();
+    // A server that reads one line and vanishes without a word.
+    let addr = scripted_server(&pki, |mut stream| async move {
+        let mut line = String::new();
+        let _ = BufReader::new(&mut stream).read_line(&mut line).await;
+    })
+    .await;
+    let output = run_with_input(clientcli_for(addr.port(), &pki.ca_pem), b"hi\n").await;
+    assert_failure(&output, 74, "connection to the server lost");
+}
+
+#[tokio::test]
+async fn reconnect_resends_unanswered_lines_and_lines_typed_meanwhile() {
+    let pki = Pki::new();
+    // The first "server" takes one line and drops the connection unanswered.
+    let addr = scripted_server(&pki, |mut stream| async move {
+        let mut line = String::new();
+        let _ = BufReader::new(&mut stream).read_line(&mut line).await;
+        assert_eq!(line, "one\n");
+    })
+    .await;
+    let mut command = clientcli_for(addr.port(), &pki.ca_pem);
+    command.arg("--reconnect");
+    let mut child = spawn_interactive_pipe(command);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"one\n").expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Typed while disconnected.
+    stdin.write_all(b"two\n").expect("write");
+    // The real server comes up on the same port.
+    let server = Server::start_on(pki, addr.port(), &[]);
+    server
+        .wait_for_logs("client connected", 1, PATIENCE)
+        .expect("the client reconnects");
+    stdin.write_all(b"three\n").expect("write");
+    drop(stdin);
+    let output = wait_output(child).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Each line answered exactly once, in order.
+    assert_eq!(text(&output.stdout), "eno\nowt\neerht\n");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("reconnecting in"), "{stderr}");
+    assert!(stderr.contains("(attempt 1)"), "{stderr}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn reconnect_survives_a_server_restart() {
+    let server = Server::start(&[]);
+    let port = server.addr.port();
+    let mut command = server.clientcli();
+    command.arg("--reconnect");
+    let mut child = spawn_interactive_pipe(command);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"before\n").expect("write");
+    server
+        .wait_for_log("client connected", PATIENCE)
+        .expect("connected");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Restart with the same certificates, on the same port.
+    let certs = copy_pki(&server.pki);
+    assert!(server.stop().success());
+    let restarted = Server::start_on(certs, port, &[]);
+    restarted
+        .wait_for_log("client connected", PATIENCE)
+        .expect("the client comes back");
+    stdin.write_all(b"after\n").expect("write");
+    drop(stdin);
+    let output = wait_output(child).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "erofeb\nretfa\n");
+    assert!(text(&output.stderr).contains("the server shut down; reconnecting in"));
+    assert!(restarted.stop().success());
+}
+
+/// Copies certificate files into a new directory, so a restarted server can
+/// use them after the first one (and its directory) is gone.
+fn copy_pki(pki: &Pki) -> Pki {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = |from: &std::path::Path, name: &str| {
+        let to = dir.path().join(name);
+        std::fs::copy(from, &to).expect("copy");
+        to
+    };
+    Pki {
+        ca_pem: copy(&pki.ca_pem, "ca.pem"),
+        cert: copy(&pki.cert, "server.pem"),
+        key: copy(&pki.key, "server-key.pem"),
+        dir,
+    }
+}
+
+#[tokio::test]
+async fn with_the_development_ca_no_other_step_is_needed() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dev_dir = home.path().join("nea");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_servercli"));
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("NEA_DEV_DIR", &dev_dir);
+    let server = Server::spawn(command, Pki::new());
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    client
+        .args(["--port", &server.addr.port().to_string()])
+        .env("NEA_DEV_DIR", &dev_dir);
+    let output = run_with_input(client, b"hello\n").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "olleh\n");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "connected to localhost:{} (TLSv1.3, TLS13_",
+            server.addr.port()
+        )),
+        "{stderr}"
+    );
+    assert!(server.stop().success());
+}
