@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::{PATIENCE, Pki, Server, clientcli_for, scripted_server};
 
@@ -154,7 +154,12 @@ async fn unknown_frames_and_fields_are_passed_through_not_fatal() {
             "{\"msg_type\":\"string\",\"payload\":\"olleh\",\"extra\":[1,2]}\n",
         );
         stream.write_all(frames.as_bytes()).await.expect("write");
-        stream.shutdown().await.expect("close_notify");
+        stream.flush().await.expect("flush");
+        // Wait for the client to finish (close_notify) before closing: a
+        // server that closes first would be a lost connection.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+        let _ = stream.shutdown().await;
     };
     let addr = scripted_server(&pki, script).await;
     let mut command = clientcli_for(addr.port(), &pki.ca_pem);
