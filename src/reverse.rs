@@ -5,29 +5,166 @@
 //! joined by zero-width joiners. Segmentation follows Unicode UAX #29 through
 //! `unicode-segmentation`.
 //!
-//! Plain ASCII takes a fast path: every ASCII character is a cluster of its
-//! own except `"\r\n"`, so an ASCII string without `\r` is reversed byte for
-//! byte, hundreds of times faster than segmenting it.
+//! Segmenting is slow (about 30 MB/s), and most text is mostly ASCII, so
+//! [`reverse`] segments only where it must:
+//!
+//! - **All ASCII without `\r`**: every byte is a cluster of its own (the only
+//!   ASCII rule that joins two characters is `\r` × `\n`), so the bytes are
+//!   reversed as they are.
+//! - **Mixed text**: inside a run of ASCII bytes other than `\r`, a byte
+//!   whose neighbours on both sides are also such bytes is a cluster of its
+//!   own, and there is a cluster boundary on each side of it: no rule joins
+//!   two such bytes, and only non-ASCII characters can extend a cluster
+//!   (combining marks, joiners) or prepend to one. The text is cut at those
+//!   boundaries into *plain* pieces (the inside of ASCII runs), reversed byte
+//!   for byte, and *complex* pieces (everything else, with the one ASCII byte
+//!   on each side that a neighbour might join), reversed by segmentation.
+//!   Regional-indicator pairing and emoji sequences cannot cross a plain
+//!   piece, so segmenting each complex piece on its own gives the same
+//!   clusters as segmenting the whole text.
+//!
+//! - **Mostly non-ASCII text** (under a quarter ASCII bytes in its first
+//!   256): segmented as a whole; plain runs would be too rare to pay for
+//!   looking for them.
+//!
+//! The result is identical to `text.graphemes(true).rev().collect()` for
+//! every string (a property test checks this).
 
 use unicode_segmentation::UnicodeSegmentation;
+
+/// How much of a non-ASCII text is looked at to choose its path.
+const SAMPLE_BYTES: usize = 256;
 
 /// Returns `text` reversed by extended grapheme clusters.
 ///
 /// Note that reversal is not an involution: `"🇦🇧🇨"` becomes `"🇨🇦🇧"`,
 /// whose first two indicators now pair up differently.
 pub fn reverse(text: &str) -> String {
+    let bytes = text.as_bytes();
+    if text.is_ascii() && !bytes.contains(&b'\r') {
+        let mut out = bytes.to_vec();
+        out.reverse();
+        // ASCII stays ASCII; validating it is a fast word-at-a-time scan and
+        // keeps this crate free of `unsafe`.
+        return String::from_utf8(out).unwrap_or_else(|_| reverse_by_segmentation(text));
+    }
+    // Judge the text by its start: if it is mostly non-ASCII, plain runs
+    // would be rare and short, and looking for them would cost more than
+    // they save. (Either path gives the same result.)
+    let sample = &bytes[..bytes.len().min(SAMPLE_BYTES)];
+    if sample.iter().filter(|b| b.is_ascii()).count() * 4 < sample.len() {
+        return reverse_by_segmentation(text);
+    }
+    reverse_mixed(text)
+}
+
+/// The reference definition: segment everything.
+pub fn reverse_by_segmentation(text: &str) -> String {
+    text.graphemes(true).rev().collect()
+}
+
+/// Mixed text: plain runs as they are, the rest by segmentation, pieces
+/// written from the last to the first.
+fn reverse_mixed(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    reverse_into(text, &mut out);
+    let mut scratch = Vec::new();
+    let mut end = text.len();
+    for run in plain_runs(text.as_bytes()).into_iter().rev() {
+        push_clusters_reversed(&text[run.end..end], &mut out);
+        let plain = &text[run.start..run.end];
+        if run.ascii {
+            scratch.clear();
+            scratch.extend(plain.as_bytes().iter().rev());
+            out.push_str(std::str::from_utf8(&scratch).unwrap_or_default());
+        } else {
+            out.extend(plain.chars().rev());
+        }
+        end = run.start;
+    }
+    push_clusters_reversed(&text[..end], &mut out);
     out
 }
 
-/// Appends `text`, reversed by extended grapheme clusters, to `out`.
-pub fn reverse_into(text: &str, out: &mut String) {
-    if text.is_ascii() && !text.as_bytes().contains(&b'\r') {
-        out.extend(text.bytes().rev().map(char::from));
-        return;
+/// A stretch of text whose characters are clusters of their own, with a
+/// boundary before each.
+#[derive(Debug)]
+struct PlainRun {
+    start: usize,
+    end: usize,
+    /// True if every byte is ASCII (reversed byte for byte).
+    ascii: bool,
+}
+
+/// How many bytes the *simple* character at the start of `bytes` takes, or
+/// `None` if it is not simple. Simple characters are ASCII other than `\r`
+/// and the two-byte letters U+00C0..U+027F (Latin-1 letters, Latin
+/// Extended-A and -B, IPA): none of them takes part in any rule that joins
+/// characters into one cluster, except as the base that a following mark or
+/// joiner extends, and a mark or joiner is never simple.
+fn simple_len(bytes: &[u8]) -> Option<usize> {
+    match bytes.first()? {
+        b'\r' => None,
+        0x00..=0x7f => Some(1),
+        // Lead bytes of U+00C0..U+027F; valid UTF-8 follows with one
+        // continuation byte.
+        0xc3..=0xc9 => Some(2),
+        _ => None,
     }
-    for cluster in text.graphemes(true).rev() {
+}
+
+/// The length of the (non-simple) character at the start of `bytes`, from
+/// its UTF-8 lead byte.
+fn char_len(lead: u8) -> usize {
+    match lead {
+        0xf0.. => 4,
+        0xe0.. => 3,
+        0xc0.. => 2,
+        _ => 1,
+    }
+}
+
+/// The plain runs of `bytes` (valid UTF-8), in order: for every maximal run
+/// of at least three simple characters, its inside (all but its first and
+/// last character). Each character inside has simple characters on both
+/// sides, so nothing can join it: it is a cluster of its own, with a
+/// boundary on each side.
+fn plain_runs(bytes: &[u8]) -> Vec<PlainRun> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(first) = simple_len(&bytes[i..]) else {
+            i += char_len(bytes[i]);
+            continue;
+        };
+        let second = i + first;
+        let mut last = i;
+        let mut ascii = true;
+        let mut j = i;
+        while let Some(len) = simple_len(&bytes[j..]) {
+            ascii &= len == 1;
+            last = j;
+            j += len;
+            if j >= bytes.len() {
+                break;
+            }
+        }
+        if last > second {
+            // `ascii` also covered the first and last characters; that only
+            // sends an all-ASCII inside down the char path, which is correct.
+            runs.push(PlainRun {
+                start: second,
+                end: last,
+                ascii,
+            });
+        }
+        i = j;
+    }
+    runs
+}
+
+/// Appends the clusters of `piece` in reverse order.
+fn push_clusters_reversed(piece: &str, out: &mut String) {
+    for cluster in piece.graphemes(true).rev() {
         out.push_str(cluster);
     }
 }
@@ -35,11 +172,6 @@ pub fn reverse_into(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The reference definition, without the fast path.
-    fn naive(text: &str) -> String {
-        text.graphemes(true).rev().collect()
-    }
 
     #[test]
     fn spec_examples() {
@@ -61,6 +193,20 @@ mod tests {
         // A lone '\r' is its own cluster; "\r\n" is one cluster.
         assert_eq!(reverse("x\r"), "\rx");
         assert_eq!(reverse("a\r\nb"), "b\r\na");
+        assert_eq!(reverse("long ascii\r\nline é"), "é enil\r\niicsa gnol");
+    }
+
+    #[test]
+    fn ascii_next_to_marks_and_joiners_stays_with_them() {
+        // An ASCII letter takes the combining mark after it.
+        assert_eq!(reverse("abcde\u{301}fgh"), "hgfe\u{301}dcba");
+        // A keycap: digit, variation selector, combining enclosing keycap.
+        assert_eq!(
+            reverse("press 1\u{fe0f}\u{20e3} now"),
+            "won 1\u{fe0f}\u{20e3} sserp"
+        );
+        // A prepended mark (U+0600, Arabic number sign) joins the digit after it.
+        assert_eq!(reverse("ab\u{600}123"), "32\u{600}1ba");
     }
 
     #[test]
@@ -72,19 +218,58 @@ mod tests {
             "e\u{301}\u{302}\u{303}x",
             "\u{301}leading mark",
             "🇦🇧🇨",
+            "flags 🇦🇧🇨 in text 🇩🇪!",
             "👩🏽\u{200d}💻 typing",
             "mixed 👍🏻 text with ñ and 한국어",
             "tab\tand\u{7}bell",
+            "a\r\r\nb\rc\n\rd",
+            "x\u{200d}y",
         ] {
-            assert_eq!(reverse(text), naive(text), "{text:?}");
+            assert_eq!(reverse(text), reverse_by_segmentation(text), "{text:?}");
         }
     }
 
-    #[test]
-    fn reverse_into_appends() {
-        let mut out = String::from(">");
-        reverse_into("ab", &mut out);
-        reverse_into("ë!", &mut out);
-        assert_eq!(out, ">ba!ë");
+    mod property {
+        use proptest::prelude::*;
+
+        use super::super::{reverse, reverse_by_segmentation};
+
+        /// Characters that exercise every rule that can join characters:
+        /// CR LF, combining marks, joiners, variation selectors, keycaps,
+        /// prepended marks, regional indicators, emoji modifiers, Hangul
+        /// jamo, Indic conjuncts; plus plain ASCII and any character at all.
+        fn interesting_char() -> impl Strategy<Value = char> {
+            prop_oneof![
+                6 => proptest::char::range('a', 'e'),
+                1 => Just(' '),
+                1 => Just('\r'),
+                1 => Just('\n'),
+                3 => proptest::sample::select(vec![
+                    '\u{301}', '\u{308}', '\u{200d}', '\u{fe0f}', '\u{20e3}', '\u{600}',
+                    '\u{1f1e6}', '\u{1f1e7}', '\u{1f1e8}', '\u{1f468}', '\u{1f469}',
+                    '\u{1f3fd}', '\u{2764}', 'é', '한', '\u{1100}', '\u{1161}', '\u{11a8}',
+                    '\u{915}', '\u{94d}', '\u{937}', '日', '1', '#', 'ü', 'ß', 'Ł',
+                    'ǅ', 'ɐ', '\u{ad}', '\u{2ff}', '\u{300}',
+                ]),
+                1 => any::<char>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn identical_to_segmenting_everything(chars in proptest::collection::vec(interesting_char(), 0..48)) {
+                let text: String = chars.into_iter().collect();
+                let fast = reverse(&text);
+                prop_assert_eq!(&fast, &reverse_by_segmentation(&text));
+                prop_assert_eq!(fast.len(), text.len());
+            }
+
+            #[test]
+            fn identical_on_arbitrary_strings(text in any::<String>()) {
+                prop_assert_eq!(reverse(&text), reverse_by_segmentation(&text));
+            }
+        }
     }
 }
