@@ -99,6 +99,16 @@ pub async fn start(
         None => None,
     };
     let mutual = client_ca.is_some();
+    let files = crate::limits::raise_open_file_limit();
+    let needed = (settings.config.max_clients + settings.config.max_handshakes) as u64
+        + crate::limits::SERVER_SPARE_FILES;
+    if files < needed {
+        tracing::warn!(
+            "the open-file limit is {files}, too low for --max-clients {} (needs about {needed}); \
+             clients beyond it will fail to connect: raise the hard limit (ulimit -Hn)",
+            settings.config.max_clients
+        );
+    }
     let tls_config = tls::server_config(chain, key, client_ca)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

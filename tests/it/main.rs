@@ -13,6 +13,7 @@ mod client;
 mod dates;
 mod handshake;
 mod interop;
+mod load;
 mod mtls;
 mod reversal;
 mod shutdown;

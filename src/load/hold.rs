@@ -1,0 +1,248 @@
+//! Holding silent clients: how punctual the dates are, how much memory each
+//! connection costs the server, and what the server does while it waits.
+//!
+//! Lateness is the date's own timestamp (taken by the server as it builds
+//! the frame) minus its deadline, `t0 + n × period`, where `t0` is when
+//! this client's handshake completed on our side. The server starts its
+//! schedule a little after that (once it has read our Finished message), so
+//! the figure is an upper bound on the server's lateness.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::proc::Sample;
+use super::{LoadError, Percentiles, Received, Target, interpret, new_histogram};
+
+/// What to hold.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Clients to connect (0 measures the idle server).
+    pub clients: usize,
+    /// How long to hold them once all are connected.
+    pub duration: Duration,
+    /// The server's date period.
+    pub period: Duration,
+    /// Handshakes in progress at once while connecting.
+    pub ramp: usize,
+    /// The server's process id.
+    pub server_pid: Option<u32>,
+}
+
+/// What a run measured.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    /// Clients held.
+    pub clients: usize,
+    /// Date lateness, all dates.
+    pub lateness: Percentiles,
+    /// Date lateness over the first ten periods of each client.
+    pub lateness_first_periods: Percentiles,
+    /// Date lateness from the tenth period on (drift would show here).
+    pub lateness_later_periods: Percentiles,
+    /// Server RSS before any client connected, KiB.
+    pub rss_idle_kib: Option<u64>,
+    /// Server RSS with every client connected, KiB.
+    pub rss_held_kib: Option<u64>,
+    /// (held − idle) / clients, KiB.
+    pub rss_per_client_kib: Option<f64>,
+    /// Server RSS a few seconds after every client left, KiB.
+    pub rss_after_kib: Option<u64>,
+    /// Server CPU time while holding, milliseconds.
+    pub server_cpu_ms: Option<f64>,
+    /// Server context switches while holding.
+    pub server_context_switches: Option<u64>,
+    /// Seconds the hold lasted.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} clients held for {:.1} s", self.clients, self.seconds)?;
+        writeln!(f, "date lateness: {}", self.lateness)?;
+        writeln!(f, "  first 10 periods: {}", self.lateness_first_periods)?;
+        writeln!(f, "  later periods:    {}", self.lateness_later_periods)?;
+        if let (Some(idle), Some(held), Some(after)) =
+            (self.rss_idle_kib, self.rss_held_kib, self.rss_after_kib)
+        {
+            writeln!(
+                f,
+                "server RSS: idle {idle} KiB, held {held} KiB ({:.1} KiB per client), after {after} KiB",
+                self.rss_per_client_kib.unwrap_or(0.0)
+            )?;
+        }
+        if let (Some(cpu), Some(switches)) = (self.server_cpu_ms, self.server_context_switches) {
+            writeln!(
+                f,
+                "server while holding: {cpu:.1} ms CPU, {switches} context switches"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Lateness samples shared by every client's reader.
+#[derive(Debug)]
+struct Lateness {
+    all: Histogram<u64>,
+    first: Histogram<u64>,
+    later: Histogram<u64>,
+}
+
+/// Runs the plan.
+pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
+    let pid = plan.server_pid;
+    let idle = pid.and_then(Sample::of);
+    let lateness = Arc::new(Mutex::new(Lateness {
+        all: new_histogram(),
+        first: new_histogram(),
+        later: new_histogram(),
+    }));
+    let connected = Arc::new(AtomicU64::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(plan.ramp.max(1)));
+    let mut readers = tokio::task::JoinSet::new();
+    let ramp = async {
+        for client in 0..plan.clients {
+            let permit = slots.clone().acquire_owned().await;
+            let (target, lateness, connected, stop) = (
+                target.clone(),
+                lateness.clone(),
+                connected.clone(),
+                stop.clone(),
+            );
+            let period = plan.period;
+            readers.spawn(async move {
+                let stream = target.connect(client).await;
+                drop(permit);
+                let stream = stream?;
+                connected.fetch_add(1, Ordering::Relaxed);
+                let t0 = jiff::Timestamp::now();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    let read = tokio::select! {
+                        () = stop.cancelled() => break,
+                        read = reader.read_line(&mut line) => read,
+                    };
+                    if read.map_err(|source| LoadError::Io { client, source })? == 0 {
+                        return Err(LoadError::Failed(format!(
+                            "client {client}: the server closed"
+                        )));
+                    }
+                    if let Received::Date(payload) = interpret(target.protocol, line.trim_end()) {
+                        record(&lateness, t0, &payload, period);
+                    }
+                }
+                let _ = tokio::io::AsyncWriteExt::shutdown(reader.get_mut()).await;
+                Ok::<_, LoadError>(())
+            });
+        }
+        while connected.load(Ordering::Relaxed) < plan.clients as u64 {
+            if let Some(Ok(Err(err))) = readers.try_join_next() {
+                return Err(err);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    };
+    super::with_progress("connected", &connected, ramp).await?;
+    eprint!("\r");
+    // Let the last handshakes' work settle before measuring the hold.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held_start = pid.and_then(Sample::of);
+    let started = std::time::Instant::now();
+    tokio::time::sleep(plan.duration).await;
+    let held_end = pid.and_then(Sample::of);
+    let seconds = started.elapsed().as_secs_f64();
+    stop.cancel();
+    while let Some(result) = readers.join_next().await {
+        result.map_err(|err| LoadError::Failed(err.to_string()))??;
+    }
+    // Give the server time to notice every close and free its memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = pid.and_then(Sample::of);
+
+    let lateness = lateness
+        .lock()
+        .map_err(|_| LoadError::Failed("lateness lock poisoned".into()))?;
+    let rss_per_client_kib = match (idle, held_end) {
+        (Some(idle), Some(held)) if plan.clients > 0 => {
+            Some((held.rss_kib as f64 - idle.rss_kib as f64) / plan.clients as f64)
+        }
+        _ => None,
+    };
+    let during = held_start
+        .zip(held_end)
+        .map(|(start, end)| end.since(&start));
+    Ok(Report {
+        clients: plan.clients,
+        lateness: Percentiles::of(&lateness.all),
+        lateness_first_periods: Percentiles::of(&lateness.first),
+        lateness_later_periods: Percentiles::of(&lateness.later),
+        rss_idle_kib: idle.map(|s| s.rss_kib),
+        rss_held_kib: held_end.map(|s| s.rss_kib),
+        rss_per_client_kib,
+        rss_after_kib: after.map(|s| s.rss_kib),
+        server_cpu_ms: during.map(|d| d.cpu_ns as f64 / 1e6),
+        server_context_switches: during.map(|d| d.context_switches),
+        seconds,
+    })
+}
+
+/// Records one date's lateness against the grid that starts at `t0`.
+fn record(lateness: &Mutex<Lateness>, t0: jiff::Timestamp, payload: &str, period: Duration) {
+    let Ok(ts) = payload.parse::<jiff::Timestamp>() else {
+        return;
+    };
+    let (n, late_us) = lateness_of(t0, ts, period);
+    if let Ok(mut hist) = lateness.lock() {
+        let late = late_us.max(1);
+        let _ = hist.all.record(late);
+        let _ = if n <= 10 {
+            hist.first.record(late)
+        } else {
+            hist.later.record(late)
+        };
+    }
+}
+
+/// For a date stamped `ts` on a schedule starting at `t0`: which period it
+/// belongs to (the nearest deadline, n ≥ 1) and how late it is, in µs (0
+/// if early).
+pub fn lateness_of(t0: jiff::Timestamp, ts: jiff::Timestamp, period: Duration) -> (u64, u64) {
+    let since_us = ts.duration_since(t0).as_micros().max(0) as u64;
+    let period_us = (period.as_micros() as u64).max(1);
+    let n = ((since_us + period_us / 2) / period_us).max(1);
+    let late = since_us.saturating_sub(n * period_us);
+    (n, late)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_is_measured_from_the_nearest_deadline() {
+        let t0: jiff::Timestamp = "2026-11-26T20:00:00Z".parse().expect("ts");
+        let at = |s: &str| s.parse::<jiff::Timestamp>().expect("ts");
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            lateness_of(t0, at("2026-11-26T20:00:01.002Z"), second),
+            (1, 2000)
+        );
+        assert_eq!(
+            lateness_of(t0, at("2026-11-26T20:01:00.000Z"), second),
+            (60, 0)
+        );
+        // Slightly early (our t0 is a bound, not the server's own): 0.
+        assert_eq!(
+            lateness_of(t0, at("2026-11-26T20:00:04.999Z"), second),
+            (5, 0)
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Endurance: N clients each send lines at a steady rate for a long time.
+//! Every reply must be the exact reversal of the oldest unanswered line
+//! (so a lost, duplicated or misordered reply fails the run at once), every
+//! date must be punctual, and the server's memory must stay flat.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::hold::lateness_of;
+use super::proc::Sample;
+use super::{LoadError, Percentiles, Received, Target, interpret, make_line, new_histogram};
+
+/// What to run, and what counts as passing.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Clients.
+    pub clients: usize,
+    /// Lines per second per client.
+    pub rate: f64,
+    /// How long to send.
+    pub duration: Duration,
+    /// The server's date period.
+    pub period: Duration,
+    /// Bytes per line.
+    pub line_bytes: usize,
+    /// Fail if any date is later than this.
+    pub max_lateness: Duration,
+    /// Fail if server RSS grows by more than this fraction between the
+    /// first sample (after a minute, or a third of the run if shorter) and
+    /// the end.
+    pub max_rss_growth: f64,
+    /// The server's process id.
+    pub server_pid: Option<u32>,
+}
+
+/// What a run measured.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    /// Lines sent.
+    pub sent: u64,
+    /// Replies received and checked (each the exact reversal, in order).
+    pub answered: u64,
+    /// Lines never answered.
+    pub lost: u64,
+    /// Date lateness.
+    pub lateness: Percentiles,
+    /// Server RSS at the first sample, KiB.
+    pub rss_first_kib: Option<u64>,
+    /// Server RSS at the end, KiB.
+    pub rss_end_kib: Option<u64>,
+    /// (end − first) / first.
+    pub rss_growth: Option<f64>,
+    /// Seconds sending.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} lines sent in {:.0} s, {} answered exactly and in order, {} lost",
+            self.sent, self.seconds, self.answered, self.lost
+        )?;
+        writeln!(f, "date lateness: {}", self.lateness)?;
+        if let (Some(first), Some(end), Some(growth)) =
+            (self.rss_first_kib, self.rss_end_kib, self.rss_growth)
+        {
+            writeln!(
+                f,
+                "server RSS: {first} KiB then {end} KiB ({:+.2}%)",
+                growth * 100.0
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the plan; `Err` if anything was wrong, lost, late or growing.
+pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let lateness = Arc::new(Mutex::new(new_histogram()));
+    let mut streams = Vec::new();
+    for client in 0..plan.clients {
+        streams.push(target.connect(client).await?);
+    }
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for (client, stream) in streams.into_iter().enumerate() {
+        let (target, plan) = (target.clone(), plan.clone());
+        let (sent, answered, lateness) = (sent.clone(), answered.clone(), lateness.clone());
+        clients.spawn(async move {
+            one_client(&target, &plan, client, stream, &sent, &answered, &lateness).await
+        });
+    }
+    let first_sample_at = Duration::from_secs(60).min(plan.duration / 3);
+    let pid = plan.server_pid;
+    let sampling = async {
+        tokio::time::sleep(first_sample_at).await;
+        pid.and_then(Sample::of)
+    };
+    let (first, lost) = super::with_progress("replies", &answered, async {
+        let first = sampling.await;
+        let mut lost = 0;
+        while let Some(result) = clients.join_next().await {
+            lost += result.map_err(|err| LoadError::Failed(err.to_string()))??;
+        }
+        Ok::<_, LoadError>((first, lost))
+    })
+    .await?;
+    eprint!("\r");
+    let end = pid.and_then(Sample::of);
+    let seconds = started.elapsed().as_secs_f64();
+    let lateness = lateness
+        .lock()
+        .map(|hist| Percentiles::of(&hist))
+        .map_err(|_| LoadError::Failed("lateness lock poisoned".into()))?;
+    let rss_growth = match (first, end) {
+        (Some(first), Some(end)) if first.rss_kib > 0 => {
+            Some((end.rss_kib as f64 - first.rss_kib as f64) / first.rss_kib as f64)
+        }
+        _ => None,
+    };
+    let report = Report {
+        sent: sent.load(Ordering::Relaxed),
+        answered: answered.load(Ordering::Relaxed),
+        lost,
+        lateness,
+        rss_first_kib: first.map(|s| s.rss_kib),
+        rss_end_kib: end.map(|s| s.rss_kib),
+        rss_growth,
+        seconds,
+    };
+    let mut failures = Vec::new();
+    if report.lost > 0 {
+        failures.push(format!("{} lines were never answered", report.lost));
+    }
+    let max_late_us = plan.max_lateness.as_micros() as u64;
+    if report.lateness.max_us > max_late_us {
+        failures.push(format!(
+            "a date was {} µs late (limit {max_late_us} µs)",
+            report.lateness.max_us
+        ));
+    }
+    if let Some(growth) = report.rss_growth.filter(|g| *g > plan.max_rss_growth) {
+        failures.push(format!("server RSS grew by {:.2}%", growth * 100.0));
+    }
+    if failures.is_empty() {
+        Ok(report)
+    } else {
+        Err(LoadError::Failed(format!(
+            "{report}FAILED: {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+/// One client: a writer sending at the rate, and a reader checking each
+/// reply against the oldest line not yet answered. Returns lines lost.
+async fn one_client(
+    target: &Target,
+    plan: &Plan,
+    client: usize,
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    sent: &AtomicU64,
+    answered: &AtomicU64,
+    lateness: &Mutex<hdrhistogram::Histogram<u64>>,
+) -> Result<u64, LoadError> {
+    let io = |source| LoadError::Io { client, source };
+    let t0 = jiff::Timestamp::now();
+    let (mine_sent, mine_answered) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (read, mut write) = tokio::io::split(stream);
+    // Expected replies, oldest first; the writer queues one before sending
+    // its line, so the reader always finds it.
+    let (expect_tx, mut expect_rx) = mpsc::channel::<(u64, String)>(100_000);
+    let writer = async {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate.max(0.001)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop_at = tokio::time::Instant::now() + plan.duration;
+        let mut seq = 0u64;
+        while tokio::time::Instant::now() < stop_at {
+            ticks.tick().await;
+            let text = make_line(client, seq, plan.line_bytes, false);
+            let _ = expect_tx.send((seq, target.expected_reply(&text))).await;
+            write
+                .write_all(format!("{text}\n").as_bytes())
+                .await
+                .map_err(io)?;
+            write.flush().await.map_err(io)?;
+            sent.fetch_add(1, Ordering::Relaxed);
+            mine_sent.fetch_add(1, Ordering::Relaxed);
+            seq += 1;
+        }
+        drop(expect_tx);
+        Ok::<_, LoadError>(write)
+    };
+    let reader = async {
+        let mut reader = BufReader::new(read);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.map_err(io)? == 0 {
+                return Err(LoadError::Failed(format!(
+                    "client {client}: the server closed"
+                )));
+            }
+            match interpret(target.protocol, line.trim_end_matches('\n')) {
+                Received::Reply(reply) => {
+                    let Some((seq, expected)) = expect_rx.recv().await else {
+                        return Err(LoadError::Failed(format!(
+                            "client {client}: a reply nobody asked for (duplicate?): {reply:?}"
+                        )));
+                    };
+                    if reply != expected {
+                        return Err(LoadError::Mismatch {
+                            client,
+                            line: seq,
+                            expected,
+                            got: reply,
+                        });
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    mine_answered.fetch_add(1, Ordering::Relaxed);
+                    if expect_rx.is_closed() && expect_rx.is_empty() {
+                        return Ok(0);
+                    }
+                }
+                Received::Date(payload) => {
+                    if let Ok(ts) = payload.parse::<jiff::Timestamp>() {
+                        let (_, late) = lateness_of(t0, ts, plan.period);
+                        if let Ok(mut hist) = lateness.lock() {
+                            let _ = hist.record(late.max(1));
+                        }
+                    }
+                }
+                Received::Other => {}
+            }
+        }
+    };
+    tokio::pin!(reader);
+    let mut write = tokio::select! {
+        written = writer => written?,
+        read = &mut reader => return read,
+    };
+    // Sending is over: wait (bounded) for the last replies.
+    let lost = match tokio::time::timeout(Duration::from_secs(10), &mut reader).await {
+        Ok(result) => result?,
+        Err(_) => mine_sent.load(Ordering::Relaxed) - mine_answered.load(Ordering::Relaxed),
+    };
+    let _ = write.shutdown().await;
+    Ok(lost)
+}

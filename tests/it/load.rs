@@ -1,0 +1,201 @@
+//! `loadcli`: its modes run against the real server and the baseline, and
+//! its correctness check fails loudly on a server that answers wrongly.
+
+use std::process::{Command, Output};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::{PATIENCE, Pki, Server, scripted_server};
+
+async fn loadcli(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadcli"))
+            .args(&args)
+            .output()
+            .expect("loadcli runs")
+    })
+    .await
+    .expect("blocking task")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn target(port: u16, ca: &std::path::Path) -> Vec<String> {
+    args(&[
+        "--port",
+        &port.to_string(),
+        "--ca",
+        ca.to_str().expect("utf-8"),
+    ])
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn rtt_checks_every_reply_and_reports_json() {
+    let server = Server::start(&[]);
+    let mut command = args(&[
+        "rtt",
+        "-n",
+        "3",
+        "-k",
+        "4",
+        "-m",
+        "200",
+        "-l",
+        "100",
+        "--unicode",
+        "--json",
+    ]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    command.extend(args(&["--pid", &server.pid().to_string()]));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON report");
+    assert_eq!(report["lines"], 600);
+    assert!(report["latency"]["p50_us"].as_u64().expect("p50") > 0);
+    assert!(report["server_cpu_us_per_line"].as_f64().expect("cpu") > 0.0);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_server_that_answers_wrongly_fails_the_run() {
+    let pki = Pki::new();
+    // Reverses by code points, not grapheme clusters: wrong for "noël"
+    // written with a combining mark, as loadcli's chat lines are.
+    let addr = scripted_server(&pki, |stream| async move {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let wrong: String = line.chars().rev().collect();
+            let frame = serde_json::json!({"msg_type": "string", "payload": wrong});
+            if write
+                .write_all(format!("{frame}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    let mut command = args(&["rtt", "-n", "1", "-m", "20", "-l", "100", "--unicode"]);
+    command.extend(target(addr.port(), &pki.ca_pem));
+    let output = loadcli(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("loadcli: MISMATCH on client 0, line 0"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_baseline_server_is_measured_the_same_way() {
+    let pki = Pki::new();
+    let mut baseline = Command::new(env!("CARGO_BIN_EXE_loadcli"));
+    baseline
+        .args(["baseline-server", "--port", "0", "--cert"])
+        .arg(&pki.cert)
+        .arg("--key")
+        .arg(&pki.key);
+    let server = Server::spawn(baseline, pki);
+    let mut command = args(&["rtt", "--baseline", "-n", "2", "-k", "8", "-m", "500"]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).starts_with("1000 lines in "),
+        "{}",
+        text(&output.stdout)
+    );
+    let mut command = args(&["handshakes", "--baseline", "-n", "2", "-d", "300ms"]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("full handshakes in"));
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn hold_measures_dates_and_memory() {
+    let server = Server::start(&["--date-period", "200ms"]);
+    let mut command = args(&["hold", "-n", "5", "-d", "1s", "--period", "200ms", "--json"]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    command.extend(args(&["--pid", &server.pid().to_string()]));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["clients"], 5);
+    assert!(report["lateness"]["count"].as_u64().expect("count") >= 15);
+    assert!(report["rss_per_client_kib"].as_f64().is_some());
+    server
+        .wait_for_logs("client left", 5, PATIENCE)
+        .expect("the clients leave cleanly");
+    assert!(server.stop().success());
+}
+
+/// The CI version of the endurance run: 100 clients at 10 lines/s for 20 s.
+/// Correctness is strict (nothing lost, duplicated or misordered); the
+/// punctuality and memory limits are loose here because this build is
+/// instrumented and shares two cores with the test runner. BENCHMARKS.md
+/// has the 10-minute run on a release build with the real limits.
+#[tokio::test]
+async fn soak_for_twenty_seconds_loses_nothing() {
+    let server = Server::start(&["--date-period", "1s"]);
+    let mut command = args(&[
+        "soak",
+        "-n",
+        "100",
+        "--rate",
+        "10",
+        "-d",
+        "20s",
+        "--period",
+        "1s",
+        "--max-lateness",
+        "500ms",
+        "--max-rss-growth",
+        "50",
+    ]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    command.extend(args(&["--pid", &server.pid().to_string()]));
+    let output = loadcli(command).await;
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains(", 0 lost"), "{stdout}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_soak_limit_that_is_broken_fails_the_run() {
+    let server = Server::start(&["--date-period", "100ms"]);
+    // No date can be within 1 µs of its deadline: the run must fail.
+    let mut command = args(&[
+        "soak",
+        "-n",
+        "2",
+        "--rate",
+        "20",
+        "-d",
+        "1s",
+        "--period",
+        "100ms",
+        "--max-lateness",
+        "0.000001s",
+    ]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("FAILED: a date was"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(server.stop().success());
+}
