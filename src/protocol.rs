@@ -133,7 +133,28 @@ impl Frame {
     }
 
     /// Appends this frame as one JSON line (with its `\n`) to `out`.
+    ///
+    /// Replies and dates whose payload needs no JSON escaping (no `"`, `\\`
+    /// or control character: nearly all of them) are written directly, byte
+    /// for byte what serde_json writes; escaping a payload byte by byte was
+    /// the largest cost of answering a short line. Everything else goes
+    /// through serde_json.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let plain = match self {
+            Self::String { payload } => {
+                Some((&b"{\"msg_type\":\"string\",\"payload\":\""[..], payload))
+            }
+            Self::Date { payload } => {
+                Some((&b"{\"msg_type\":\"date\",\"payload\":\""[..], payload))
+            }
+            _ => None,
+        };
+        if let Some((head, payload)) = plain.filter(|(_, payload)| !needs_escape(payload)) {
+            out.extend_from_slice(head);
+            out.extend_from_slice(payload.as_bytes());
+            out.extend_from_slice(b"\"}\n");
+            return;
+        }
         // Serializing these plain structs into a Vec cannot fail: there are
         // no maps with non-string keys and no fallible Serialize impls.
         if serde_json::to_writer(&mut *out, self).is_ok() {
@@ -146,6 +167,12 @@ impl Frame {
     pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(line)
     }
+}
+
+/// True if JSON requires escaping some byte of `text`: exactly the bytes
+/// serde_json escapes (`"`, `\\`, and U+0000 to U+001F).
+fn needs_escape(text: &str) -> bool {
+    text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Formats a timestamp the way `date` frames carry it:
@@ -192,6 +219,35 @@ mod tests {
     }
 
     #[test]
+    fn the_direct_path_writes_what_serde_json_writes() {
+        let payloads = [
+            "olleh",
+            "",
+            "lëon 👨\u{200d}👩",
+            "tab\there",
+            "quote\"d",
+            "back\\slash",
+            "\u{7f}del",
+            "\u{1f}unit",
+            "\u{2028}sep",
+            "2026-11-26T20:19:17.123Z",
+        ];
+        for payload in payloads {
+            for frame in [
+                Frame::String {
+                    payload: payload.into(),
+                },
+                Frame::Date {
+                    payload: payload.into(),
+                },
+            ] {
+                let expected = format!("{}\n", serde_json::to_string(&frame).expect("serializes"));
+                assert_eq!(encoded(&frame), expected, "{payload:?}");
+            }
+        }
+    }
+
+    #[test]
     fn dates_are_utc_with_milliseconds() {
         let ts: jiff::Timestamp = "2026-11-26T20:19:17.123456Z".parse().expect("valid");
         assert_eq!(format_date(ts), "2026-11-26T20:19:17.123Z");
@@ -231,6 +287,15 @@ mod tests {
             assert!(
                 matches!(Frame::parse(line.trim_end()), Ok(Frame::Error { code: c, .. }) if c == code)
             );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_payload_encodes_as_serde_json_does(payload in proptest::prelude::any::<String>()) {
+            let frame = Frame::String { payload };
+            let expected = format!("{}\n", serde_json::to_string(&frame).expect("serializes"));
+            proptest::prop_assert_eq!(encoded(&frame), expected);
         }
     }
 }

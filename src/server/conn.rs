@@ -137,6 +137,9 @@ where
     tokio::pin!(read_side, write_side);
 
     let reason = tokio::select! {
+        // Reader first: frames it queues are then taken by the writer in the
+        // same poll, without another trip through the scheduler.
+        biased;
         (reader, read_end) = &mut read_side => {
             // The reader dropped its queue sender: the writer drains what is
             // left and returns.
@@ -177,10 +180,13 @@ async fn read_lines<R: AsyncRead + Unpin>(
 ) -> (R, EndReason) {
     let mut decoder = LineDecoder::new(config.max_line_bytes);
     let mut chunk = vec![0u8; READ_CHUNK];
+    // Built once: each `cancelled()` future registers with the token.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let end = loop {
         let read = tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
+            () = &mut cancelled => {
                 break drain(&mut reader, &mut decoder, &mut chunk, &queue, lines).await;
             }
             read = reader.read(&mut chunk) => read,
@@ -278,7 +284,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             writer.write_all(&batch).await?;
             writer.flush().await
         };
-        match timeout(config.write_timeout, write).await {
+        match write_within(config.write_timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => return (writer, Err(EndReason::WriteFailed(err))),
             Err(_) => return (writer, Err(EndReason::SlowReader(config.write_timeout))),
@@ -288,6 +294,22 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             // One huge batch must not pin its memory for an idle session.
             batch = Vec::new();
         }
+    }
+}
+
+/// Runs `write` under `limit`, arming the timer only if the write does not
+/// complete at once. Most writes fit in the socket buffer, and a timer per
+/// batch (inserted into and removed from the timer wheel) would be the
+/// costliest part of answering a short line.
+async fn write_within<F: std::future::Future>(
+    limit: Duration,
+    write: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::pin!(write);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => timeout(limit, write).await,
     }
 }
 
