@@ -1,6 +1,7 @@
-//! Process limits. A server for thousands of clients needs a file
+//! Process resources. A server for thousands of clients needs a file
 //! descriptor per client, and the usual soft limit (1024) is far below
-//! that; the hard limit is what the administrator allows.
+//! that; the hard limit is what the administrator allows. And memory freed
+//! by clients that left should go back to the system.
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
@@ -17,6 +18,24 @@ pub fn raise_open_file_limit() -> u64 {
         }
         Ok((soft, _)) => soft,
         Err(_) => 0,
+    }
+}
+
+/// Gives memory that the allocator holds but no longer uses back to the
+/// operating system.
+///
+/// glibc keeps freed memory in its arenas, where fragmentation stops it
+/// from shrinking on its own: after 100 clients left, the server's RSS
+/// stayed about 40% above its idle level, and after 10,000 clients, 26
+/// times (BENCHMARKS.md). The server calls this when its last client
+/// leaves, so it costs nothing while anyone is served.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim has no preconditions: it walks glibc's own arenas
+    // under their locks and returns whole free pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

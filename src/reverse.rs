@@ -45,7 +45,7 @@ pub fn reverse(text: &str) -> String {
         let mut out = bytes.to_vec();
         out.reverse();
         // ASCII stays ASCII; validating it is a fast word-at-a-time scan and
-        // keeps this crate free of `unsafe`.
+        // needs no `unsafe`.
         return String::from_utf8(out).unwrap_or_else(|_| reverse_by_segmentation(text));
     }
     // Judge the text by its start: if it is mostly non-ASCII, plain runs

@@ -188,14 +188,20 @@ async fn handle(
         tokio::time::sleep(shared.config.shutdown_grace).await;
     };
     tokio::select! {
-        session = session => info!(
-            %peer,
-            duration = ?started.elapsed(),
-            lines = session.lines,
-            reason = %session.reason,
-            clients = shared.connected(),
-            "client left"
-        ),
+        session = session => {
+            let clients = shared.connected();
+            info!(
+                %peer,
+                duration = ?started.elapsed(),
+                lines = session.lines,
+                reason = %session.reason,
+                clients,
+                "client left"
+            );
+            if clients == 0 {
+                crate::limits::release_free_memory();
+            }
+        }
         () = grace_over => warn!(
             %peer,
             duration = ?started.elapsed(),

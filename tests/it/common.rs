@@ -250,7 +250,7 @@ impl Drop for Server {
     }
 }
 
-/// Sends a signal through the `kill` command: the crate forbids `unsafe`,
+/// Sends a signal through the `kill` command: the tests use no `unsafe`,
 /// which calling kill(2) directly would need.
 fn send_signal(pid: i32, name: &str) -> bool {
     Command::new("kill")
