@@ -1,6 +1,12 @@
 //! Holding silent clients: how punctual the dates are, how much memory each
 //! connection costs the server, and what the server does while it waits.
 //!
+//! Memory is measured from a *warm* idle server: before the figures, one
+//! client connects, exchanges a line, waits for a date and leaves, so that
+//! the code for serving is already paged in. (A fresh process has about
+//! 1 MiB less resident, which is its own program text, not memory it holds
+//! for clients; `rss_anon` leaves program text out altogether.)
+//!
 //! Lateness is the date's own timestamp (taken by the server as it builds
 //! the frame) minus its deadline, `t0 + n × period`, where `t0` is when
 //! this client's handshake completed on our side. The server starts its
@@ -43,14 +49,20 @@ pub struct Report {
     pub lateness_first_periods: Percentiles,
     /// Date lateness from the tenth period on (drift would show here).
     pub lateness_later_periods: Percentiles,
-    /// Server RSS before any client connected, KiB.
+    /// Server RSS when it started (nobody connected yet), KiB.
+    pub rss_fresh_kib: Option<u64>,
+    /// Server RSS after the warm-up client left, nobody connected, KiB.
     pub rss_idle_kib: Option<u64>,
+    /// The anonymous part of `rss_idle_kib`.
+    pub rss_anon_idle_kib: Option<u64>,
     /// Server RSS with every client connected, KiB.
     pub rss_held_kib: Option<u64>,
     /// (held − idle) / clients, KiB.
     pub rss_per_client_kib: Option<f64>,
     /// Server RSS a few seconds after every client left, KiB.
     pub rss_after_kib: Option<u64>,
+    /// The anonymous part of `rss_after_kib`.
+    pub rss_anon_after_kib: Option<u64>,
     /// Server CPU time while holding, milliseconds.
     pub server_cpu_ms: Option<f64>,
     /// Server context switches while holding.
@@ -74,6 +86,9 @@ impl std::fmt::Display for Report {
                 self.rss_per_client_kib.unwrap_or(0.0)
             )?;
         }
+        if let (Some(idle), Some(after)) = (self.rss_anon_idle_kib, self.rss_anon_after_kib) {
+            writeln!(f, "  anonymous: idle {idle} KiB, after {after} KiB")?;
+        }
         if let (Some(cpu), Some(switches)) = (self.server_cpu_ms, self.server_context_switches) {
             writeln!(
                 f,
@@ -95,6 +110,8 @@ struct Lateness {
 /// Runs the plan.
 pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
     let pid = plan.server_pid;
+    let fresh = pid.and_then(Sample::of);
+    warm_up(target, plan.period).await?;
     let idle = pid.and_then(Sample::of);
     let lateness = Arc::new(Mutex::new(Lateness {
         all: new_histogram(),
@@ -184,14 +201,51 @@ pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
         lateness: Percentiles::of(&lateness.all),
         lateness_first_periods: Percentiles::of(&lateness.first),
         lateness_later_periods: Percentiles::of(&lateness.later),
+        rss_fresh_kib: fresh.map(|s| s.rss_kib),
         rss_idle_kib: idle.map(|s| s.rss_kib),
+        rss_anon_idle_kib: idle.map(|s| s.rss_anon_kib),
         rss_held_kib: held_end.map(|s| s.rss_kib),
         rss_per_client_kib,
         rss_after_kib: after.map(|s| s.rss_kib),
+        rss_anon_after_kib: after.map(|s| s.rss_anon_kib),
         server_cpu_ms: during.map(|d| d.cpu_ns as f64 / 1e6),
         server_context_switches: during.map(|d| d.context_switches),
         seconds,
     })
+}
+
+/// One client that exchanges a line, waits for a date (or two periods) and
+/// leaves, so that the server's code for all of that is paged in.
+async fn warm_up(target: &Target, period: Duration) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io { client: 0, source };
+    let mut stream = BufReader::new(target.connect(0).await?);
+    tokio::io::AsyncWriteExt::write_all(stream.get_mut(), b"warm up\n")
+        .await
+        .map_err(io)?;
+    tokio::io::AsyncWriteExt::flush(stream.get_mut())
+        .await
+        .map_err(io)?;
+    let wait = async {
+        let mut line = String::new();
+        let mut replied = false;
+        loop {
+            line.clear();
+            if stream.read_line(&mut line).await.map_err(io)? == 0 {
+                return Ok::<_, LoadError>(());
+            }
+            match interpret(target.protocol, line.trim_end()) {
+                Received::Reply(_) if target.protocol == super::Protocol::Baseline => return Ok(()),
+                Received::Reply(_) => replied = true,
+                Received::Date(_) if replied => return Ok(()),
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(period * 2 + Duration::from_secs(1), wait).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(stream.get_mut()).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
 }
 
 /// Records one date's lateness against the grid that starts at `t0`.

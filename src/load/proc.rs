@@ -11,6 +11,9 @@ pub struct Sample {
     pub cpu_ns: u64,
     /// Resident set size, in KiB.
     pub rss_kib: u64,
+    /// The anonymous part of it (heap and stacks, not the program's own
+    /// code pages), in KiB.
+    pub rss_anon_kib: u64,
     /// Voluntary and involuntary context switches, all threads.
     pub context_switches: u64,
 }
@@ -21,6 +24,7 @@ impl Sample {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let mut sample = Self {
             rss_kib: field(&status, "VmRSS:"),
+            rss_anon_kib: field(&status, "RssAnon:"),
             ..Self::default()
         };
         for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
@@ -45,6 +49,7 @@ impl Sample {
         Self {
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
             rss_kib: self.rss_kib,
+            rss_anon_kib: self.rss_anon_kib,
             context_switches: self
                 .context_switches
                 .saturating_sub(earlier.context_switches),
@@ -75,6 +80,7 @@ mod tests {
         std::hint::black_box(x);
         let after = Sample::of(std::process::id()).expect("this process");
         assert!(before.rss_kib > 0);
+        assert!(before.rss_anon_kib > 0 && before.rss_anon_kib <= before.rss_kib);
         assert!(after.since(&before).cpu_ns > 0);
         assert!(Sample::of(u32::MAX).is_none());
     }

@@ -84,17 +84,25 @@ pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
     let sent = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
     let lateness = Arc::new(Mutex::new(new_histogram()));
+    // Each client's date schedule starts at its own handshake: note when
+    // ours completed, before connecting the next one.
     let mut streams = Vec::new();
     for client in 0..plan.clients {
-        streams.push(target.connect(client).await?);
+        let stream = target.connect(client).await?;
+        streams.push((stream, jiff::Timestamp::now()));
     }
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
-    for (client, stream) in streams.into_iter().enumerate() {
+    for (client, (stream, t0)) in streams.into_iter().enumerate() {
         let (target, plan) = (target.clone(), plan.clone());
         let (sent, answered, lateness) = (sent.clone(), answered.clone(), lateness.clone());
         clients.spawn(async move {
-            one_client(&target, &plan, client, stream, &sent, &answered, &lateness).await
+            let counters = Counters {
+                sent: &sent,
+                answered: &answered,
+                lateness: &lateness,
+            };
+            one_client(&target, &plan, client, (stream, t0), counters).await
         });
     }
     let first_sample_at = Duration::from_secs(60).min(plan.duration / 3);
@@ -159,19 +167,31 @@ pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
     }
 }
 
+/// What every client adds to.
+struct Counters<'a> {
+    sent: &'a AtomicU64,
+    answered: &'a AtomicU64,
+    lateness: &'a Mutex<hdrhistogram::Histogram<u64>>,
+}
+
 /// One client: a writer sending at the rate, and a reader checking each
 /// reply against the oldest line not yet answered. Returns lines lost.
+/// `t0` is when its handshake completed on our side.
 async fn one_client(
     target: &Target,
     plan: &Plan,
     client: usize,
-    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    sent: &AtomicU64,
-    answered: &AtomicU64,
-    lateness: &Mutex<hdrhistogram::Histogram<u64>>,
+    (stream, t0): (
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        jiff::Timestamp,
+    ),
+    Counters {
+        sent,
+        answered,
+        lateness,
+    }: Counters<'_>,
 ) -> Result<u64, LoadError> {
     let io = |source| LoadError::Io { client, source };
-    let t0 = jiff::Timestamp::now();
     let (mine_sent, mine_answered) = (AtomicU64::new(0), AtomicU64::new(0));
     let (read, mut write) = tokio::io::split(stream);
     // Expected replies, oldest first; the writer queues one before sending
