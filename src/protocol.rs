@@ -172,7 +172,16 @@ impl Frame {
 /// True if JSON requires escaping some byte of `text`: exactly the bytes
 /// serde_json escapes (`"`, `\\`, and U+0000 to U+001F).
 fn needs_escape(text: &str) -> bool {
-    text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    // Whole chunks without early exit, so the compiler can vectorise the
+    // test; a byte-at-a-time `any` ran at about 1 byte per ns.
+    let escapes = |b: &u8| (*b < 0x20) | (*b == b'"') | (*b == b'\\');
+    let mut chunks = text.as_bytes().chunks_exact(32);
+    for chunk in chunks.by_ref() {
+        if chunk.iter().fold(false, |found, b| found | escapes(b)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(escapes)
 }
 
 /// Formats a timestamp the way `date` frames carry it:
