@@ -6,10 +6,13 @@
 #   bash scripts/bench.sh            # everything, 3 runs of each comparison
 #   RUNS=5 bash scripts/bench.sh     # more runs
 #   SOAK=600s bash scripts/bench.sh  # with the 10-minute soak (default 60s)
+#   PARTS="hold soak" bash scripts/bench.sh   # only some parts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
+PARTS=${PARTS:-compare hold scale soak micro}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 SOAK=${SOAK:-60s}
 OUT=bench-results
 mkdir -p "$OUT"
@@ -23,20 +26,20 @@ NEA_DEV_DIR="$CERTS/dev" timeout 5 "$BIN/servercli" --port 0 --bind 127.0.0.1 2>
 sleep 2; kill %1 2>/dev/null || true; wait 2>/dev/null || true
 CA="$CERTS/dev/ca.pem"; CERT="$CERTS/dev/server.pem"; KEY="$CERTS/dev/server-key.pem"
 
-# start_server NAME ARGS...: starts nea (or the baseline) on a free port and
-# sets PORT and PID.
+# start_server KIND ARGS...: starts nea (default logging, as deployed; set
+# NEA_LOG to change it) or the baseline on a free port; sets PORT and PID.
 start_server() {
     local kind=$1; shift
-    local log="$OUT/$kind.log"
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     if [ "$kind" = baseline ]; then
-        "$BIN/loadcli" baseline-server --port 0 --cert "$CERT" --key "$KEY" 2>"$log" &
+        "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" 2>"$OUT/$kind.log" &
     else
-        RUST_LOG=warn "$BIN/servercli" --bind 127.0.0.1 --port 0 --cert "$CERT" --key "$KEY" "$@" 2>"$log" &
+        RUST_LOG=${NEA_LOG:-warn,nea=info} "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+            --cert "$CERT" --key "$KEY" "$@" 2>"$OUT/$kind.log" &
     fi
     PID=$!
     for _ in $(seq 100); do
-        PORT=$(grep -o 'listening on [0-9.:]*' "$log" 2>/dev/null | grep -o '[0-9]*$' || true)
-        [ -n "$PORT" ] && return 0
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
         sleep 0.05
     done
     echo "server $kind did not start" >&2; exit 1
@@ -54,31 +57,46 @@ compare() {
             if [ "$kind" = baseline ]; then
                 start_server baseline; load "$@" --baseline >"$OUT/$name.$kind.$run.json"
             else
-                RUST_LOG=warn start_server nea; load "$@" >"$OUT/$name.$kind.$run.json"
+                start_server nea; load "$@" >"$OUT/$name.$kind.$run.json"
             fi
             stop_server
         done
     done
 }
 
-compare rtt-100x8x32    rtt -n 100 -k 8 -m 2000 -l 32
-compare rtt-100x1x1000  rtt -n 100 -k 1 -m 500 -l 1000
-compare rtt-1x1x32      rtt -n 1 -k 1 -m 20000 -l 32
-compare handshakes      handshakes -n 2 -d 10s
+if part compare; then
+    compare rtt-100x8x32    rtt -n 100 -k 8 -m 2000 -l 32
+    compare rtt-100x1x1000  rtt -n 100 -k 1 -m 500 -l 1000
+    compare rtt-1x1x32      rtt -n 1 -k 1 -m 20000 -l 32
+    compare handshakes      handshakes -n 2 -d 10s
+    NEA_LOG=warn compare handshakes-quiet handshakes -n 2 -d 10s
+fi
 
-for run in $(seq "$RUNS"); do
-    start_server nea --date-period 1s
-    load hold -n 0 -d 10s >"$OUT/hold-0.$run.json"
-    load hold -n 100 -d 60s >"$OUT/hold-100.$run.json"
+if part hold; then
+    for run in $(seq "$RUNS"); do
+        start_server nea --date-period 1s
+        load hold -n 0 -d 10s >"$OUT/hold-0.$run.json"
+        load hold -n 100 -d 60s >"$OUT/hold-100.$run.json"
+        # After the clients left: still no periodic work.
+        load hold -n 0 -d 10s >"$OUT/hold-0-after.$run.json"
+        stop_server
+    done
+fi
+
+if part scale; then
+    start_server nea --date-period 1s --max-clients 10000
+    load hold -n 10000 -d 60s >"$OUT/hold-10000.json"
     stop_server
-done
-start_server nea --date-period 1s --max-clients 10000
-load hold -n 10000 -d 60s >"$OUT/hold-10000.json"
-stop_server
+fi
 
-start_server nea --date-period 1s
-load soak -n 100 --rate 10 -d "$SOAK" >"$OUT/soak.json"
-stop_server
+if part soak; then
+    start_server nea --date-period 1s
+    load soak -n 100 --rate 10 -d "$SOAK" >"$OUT/soak.json"
+    stop_server
+fi
 
-cargo bench --locked --bench micro -- --noplot 2>/dev/null | tee "$OUT/micro.txt" | grep -E '^(reverse|decode|encode)|time:'
+if part micro; then
+    cargo bench --locked --bench micro -- --noplot 2>/dev/null | tee "$OUT/micro.txt" \
+        | grep -E '^(reverse|decode|encode)|time:'
+fi
 echo "reports in $OUT/"
