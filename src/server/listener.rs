@@ -58,6 +58,10 @@ struct Shared {
     handshake_failures: RateLimitedLog,
     /// Clients turned away by a full server, reported at most once a second.
     rejections: RateLimitedLog,
+    /// Gives freed memory back when the last client leaves, at most once a
+    /// second (clients that come and go one at a time would otherwise pay
+    /// for it on every departure).
+    memory_release: OncePerSecond,
 }
 
 impl Shared {
@@ -85,6 +89,7 @@ pub async fn run(
         shutdown: CancellationToken::new(),
         handshake_failures: RateLimitedLog::default(),
         rejections: RateLimitedLog::default(),
+        memory_release: OncePerSecond::default(),
         config,
     });
     tokio::pin!(shutdown);
@@ -198,7 +203,7 @@ async fn handle(
                 clients,
                 "client left"
             );
-            if clients == 0 {
+            if clients == 0 && shared.memory_release.ready() {
                 crate::limits::release_free_memory();
             }
         }
@@ -236,31 +241,42 @@ fn describe(stream: &TlsStream<TcpStream>) -> (String, &'static str, Option<Stri
     (version, cipher, subject)
 }
 
+/// Says yes at most once per second: the first call in any one-second
+/// window. No timer: an idle server that is never asked does no work.
+#[derive(Default)]
+struct OncePerSecond {
+    /// When the last call said yes.
+    last: Mutex<Option<Instant>>,
+}
+
+impl OncePerSecond {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn ready(&self) -> bool {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = last.is_none_or(|at| now.duration_since(at) >= Self::WINDOW);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+}
+
 /// A log line that a flood cannot turn into a storm: the first event in any
 /// one-second window is logged at INFO with the number of events suppressed
 /// since the last one; the others go to DEBUG.
 #[derive(Default)]
 struct RateLimitedLog {
-    /// When the last INFO line was written.
-    last: Mutex<Option<Instant>>,
-    /// Events sent to DEBUG since then.
+    /// Whether this event may be logged at INFO.
+    window: OncePerSecond,
+    /// Events sent to DEBUG since the last INFO line.
     suppressed: AtomicU64,
 }
 
 impl RateLimitedLog {
-    const WINDOW: Duration = Duration::from_secs(1);
-
     fn report(&self, peer: SocketAddr, message: fmt::Arguments<'_>) {
-        let now = Instant::now();
-        let due = {
-            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-            let due = last.is_none_or(|at| now.duration_since(at) >= Self::WINDOW);
-            if due {
-                *last = Some(now);
-            }
-            due
-        };
-        if due {
+        if self.window.ready() {
             let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
             info!(%peer, suppressed, "{message}");
         } else {
