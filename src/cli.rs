@@ -50,6 +50,34 @@ pub fn usage_error_line(err: &clap::Error) -> String {
     joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
 }
 
+/// Parses the command line of the binary `name`. On `--help`/`--version`
+/// prints and gives `Err(0)`; on a usage error prints one line
+/// (`name: sentence`) and gives `Err(usage_status)`: the binary exits with
+/// that status.
+pub fn parse_args<T: clap::Parser>(
+    name: &str,
+    usage_status: u8,
+) -> Result<T, std::process::ExitCode> {
+    T::try_parse().map_err(|err| {
+        if err.use_stderr() {
+            eprintln!("{name}: {}", usage_error_line(&err));
+            std::process::ExitCode::from(usage_status)
+        } else {
+            let _ = err.print();
+            std::process::ExitCode::SUCCESS
+        }
+    })
+}
+
+/// A multi-threaded tokio runtime, or the exit status after saying why
+/// there is none.
+pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|err| {
+        eprintln!("{name}: cannot start the async runtime: {err}");
+        std::process::ExitCode::FAILURE
+    })
+}
+
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` if set and by
 /// `default` (an `EnvFilter` directive such as `warn,nea=info`) otherwise.
 pub fn init_logging(default: &str) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nea::cli::{init_logging, usage_error_line};
+use nea::cli::{init_logging, parse_args, runtime};
 use nea::client::session::Outcome;
 use nea::client::{Options, pipe, term, tls_config};
 
@@ -63,16 +63,9 @@ impl Opts {
 }
 
 fn main() -> ExitCode {
-    let opts = match Opts::try_parse() {
+    let opts: Opts = match parse_args("clientcli", EXIT_USAGE) {
         Ok(opts) => opts,
-        Err(err) if !err.use_stderr() => {
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("clientcli: {}", usage_error_line(&err));
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(status) => return status,
     };
     init_logging(if opts.verbose {
         "warn,nea=debug"
@@ -81,12 +74,9 @@ fn main() -> ExitCode {
     });
     let options = opts.into_options();
     let interactive = term::available();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime("clientcli") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("clientcli: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(status) => return status,
     };
     let result = runtime.block_on(async {
         let config = tls_config(&options)?;

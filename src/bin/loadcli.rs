@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use nea::cli::{parse_duration, parse_positive, usage_error_line};
+use nea::cli::{parse_args, parse_duration, parse_positive, runtime};
 use nea::load::{LoadError, Protocol, Target, baseline, handshakes, hold, rtt, soak};
 
 /// Load, latency, punctuality and memory measurements against a nea server
@@ -258,23 +258,13 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
 }
 
 fn main() -> ExitCode {
-    let opts = match Opts::try_parse() {
+    let opts: Opts = match parse_args("loadcli", 2) {
         Ok(opts) => opts,
-        Err(err) if !err.use_stderr() => {
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("loadcli: {}", usage_error_line(&err));
-            return ExitCode::from(2);
-        }
+        Err(status) => return status,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime("loadcli") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("loadcli: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(status) => return status,
     };
     match runtime.block_on(run(opts.mode)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use nea::cli::{init_logging, parse_duration, parse_positive, usage_error_line};
+use nea::cli::{init_logging, parse_args, parse_duration, parse_positive, runtime};
 use nea::server::{Config, Settings};
 
 /// TLS date-and-reverse server: sends each client the date every period and
@@ -76,17 +76,9 @@ impl Opts {
 }
 
 fn main() -> ExitCode {
-    let opts = match Opts::try_parse() {
+    let opts: Opts = match parse_args("servercli", 2) {
         Ok(opts) => opts,
-        Err(err) if !err.use_stderr() => {
-            // --help and --version.
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("servercli: {}", usage_error_line(&err));
-            return ExitCode::from(2);
-        }
+        Err(status) => return status,
     };
     init_logging(if opts.verbose {
         "warn,nea=debug"
@@ -94,12 +86,9 @@ fn main() -> ExitCode {
         "warn,nea=info"
     });
     let settings = opts.into_settings();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime("servercli") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("servercli: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(status) => return status,
     };
     let result = runtime.block_on(async {
         let shutdown =
