@@ -405,3 +405,17 @@ async fn with_the_development_ca_no_other_step_is_needed() {
     );
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn an_invalid_command_line_is_status_64() {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    command.args(["--port", "not-a-port"]);
+    let output = run_with_input(command, b"").await;
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("clientcli: invalid value 'not-a-port'"),
+        "{stderr}"
+    );
+}
