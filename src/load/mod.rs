@@ -15,6 +15,8 @@
 //!   deadline, server memory per connection, CPU and wake-ups while holding.
 //! - [`soak`]: N clients sending at a steady rate for a long time: no lost,
 //!   duplicated or misordered reply, punctual dates, flat memory.
+//! - [`proc`]: the server's CPU time, memory and context switches, read
+//!   from `/proc`.
 //! - [`baseline`]: the yardstick server: a bare tokio-rustls server that
 //!   answers each line with its bytes reversed, and nothing else.
 
@@ -146,6 +148,30 @@ impl Target {
             }
         }
     }
+}
+
+/// Checks a reply against the oldest line still waiting for one (`seq` and
+/// its expected reply): none waiting means a duplicate or a reply nobody
+/// asked for; a different text is a mismatch. Both fail the run.
+pub fn check_reply(
+    client: usize,
+    waiting: Option<(u64, String)>,
+    reply: String,
+) -> Result<(), LoadError> {
+    let Some((seq, expected)) = waiting else {
+        return Err(LoadError::Failed(format!(
+            "client {client}: a reply nobody asked for (a duplicate?): {reply:?}"
+        )));
+    };
+    if reply != expected {
+        return Err(LoadError::Mismatch {
+            client,
+            line: seq,
+            expected,
+            got: reply,
+        });
+    }
+    Ok(())
 }
 
 /// What one received line is, once the protocol is applied.
@@ -280,6 +306,18 @@ mod tests {
         assert!(chat.len() <= 1000 && chat.len() >= 990, "{}", chat.len());
         assert!(!chat.is_ascii());
         assert!(!chat.contains('\n'));
+    }
+
+    #[test]
+    fn replies_are_checked_against_the_oldest_waiting_line() {
+        assert!(check_reply(0, Some((3, "olleh".into())), "olleh".into()).is_ok());
+        let err = check_reply(1, Some((3, "olleh".into())), "ohell".into()).expect_err("wrong");
+        assert!(
+            err.to_string().starts_with("MISMATCH on client 1, line 3"),
+            "{err}"
+        );
+        let err = check_reply(2, None, "olleh".into()).expect_err("unasked");
+        assert!(err.to_string().contains("nobody asked for"), "{err}");
     }
 
     #[test]

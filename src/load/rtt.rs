@@ -9,7 +9,9 @@ use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::proc::Sample;
-use super::{LoadError, Percentiles, Received, Target, interpret, make_line, new_histogram};
+use super::{
+    LoadError, Percentiles, Received, Target, check_reply, interpret, make_line, new_histogram,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -140,20 +142,14 @@ async fn one_client(
         let Received::Reply(reply) = interpret(target.protocol, line.trim_end_matches('\n')) else {
             continue;
         };
-        let Some((seq, expected, at)) = waiting.pop_front() else {
-            return Err(LoadError::Failed(format!(
-                "client {client}: a reply nobody asked for: {reply:?}"
-            )));
-        };
-        if reply != expected {
-            return Err(LoadError::Mismatch {
-                client,
-                line: seq,
-                expected,
-                got: reply,
-            });
-        }
-        let micros = at.elapsed().as_micros().max(1) as u64;
+        let next = waiting.pop_front();
+        let sent_at = next.as_ref().map(|(_, _, at)| *at);
+        check_reply(
+            client,
+            next.map(|(seq, expected, _)| (seq, expected)),
+            reply,
+        )?;
+        let micros = sent_at.map_or(1, |at| at.elapsed().as_micros().max(1) as u64);
         let _ = hist.record(micros.min(hist.high()));
         answered += 1;
         done.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 
 use super::hold::lateness_of;
 use super::proc::Sample;
-use super::{LoadError, Percentiles, Received, Target, interpret, make_line, new_histogram};
+use super::{
+    LoadError, Percentiles, Received, Target, check_reply, interpret, make_line, new_histogram,
+};
 
 /// What to run, and what counts as passing.
 #[derive(Debug, Clone)]
@@ -230,19 +232,7 @@ async fn one_client(
             }
             match interpret(target.protocol, line.trim_end_matches('\n')) {
                 Received::Reply(reply) => {
-                    let Some((seq, expected)) = expect_rx.recv().await else {
-                        return Err(LoadError::Failed(format!(
-                            "client {client}: a reply nobody asked for (duplicate?): {reply:?}"
-                        )));
-                    };
-                    if reply != expected {
-                        return Err(LoadError::Mismatch {
-                            client,
-                            line: seq,
-                            expected,
-                            got: reply,
-                        });
-                    }
+                    check_reply(client, expect_rx.recv().await, reply)?;
                     answered.fetch_add(1, Ordering::Relaxed);
                     mine_answered.fetch_add(1, Ordering::Relaxed);
                     if expect_rx.is_closed() && expect_rx.is_empty() {

@@ -37,6 +37,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that stderr starts with the "connected to TARGET (TLSv1.3,
+/// TLS13_...)" line.
+fn assert_connected_first(output: &Output, target: &str) {
+    let stderr = text(&output.stderr);
+    let expected = format!("connected to {target} (TLSv1.3, TLS13_");
+    assert!(stderr.starts_with(&expected), "{stderr}");
+}
+
 /// Asserts a failure: the exit status, and one `clientcli:` sentence on
 /// stderr containing `needle`.
 fn assert_failure(output: &Output, status: i32, needle: &str) {
@@ -54,14 +62,7 @@ async fn piped_lines_are_answered_in_order_and_the_client_exits_zero() {
     let output = run_with_input(server.clientcli(), "hello\nnoël\n\n".as_bytes()).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "olleh\nlëon\n\n");
-    let stderr = text(&output.stderr);
-    assert!(
-        stderr.starts_with(&format!(
-            "connected to 127.0.0.1:{} (TLSv1.3, ",
-            server.addr.port()
-        )),
-        "{stderr}"
-    );
+    assert_connected_first(&output, &format!("127.0.0.1:{}", server.addr.port()));
     server
         .wait_for_log("reason=closed by client", PATIENCE)
         .expect("the client closes with close_notify");
@@ -395,14 +396,7 @@ async fn with_the_development_ca_no_other_step_is_needed() {
     let output = run_with_input(client, b"hello\n").await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "olleh\n");
-    let stderr = text(&output.stderr);
-    assert!(
-        stderr.starts_with(&format!(
-            "connected to localhost:{} (TLSv1.3, TLS13_",
-            server.addr.port()
-        )),
-        "{stderr}"
-    );
+    assert_connected_first(&output, &format!("localhost:{}", server.addr.port()));
     assert!(server.stop().success());
 }
 

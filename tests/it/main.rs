@@ -1,6 +1,6 @@
 //! The integration suite: one binary, one module per behaviour. Every test
-//! runs the real `servercli` (or the library's server) over real TLS on an
-//! ephemeral port, with certificates made in the test.
+//! runs the real binaries (`servercli`, `clientcli`, `loadcli`) over real
+//! TLS on ephemeral ports, with certificates made in the test.
 
 // Test helpers are `pub` for the sibling modules of this one binary.
 #![allow(unreachable_pub)]
