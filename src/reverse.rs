@@ -63,26 +63,32 @@ pub fn reverse_by_segmentation(text: &str) -> String {
     text.graphemes(true).rev().collect()
 }
 
-/// Mixed text: plain runs as they are, the rest by segmentation, pieces
-/// written from the last to the first.
+/// Mixed text: plain runs as they are, the rest by segmentation.
+///
+/// One pass from the front, no list of runs: a piece that starts at byte
+/// `s` and is `len` bytes long lands at `n - s - len` in the output, so each
+/// piece is written straight into its final place.
 fn reverse_mixed(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut scratch = Vec::new();
-    let mut end = text.len();
-    for run in plain_runs(text.as_bytes()).into_iter().rev() {
-        push_clusters_reversed(&text[run.end..end], &mut out);
-        let plain = &text[run.start..run.end];
+    let n = text.len();
+    let mut out = vec![0u8; n];
+    // Everything before `done` has been written.
+    let mut done = 0;
+    for run in plain_runs(text.as_bytes()) {
+        write_clusters_reversed(text, done..run.start, &mut out);
+        let plain = &text.as_bytes()[run.start..run.end];
+        let slot = &mut out[n - run.end..n - run.start];
         if run.ascii {
-            scratch.clear();
-            scratch.extend(plain.as_bytes().iter().rev());
-            out.push_str(std::str::from_utf8(&scratch).unwrap_or_default());
+            slot.copy_from_slice(plain);
+            slot.reverse();
         } else {
-            out.extend(plain.chars().rev());
+            mirror_simple(plain, slot);
         }
-        end = run.start;
+        done = run.end;
     }
-    push_clusters_reversed(&text[..end], &mut out);
-    out
+    write_clusters_reversed(text, done..n, &mut out);
+    // Every piece was copied whole from valid UTF-8 to its mirrored place,
+    // so this cannot fail; the fallback only avoids `unsafe`.
+    String::from_utf8(out).unwrap_or_else(|_| reverse_by_segmentation(text))
 }
 
 /// A stretch of text whose characters are clusters of their own, with a
@@ -128,44 +134,67 @@ fn char_len(lead: u8) -> usize {
 /// last character). Each character inside has simple characters on both
 /// sides, so nothing can join it: it is a cluster of its own, with a
 /// boundary on each side.
-fn plain_runs(bytes: &[u8]) -> Vec<PlainRun> {
-    let mut runs = Vec::new();
+fn plain_runs(bytes: &[u8]) -> impl Iterator<Item = PlainRun> + '_ {
     let mut i = 0;
-    while i < bytes.len() {
-        let Some(first) = simple_len(&bytes[i..]) else {
-            i += char_len(bytes[i]);
-            continue;
-        };
-        let second = i + first;
-        let mut last = i;
-        let mut ascii = true;
-        let mut j = i;
-        while let Some(len) = simple_len(&bytes[j..]) {
-            ascii &= len == 1;
-            last = j;
-            j += len;
-            if j >= bytes.len() {
-                break;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let Some(first) = simple_len(&bytes[i..]) else {
+                i += char_len(bytes[i]);
+                continue;
+            };
+            let second = i + first;
+            let mut last = i;
+            let mut ascii = true;
+            let mut j = i;
+            while let Some(len) = simple_len(&bytes[j..]) {
+                ascii &= len == 1;
+                last = j;
+                j += len;
+                if j >= bytes.len() {
+                    break;
+                }
+            }
+            i = j;
+            if last > second {
+                // `ascii` also covered the first and last characters; that
+                // only sends an all-ASCII inside down the char path, which is
+                // correct.
+                return Some(PlainRun {
+                    start: second,
+                    end: last,
+                    ascii,
+                });
             }
         }
-        if last > second {
-            // `ascii` also covered the first and last characters; that only
-            // sends an all-ASCII inside down the char path, which is correct.
-            runs.push(PlainRun {
-                start: second,
-                end: last,
-                ascii,
-            });
-        }
-        i = j;
-    }
-    runs
+        None
+    })
 }
 
-/// Appends the clusters of `piece` in reverse order.
-fn push_clusters_reversed(piece: &str, out: &mut String) {
-    for cluster in piece.graphemes(true).rev() {
-        out.push_str(cluster);
+/// Writes the simple characters of `plain` (ASCII and two-byte letters, see
+/// [`simple_len`]) in reverse order into `slot` (of the same length).
+fn mirror_simple(plain: &[u8], slot: &mut [u8]) {
+    let m = plain.len();
+    let mut at = 0;
+    while at < m {
+        if plain[at] < 0x80 {
+            slot[m - 1 - at] = plain[at];
+            at += 1;
+        } else {
+            slot[m - 2 - at] = plain[at];
+            slot[m - 1 - at] = plain[at + 1];
+            at += 2;
+        }
+    }
+}
+
+/// Writes the clusters of `text[range]` to their mirrored places in `out`
+/// (`out.len() == text.len()`).
+fn write_clusters_reversed(text: &str, range: std::ops::Range<usize>, out: &mut [u8]) {
+    let n = text.len();
+    let base = range.start;
+    for (at, cluster) in text[range].grapheme_indices(true) {
+        let start = base + at;
+        out[n - start - cluster.len()..n - start].copy_from_slice(cluster.as_bytes());
     }
 }
 
