@@ -141,18 +141,14 @@ impl Frame {
     /// through serde_json.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let plain = match self {
-            Self::String { payload } => {
-                Some((&b"{\"msg_type\":\"string\",\"payload\":\""[..], payload))
-            }
-            Self::Date { payload } => {
-                Some((&b"{\"msg_type\":\"date\",\"payload\":\""[..], payload))
-            }
+            Self::String { payload } => Some((STRING_HEAD, payload)),
+            Self::Date { payload } => Some((DATE_HEAD, payload)),
             _ => None,
         };
         if let Some((head, payload)) = plain.filter(|(_, payload)| !needs_escape(payload)) {
             out.extend_from_slice(head);
             out.extend_from_slice(payload.as_bytes());
-            out.extend_from_slice(b"\"}\n");
+            out.extend_from_slice(TAIL);
             return;
         }
         // Serializing these plain structs into a Vec cannot fail: there are
@@ -162,12 +158,38 @@ impl Frame {
         }
     }
 
+    /// Appends the `string` frame that answers `line` to `out`: the same
+    /// bytes as encoding `Frame::String { payload: reverse(line) }`, but
+    /// without building the reversed string first when no escaping is
+    /// needed. Reversal moves whole characters, and every byte JSON escapes
+    /// is a character of its own, so `line` needs escaping exactly when its
+    /// reversal does.
+    pub fn encode_reply(line: &str, out: &mut Vec<u8>) {
+        if needs_escape(line) {
+            Self::String {
+                payload: crate::reverse::reverse(line),
+            }
+            .encode(out);
+            return;
+        }
+        out.extend_from_slice(STRING_HEAD);
+        crate::reverse::reverse_into(line, out);
+        out.extend_from_slice(TAIL);
+    }
+
     /// Parses one line (without its `\n`) as a frame. Unknown `msg_type`
     /// values give [`Frame::Unknown`] and unknown fields are ignored.
     pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(line)
     }
 }
+
+/// What serde_json writes before the payload of a `string` frame.
+const STRING_HEAD: &[u8] = b"{\"msg_type\":\"string\",\"payload\":\"";
+/// What serde_json writes before the payload of a `date` frame.
+const DATE_HEAD: &[u8] = b"{\"msg_type\":\"date\",\"payload\":\"";
+/// What ends both, with the line's `\n`.
+const TAIL: &[u8] = b"\"}\n";
 
 /// True if JSON requires escaping some byte of `text`: exactly the bytes
 /// serde_json escapes (`"`, `\\`, and U+0000 to U+001F).
@@ -257,6 +279,29 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_escaped_only_when_the_line_needs_it() {
+        for (line, expected) in [
+            ("hello", r#"{"msg_type":"string","payload":"olleh"}"#),
+            (
+                "say \"hi\"",
+                r#"{"msg_type":"string","payload":"\"ih\" yas"}"#,
+            ),
+            ("a\tb\\", r#"{"msg_type":"string","payload":"\\b\ta"}"#),
+            (
+                "noe\u{308}l",
+                "{\"msg_type\":\"string\",\"payload\":\"le\u{308}on\"}",
+            ),
+        ] {
+            let mut out = Vec::new();
+            Frame::encode_reply(line, &mut out);
+            assert_eq!(
+                String::from_utf8(out).expect("UTF-8"),
+                format!("{expected}\n")
+            );
+        }
+    }
+
+    #[test]
     fn dates_are_utc_with_milliseconds() {
         let ts: jiff::Timestamp = "2026-11-26T20:19:17.123456Z".parse().expect("valid");
         assert_eq!(format_date(ts), "2026-11-26T20:19:17.123Z");
@@ -300,6 +345,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn a_reply_encodes_as_the_frame_of_the_reversed_line(line in proptest::prelude::any::<String>()) {
+            let mut direct = b"before".to_vec();
+            Frame::encode_reply(&line, &mut direct);
+            let frame = Frame::String { payload: crate::reverse::reverse(&line) };
+            let expected = format!("before{}", encoded(&frame));
+            proptest::prop_assert_eq!(String::from_utf8(direct).expect("UTF-8"), expected);
+        }
+
         #[test]
         fn any_payload_encodes_as_serde_json_does(payload in proptest::prelude::any::<String>()) {
             let frame = Frame::String { payload };

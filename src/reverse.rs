@@ -40,22 +40,36 @@ const SAMPLE_BYTES: usize = 256;
 /// Note that reversal is not an involution: `"🇦🇧🇨"` becomes `"🇨🇦🇧"`,
 /// whose first two indicators now pair up differently.
 pub fn reverse(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    reverse_into(text, &mut out);
+    // Every path copies whole characters of valid UTF-8, so this cannot
+    // fail; the fallback only avoids `unsafe`.
+    String::from_utf8(out).unwrap_or_else(|_| reverse_by_segmentation(text))
+}
+
+/// Appends `text` reversed by extended grapheme clusters to `out`: the same
+/// bytes [`reverse`] returns, written straight into a buffer (the server
+/// writes replies into its outgoing bytes this way, with no string between).
+pub fn reverse_into(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    if text.is_ascii() && !bytes.contains(&b'\r') {
-        let mut out = bytes.to_vec();
-        out.reverse();
-        // ASCII stays ASCII; validating it is a fast word-at-a-time scan and
-        // needs no `unsafe`.
-        return String::from_utf8(out).unwrap_or_else(|_| reverse_by_segmentation(text));
+    let start = out.len();
+    if text.is_ascii() && memchr::memchr(b'\r', bytes).is_none() {
+        out.extend_from_slice(bytes);
+        out[start..].reverse();
+        return;
     }
     // Judge the text by its start: if it is mostly non-ASCII, plain runs
     // would be rare and short, and looking for them would cost more than
     // they save. (Either path gives the same result.)
     let sample = &bytes[..bytes.len().min(SAMPLE_BYTES)];
     if sample.iter().filter(|b| b.is_ascii()).count() * 4 < sample.len() {
-        return reverse_by_segmentation(text);
+        for cluster in text.graphemes(true).rev() {
+            out.extend_from_slice(cluster.as_bytes());
+        }
+        return;
     }
-    reverse_mixed(text)
+    out.resize(start + bytes.len(), 0);
+    reverse_mixed(text, &mut out[start..]);
 }
 
 /// The reference definition: segment everything.
@@ -63,18 +77,18 @@ pub fn reverse_by_segmentation(text: &str) -> String {
     text.graphemes(true).rev().collect()
 }
 
-/// Mixed text: plain runs as they are, the rest by segmentation.
+/// Mixed text: plain runs as they are, the rest by segmentation, written
+/// into `out` (exactly `text.len()` bytes).
 ///
 /// One pass from the front, no list of runs: a piece that starts at byte
 /// `s` and is `len` bytes long lands at `n - s - len` in the output, so each
 /// piece is written straight into its final place.
-fn reverse_mixed(text: &str) -> String {
+fn reverse_mixed(text: &str, out: &mut [u8]) {
     let n = text.len();
-    let mut out = vec![0u8; n];
     // Everything before `done` has been written.
     let mut done = 0;
     for run in plain_runs(text.as_bytes()) {
-        write_clusters_reversed(text, done..run.start, &mut out);
+        write_clusters_reversed(text, done..run.start, out);
         let plain = &text.as_bytes()[run.start..run.end];
         let slot = &mut out[n - run.end..n - run.start];
         if run.ascii {
@@ -85,10 +99,7 @@ fn reverse_mixed(text: &str) -> String {
         }
         done = run.end;
     }
-    write_clusters_reversed(text, done..n, &mut out);
-    // Every piece was copied whole from valid UTF-8 to its mirrored place,
-    // so this cannot fail; the fallback only avoids `unsafe`.
-    String::from_utf8(out).unwrap_or_else(|_| reverse_by_segmentation(text))
+    write_clusters_reversed(text, done..n, out);
 }
 
 /// A stretch of text whose characters are clusters of their own, with a
@@ -261,7 +272,7 @@ mod tests {
     mod property {
         use proptest::prelude::*;
 
-        use super::super::{reverse, reverse_by_segmentation};
+        use super::super::{reverse, reverse_by_segmentation, reverse_into};
 
         /// Characters that exercise every rule that can join characters:
         /// CR LF, combining marks, joiners, variation selectors, keycaps,
@@ -298,6 +309,14 @@ mod tests {
             #[test]
             fn identical_on_arbitrary_strings(text in any::<String>()) {
                 prop_assert_eq!(reverse(&text), reverse_by_segmentation(&text));
+            }
+
+            #[test]
+            fn appending_keeps_what_the_buffer_held(prefix in any::<String>(), chars in proptest::collection::vec(interesting_char(), 0..48)) {
+                let text: String = chars.into_iter().collect();
+                let mut out = prefix.clone().into_bytes();
+                reverse_into(&text, &mut out);
+                prop_assert_eq!(out, format!("{prefix}{}", reverse_by_segmentation(&text)).into_bytes());
             }
         }
     }
