@@ -73,9 +73,10 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 65_536;
 /// a slow reader (SPEC §7).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Frames waiting to be written to one client. Together with the line limit
+/// Bytes of encoded frames waiting to be written to one client at which the
+/// server stops reading that client's lines. Together with the line limit
 /// this bounds the memory one client can make the server hold.
-pub const DEFAULT_QUEUE_FRAMES: usize = 16;
+pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024;
 
 /// After SIGINT/SIGTERM, how long connections get to answer the lines
 /// already received, send `shutting_down` and close (SPEC §8).

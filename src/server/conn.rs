@@ -1,39 +1,43 @@
 //! One client's session, from the end of its TLS handshake to its close.
 //!
-//! The session runs two halves in one task, over `tokio::io::split`:
+//! The session is one state machine in one task, polling the TLS stream for
+//! reading and for writing at once (no split, no channel):
 //!
-//! - the **reader** decodes lines (SPEC §2), reverses them (§4) and pushes
-//!   the reply frames into a bounded queue, in order. When the queue is full
-//!   it stops reading, so a client that sends faster than it reads is held
-//!   back by TCP flow control instead of by server memory;
-//! - the **writer** takes frames from the queue, adds a `date` frame at each
-//!   of the client's own deadlines (§5), and writes them in batches, flushing
-//!   after each. A batch that cannot be written within the write timeout
-//!   means the client stopped reading: the session ends (§7).
+//! - **Reading**: lines are decoded (SPEC §2) and each reply is reversed
+//!   (§4) and encoded straight into the session's *outgoing bytes*, in
+//!   order. While the outgoing bytes are at their bound (`queue_bytes`), the
+//!   session stops reading, so a client that sends faster than it reads is
+//!   held back by TCP flow control instead of by server memory.
+//! - **Dates**: at each of the client's own deadlines (§5) a `date` frame is
+//!   appended, whether or not the bound is reached (one frame per period).
+//! - **Writing**: whatever is outgoing is written and flushed as soon as the
+//!   socket takes it, as one batch. If the socket takes nothing for the
+//!   write timeout, the client has stopped reading: the session ends (§7).
 //!
 //! Every client has its own [`DateSchedule`], started at its own handshake,
 //! so there is no global timer: with no client connected the server does no
 //! periodic work, and a client that does not read delays nobody else.
 //!
-//! On shutdown (§8) the reader answers the lines already received (decoded
-//! or waiting in the socket), queues a `shutting_down` frame and stops; the
-//! writer drains the queue; then the session sends TLS close_notify and
+//! On shutdown (§8) the session answers the lines already received (decoded
+//! or waiting in the socket), appends a `shutting_down` frame and stops
+//! reading; it writes everything outgoing, then sends TLS close_notify and
 //! lingers briefly so the last frames are not lost to a TCP reset.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, timeout};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::Config;
 use crate::codec::{Inbound, LineDecoder};
 use crate::protocol::{ErrorCode, Frame};
-use crate::reverse::reverse;
 
 /// Bytes read from the TLS session at a time. Small, because every idle
 /// client holds one such buffer (rustls already holds the decrypted record,
@@ -41,9 +45,9 @@ use crate::reverse::reverse;
 /// idle client cost about 35 KiB of server memory, 1 KiB about 32.
 const READ_CHUNK: usize = 1024;
 
-/// Frames are encoded into one buffer up to about this size, then written
-/// and flushed together.
-const BATCH_BYTES: usize = 64 * 1024;
+/// An outgoing buffer that grew past this is given back once it is empty,
+/// so one burst does not pin its memory for an idle session.
+const KEEP_OUTGOING_CAPACITY: usize = 16 * 1024;
 
 /// How long a closing session waits for its close_notify to be sent, and
 /// then for the client's end of the connection, before dropping the socket.
@@ -59,8 +63,8 @@ pub enum EndReason {
     Truncated,
     /// Reading failed: a reset, or a TLS error.
     ReadFailed(io::Error),
-    /// Writing stalled for longer than the write timeout: the client is not
-    /// reading.
+    /// The socket took nothing for longer than the write timeout: the client
+    /// is not reading.
     SlowReader(Duration),
     /// Writing failed.
     WriteFailed(io::Error),
@@ -115,6 +119,11 @@ impl DateSchedule {
     pub async fn next(&mut self) -> Instant {
         self.interval.tick().await
     }
+
+    /// Polls for the next deadline: ready with it once it has come.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        self.interval.poll_tick(cx)
+    }
 }
 
 /// Serves one client until it leaves, stalls, or the server shuts down.
@@ -122,7 +131,7 @@ impl DateSchedule {
 /// `slot` is the client's place among `--max-clients`; it is released as
 /// soon as the session's last frame is written, before the final close.
 pub async fn serve<S>(
-    stream: S,
+    mut stream: S,
     config: &Config,
     shutdown: &CancellationToken,
     slot: OwnedSemaphorePermit,
@@ -130,188 +139,243 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let start = Instant::now();
-    let lines = AtomicU64::new(0);
-    let (reader, writer) = tokio::io::split(stream);
-    let (queue_tx, queue_rx) = mpsc::channel(config.queue_frames.max(1));
-    let read_side = read_lines(reader, queue_tx, config, shutdown, &lines);
-    let write_side = write_frames(writer, queue_rx, start, config, shutdown);
-    tokio::pin!(read_side, write_side);
-
-    let reason = tokio::select! {
-        // Reader first: frames it queues are then taken by the writer in the
-        // same poll, without another trip through the scheduler.
-        biased;
-        (reader, read_end) = &mut read_side => {
-            // The reader dropped its queue sender: the writer drains what is
-            // left and returns.
-            let (writer, written) = (&mut write_side).await;
-            drop(slot);
-            match written {
-                Ok(()) => {
-                    let stream = reader.unsplit(writer);
-                    close(stream, matches!(read_end, EndReason::Shutdown)).await;
-                    read_end
-                }
-                Err(write_end) => write_end,
-            }
-        }
-        (_writer, written) = &mut write_side => {
-            // The writer only stops first on an error; the reader (and the
-            // socket) are dropped without ceremony.
-            drop(slot);
-            match written {
-                Err(write_end) => write_end,
-                Ok(()) => EndReason::Closed,
-            }
-        }
-    };
-    Session {
-        reason,
-        lines: lines.load(Ordering::Relaxed),
-    }
-}
-
-/// Reads and answers lines until end of stream, an error, or shutdown.
-async fn read_lines<R: AsyncRead + Unpin>(
-    mut reader: R,
-    queue: mpsc::Sender<Frame>,
-    config: &Config,
-    shutdown: &CancellationToken,
-    lines: &AtomicU64,
-) -> (R, EndReason) {
-    let mut decoder = LineDecoder::new(config.max_line_bytes);
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut exchange = Exchange::new(config, Instant::now());
     // Built once: each `cancelled()` future registers with the token.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let end = loop {
-        let read = tokio::select! {
-            biased;
-            () = &mut cancelled => {
-                break drain(&mut reader, &mut decoder, &mut chunk, &queue, lines).await;
-            }
-            read = reader.read(&mut chunk) => read,
-        };
-        match read {
-            Ok(0) if decoder.has_partial_line() => break EndReason::Truncated,
-            Ok(0) => break EndReason::Closed,
-            Ok(n) => {
-                if answer(&mut decoder, &chunk[..n], &queue, lines)
-                    .await
-                    .is_err()
-                {
-                    // The writer is gone; its own error is the reason.
-                    break EndReason::Closed;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => break EndReason::Truncated,
-            Err(err) => break EndReason::ReadFailed(err),
+    let ended = std::future::poll_fn(|cx| exchange.poll(&mut stream, cancelled.as_mut(), cx)).await;
+    drop(slot);
+    let reason = match ended {
+        Ok(reason) => {
+            close(stream, matches!(reason, EndReason::Shutdown)).await;
+            reason
         }
+        // The socket is dropped without ceremony.
+        Err(reason) => reason,
     };
-    (reader, end)
+    Session {
+        reason,
+        lines: exchange.lines,
+    }
 }
 
-/// On shutdown: answers what the client has already sent (bytes readable
-/// without waiting), then queues the `shutting_down` frame.
-async fn drain<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    decoder: &mut LineDecoder,
-    chunk: &mut [u8],
-    queue: &mpsc::Sender<Frame>,
-    lines: &AtomicU64,
-) -> EndReason {
-    // `timeout` polls the read once before looking at its zero deadline, so
-    // this takes exactly what is already there and never waits.
-    while let Ok(Ok(n @ 1..)) = timeout(Duration::ZERO, reader.read(chunk)).await {
-        if answer(decoder, &chunk[..n], queue, lines).await.is_err() {
-            return EndReason::Shutdown;
+/// Where reading stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Lines are read and answered as they come.
+    Open,
+    /// Shutdown: what is readable without waiting is answered, then the
+    /// `shutting_down` frame is appended.
+    Draining,
+    /// No more reading; the session ends once its outgoing bytes are written.
+    Done,
+}
+
+/// The state of one session between its handshake and its close.
+struct Exchange {
+    decoder: LineDecoder,
+    /// Where each read lands; `READ_CHUNK` bytes.
+    chunk: Vec<u8>,
+    /// Encoded frames not yet taken by the TLS stream, oldest first.
+    /// Reading pauses while it holds `queue_bytes` or more, so it holds at
+    /// most that plus the replies to one chunk and a date per period.
+    outgoing: Vec<u8>,
+    /// Bytes were taken by the TLS stream since its last flush.
+    unflushed: bool,
+    /// See [`Config::queue_bytes`].
+    queue_bytes: usize,
+    dates: DateSchedule,
+    reading: Reading,
+    /// Why reading stopped; meaningful once `reading` is `Done`.
+    read_end: EndReason,
+    /// See [`Config::write_timeout`].
+    write_timeout: Duration,
+    /// Fires `write_timeout` after the socket last took bytes, while
+    /// `stalled`. Made at the first stall and reused: a session that is
+    /// never blocked on writing never touches the timer wheel for it.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// Whether `stall` is counting (the session is blocked on writing).
+    stalled: bool,
+    /// Lines answered so far.
+    lines: u64,
+}
+
+impl Exchange {
+    fn new(config: &Config, start: Instant) -> Self {
+        Self {
+            decoder: LineDecoder::new(config.max_line_bytes),
+            chunk: vec![0; READ_CHUNK],
+            outgoing: Vec::new(),
+            unflushed: false,
+            queue_bytes: config.queue_bytes.max(1),
+            dates: DateSchedule::new(start, config.date_period),
+            reading: Reading::Open,
+            read_end: EndReason::Closed,
+            write_timeout: config.write_timeout,
+            stall: None,
+            stalled: false,
+            lines: 0,
         }
     }
-    let _ = queue.send(Frame::error(ErrorCode::ShuttingDown, 0)).await;
-    EndReason::Shutdown
-}
 
-/// Decodes `bytes` and queues one frame per complete line, in order.
-/// Fails only if the writer has gone away.
-async fn answer(
-    decoder: &mut LineDecoder,
-    mut bytes: &[u8],
-    queue: &mpsc::Sender<Frame>,
-    lines: &AtomicU64,
-) -> Result<(), mpsc::error::SendError<Frame>> {
-    while let Some(item) = decoder.decode(&mut bytes) {
-        let frame = match item {
-            Inbound::Line(text) => Frame::String {
-                payload: reverse(text),
-            },
-            Inbound::TooLong => Frame::error(ErrorCode::LineTooLong, decoder.max_line_bytes()),
-            Inbound::InvalidUtf8 => Frame::error(ErrorCode::InvalidUtf8, 0),
-        };
-        lines.fetch_add(1, Ordering::Relaxed);
-        queue.send(frame).await?;
-    }
-    Ok(())
-}
-
-/// Writes queued frames and dates until the queue closes, or a write fails
-/// or stalls past the write timeout.
-async fn write_frames<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut queue: mpsc::Receiver<Frame>,
-    start: Instant,
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> (W, Result<(), EndReason>) {
-    let mut dates = DateSchedule::new(start, config.date_period);
-    let mut batch = Vec::new();
-    loop {
-        tokio::select! {
-            // Dates first: a client that keeps the queue busy must not push
-            // its own dates off their deadlines.
-            biased;
-            _ = dates.next(), if !shutdown.is_cancelled() => Frame::date_now().encode(&mut batch),
-            frame = queue.recv() => match frame {
-                Some(frame) => {
-                    frame.encode(&mut batch);
-                    while batch.len() < BATCH_BYTES {
-                        let Ok(frame) = queue.try_recv() else { break };
-                        frame.encode(&mut batch);
-                    }
+    /// Runs the session until reading is done and everything outgoing is
+    /// written and flushed (`Ok`, with why reading stopped), or until
+    /// writing fails or stalls (`Err`).
+    fn poll<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<EndReason, EndReason>> {
+        if self.reading == Reading::Open {
+            if cancelled.poll(cx).is_ready() {
+                self.reading = Reading::Draining;
+            } else {
+                while self.dates.poll_next(cx).is_ready() {
+                    Frame::date_now().encode(&mut self.outgoing);
                 }
-                None => return (writer, Ok(())),
-            },
+            }
         }
-        let write = async {
-            writer.write_all(&batch).await?;
-            writer.flush().await
-        };
-        match write_within(config.write_timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => return (writer, Err(EndReason::WriteFailed(err))),
-            Err(_) => return (writer, Err(EndReason::SlowReader(config.write_timeout))),
-        }
-        batch.clear();
-        if batch.capacity() > 2 * BATCH_BYTES {
-            // One huge batch must not pin its memory for an idle session.
-            batch = Vec::new();
+        loop {
+            let written = match self.poll_write(stream, cx) {
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Ready(Ok(())) => true,
+                Poll::Pending => false,
+            };
+            if self.reading == Reading::Done {
+                if written {
+                    let end = std::mem::replace(&mut self.read_end, EndReason::Closed);
+                    return Poll::Ready(Ok(end));
+                }
+                return Poll::Pending;
+            }
+            if self.outgoing.len() >= self.queue_bytes {
+                // Woken when the socket takes some of it.
+                return Poll::Pending;
+            }
+            let mut buf = ReadBuf::new(&mut self.chunk);
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    let n = buf.filled().len();
+                    self.answer(n);
+                }
+                Poll::Ready(Ok(())) => {
+                    let end = if self.decoder.has_partial_line() {
+                        EndReason::Truncated
+                    } else {
+                        EndReason::Closed
+                    };
+                    self.stop_reading(end);
+                }
+                Poll::Ready(Err(err)) => {
+                    let end = if err.kind() == io::ErrorKind::UnexpectedEof {
+                        EndReason::Truncated
+                    } else {
+                        EndReason::ReadFailed(err)
+                    };
+                    self.stop_reading(end);
+                }
+                Poll::Pending if self.reading == Reading::Draining => {
+                    // Everything already received is answered.
+                    self.stop_reading(EndReason::Shutdown);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
-}
 
-/// Runs `write` under `limit`, arming the timer only if the write does not
-/// complete at once. Most writes fit in the socket buffer, and a timer per
-/// batch (inserted into and removed from the timer wheel) would be the
-/// costliest part of answering a short line.
-async fn write_within<F: std::future::Future>(
-    limit: Duration,
-    write: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    tokio::pin!(write);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(done) => Ok(done),
-        std::task::Poll::Pending => timeout(limit, write).await,
+    /// Decodes the first `n` bytes of the chunk and appends one frame per
+    /// complete line, in order.
+    fn answer(&mut self, n: usize) {
+        let mut bytes = &self.chunk[..n];
+        while let Some(item) = self.decoder.decode(&mut bytes) {
+            match item {
+                Inbound::Line(text) => Frame::encode_reply(text, &mut self.outgoing),
+                Inbound::TooLong => {
+                    Frame::error(ErrorCode::LineTooLong, self.decoder.max_line_bytes())
+                        .encode(&mut self.outgoing)
+                }
+                Inbound::InvalidUtf8 => {
+                    Frame::error(ErrorCode::InvalidUtf8, 0).encode(&mut self.outgoing);
+                }
+            }
+            self.lines += 1;
+        }
+    }
+
+    /// Stops reading for `end`. While draining for shutdown, whatever the
+    /// end, the client is told the server is shutting down.
+    fn stop_reading(&mut self, end: EndReason) {
+        let end = if self.reading == Reading::Draining {
+            Frame::error(ErrorCode::ShuttingDown, 0).encode(&mut self.outgoing);
+            EndReason::Shutdown
+        } else {
+            end
+        };
+        self.reading = Reading::Done;
+        self.read_end = end;
+    }
+
+    /// Writes and flushes the outgoing bytes: ready once all are flushed.
+    /// Pending while the socket takes nothing, for at most the write
+    /// timeout since it last took something.
+    fn poll_write<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), EndReason>> {
+        let sent = self.poll_send(stream, cx).map_err(EndReason::WriteFailed);
+        if sent.is_ready() {
+            self.stalled = false;
+            return sent;
+        }
+        if !self.stalled {
+            let deadline = Instant::now() + self.write_timeout;
+            match &mut self.stall {
+                Some(stall) => stall.as_mut().reset(deadline),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.stalled = true;
+        }
+        let timed_out = self
+            .stall
+            .as_mut()
+            .is_some_and(|stall| stall.as_mut().poll(cx).is_ready());
+        if timed_out {
+            Poll::Ready(Err(EndReason::SlowReader(self.write_timeout)))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Hands the outgoing bytes to the stream and flushes it. Any progress
+    /// restarts the stall count.
+    fn poll_send<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while !self.outgoing.is_empty() {
+            let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.outgoing))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.stalled = false;
+            self.unflushed = true;
+            if n == self.outgoing.len() {
+                self.outgoing.clear();
+                if self.outgoing.capacity() > KEEP_OUTGOING_CAPACITY {
+                    self.outgoing = Vec::new();
+                }
+            } else {
+                self.outgoing.drain(..n);
+            }
+        }
+        if self.unflushed {
+            ready!(Pin::new(&mut *stream).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -341,6 +405,7 @@ mod tests {
     //! clock: timers fire at exact virtual instants, so the schedule and the
     //! timeouts are checked to the millisecond, without waiting for them.
 
+    use crate::reverse::reverse;
     use std::sync::Arc;
 
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf};
@@ -442,7 +507,7 @@ mod tests {
     async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
         let config = Config {
             write_timeout: Duration::from_secs(10),
-            queue_frames: 4,
+            queue_bytes: 4096,
             ..config()
         };
         let Peer {
@@ -471,6 +536,59 @@ mod tests {
         assert!(ended.lines < 100, "answered {} lines", ended.lines);
         drop(lines);
         flood.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_reads_slowly_but_steadily_is_kept() {
+        let config = Config {
+            write_timeout: Duration::from_secs(10),
+            queue_bytes: 4096,
+            ..config()
+        };
+        let Peer {
+            mut writer,
+            session,
+            lines,
+            ..
+        } = open(config, 1024);
+        let mut reader = lines.into_inner().into_inner();
+        let line = format!("{}\n", "s".repeat(1000));
+        let sender = tokio::spawn(async move {
+            for _ in 0..50 {
+                writer.write_all(line.as_bytes()).await.expect("write");
+            }
+            writer
+        });
+        // 512 bytes every 5 s, about 100 bytes a second: writing the 51 KB
+        // of replies takes far longer than the write timeout, but the socket
+        // never goes 10 s without taking bytes.
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let n = reader.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed early: {:?}", session.await);
+            received.extend_from_slice(&chunk[..n]);
+            let replies = received
+                .split(|&b| b == b'\n')
+                .filter(|line| line.starts_with(b"{\"msg_type\":\"string\""))
+                .count();
+            if replies == 50 {
+                break;
+            }
+        }
+        assert!(Instant::now() - started >= Duration::from_secs(400));
+        let mut writer = sender.await.expect("sender");
+        writer.shutdown().await.expect("close");
+        while reader.read(&mut chunk).await.expect("read") > 0 {}
+        let ended = session.await.expect("session");
+        assert!(
+            matches!(ended.reason, EndReason::Closed),
+            "{:?}",
+            ended.reason
+        );
+        assert_eq!(ended.lines, 50);
     }
 
     #[tokio::test(start_paused = true)]

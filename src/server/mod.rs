@@ -28,10 +28,12 @@ pub struct Config {
     pub max_handshakes: usize,
     /// Longest line accepted, in bytes, terminator excluded.
     pub max_line_bytes: usize,
-    /// Longest one write to a client may stall before it is dropped.
+    /// Longest a client's socket may take none of the frames waiting for
+    /// it before the client is dropped as a slow reader.
     pub write_timeout: Duration,
-    /// Capacity of each client's outgoing frame queue.
-    pub queue_frames: usize,
+    /// Encoded frames, in bytes, waiting to be written to one client at
+    /// which the server stops reading that client's lines.
+    pub queue_bytes: usize,
     /// After shutdown starts, how long a connection gets to finish.
     pub shutdown_grace: Duration,
 }
@@ -45,7 +47,7 @@ impl Default for Config {
             max_handshakes: crate::DEFAULT_MAX_HANDSHAKES,
             max_line_bytes: crate::DEFAULT_MAX_LINE_BYTES,
             write_timeout: crate::DEFAULT_WRITE_TIMEOUT,
-            queue_frames: crate::DEFAULT_QUEUE_FRAMES,
+            queue_bytes: crate::DEFAULT_QUEUE_BYTES,
             shutdown_grace: crate::DEFAULT_SHUTDOWN_GRACE,
         }
     }
