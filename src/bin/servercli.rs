@@ -51,7 +51,7 @@ struct Opts {
     /// Drop a client whose writes stall this long (it is not reading)
     #[arg(long, env = "NEA_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     write_timeout: Duration,
-    /// Log each connection's details (RUST_LOG overrides)
+    /// Debug logs, including a line for each client as it joins (RUST_LOG overrides)
     #[arg(long, short, env = "NEA_VERBOSE")]
     verbose: bool,
 }

@@ -179,11 +179,16 @@ async fn handle(
 
     let started = Instant::now();
     let (version, cipher, subject) = describe(&stream);
-    info!(
+    let subject = subject.as_deref().unwrap_or("-");
+    // One INFO line per client, when it leaves, with everything about it
+    // (as TCP proxies log a connection at its end). A second line per client
+    // would cost each handshake more than everything else nea adds to it:
+    // the join line is for `--verbose`.
+    debug!(
         %peer,
         tls = %version,
         cipher,
-        subject = subject.as_deref().unwrap_or("-"),
+        subject,
         clients = shared.connected(),
         "client connected"
     );
@@ -197,6 +202,9 @@ async fn handle(
             let clients = shared.connected();
             info!(
                 %peer,
+                tls = %version,
+                cipher,
+                subject,
                 duration = ?started.elapsed(),
                 lines = session.lines,
                 reason = %session.reason,

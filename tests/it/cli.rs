@@ -171,3 +171,60 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
     assert_eq!(client.round_trip("again").await, "niaga");
     assert!(second.stop().success());
 }
+
+/// Runs `servercli` with test certificates and its own default log level
+/// (no `RUST_LOG`), plus `args`.
+fn start_with_default_logging(args: &[&str]) -> Server {
+    let pki = Pki::new();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
+        .arg(&pki.cert)
+        .arg("--key")
+        .arg(&pki.key)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NEA_VERBOSE");
+    Server::spawn(command, pki)
+}
+
+#[tokio::test]
+async fn by_default_each_client_is_one_log_line_when_it_leaves() {
+    let server = start_with_default_logging(&[]);
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("hello").await, "olleh");
+    client.close().await;
+    let line = server
+        .wait_for_log("client left", PATIENCE)
+        .expect("the departure is logged");
+    for field in [
+        " INFO ",
+        "tls=TLSv1.3",
+        "cipher=\"TLS13_",
+        "subject=\"-\"",
+        "lines=1",
+        "reason=closed by client",
+        "clients=0",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    assert_eq!(server.count_logs("client connected"), 0);
+    assert_eq!(server.count_logs("client left"), 1);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn verbose_adds_a_line_when_each_client_joins() {
+    let server = start_with_default_logging(&["--verbose"]);
+    let mut client = server.connect().await;
+    let joined = server
+        .wait_for_log("client connected", PATIENCE)
+        .expect("the join is logged");
+    assert!(joined.contains("clients=1"), "{joined}");
+    assert_eq!(client.round_trip("abc").await, "cba");
+    client.close().await;
+    server
+        .wait_for_log("client left", PATIENCE)
+        .expect("the departure is logged");
+    assert!(server.stop().success());
+}

@@ -113,10 +113,13 @@ impl Server {
     }
 
     /// Starts `command` (a prepared `servercli` invocation) and waits until
-    /// it logs its listening address.
+    /// it logs its listening address. Logs are at debug level unless the
+    /// command sets or removes `RUST_LOG` itself.
     pub fn spawn(mut command: Command, pki: Pki) -> Self {
+        if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
+            command.env("RUST_LOG", "nea=debug");
+        }
         command
-            .env("RUST_LOG", "nea=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
