@@ -17,7 +17,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +62,11 @@ struct Shared {
     /// second (clients that come and go one at a time would otherwise pay
     /// for it on every departure).
     memory_release: OncePerSecond,
+    /// Sessions whose connection is not yet dropped: from taking a client
+    /// slot until the socket and every buffer are freed. A slot is given
+    /// back earlier (before the final close), so this, not the slots, says
+    /// when memory can be released.
+    sessions: AtomicUsize,
 }
 
 impl Shared {
@@ -90,6 +95,7 @@ pub async fn run(
         handshake_failures: RateLimitedLog::default(),
         rejections: RateLimitedLog::default(),
         memory_release: OncePerSecond::default(),
+        sessions: AtomicUsize::new(0),
         config,
     });
     tokio::pin!(shutdown);
@@ -176,6 +182,7 @@ async fn handle(
         return;
     };
     drop(handshake_slot);
+    shared.sessions.fetch_add(1, Ordering::AcqRel);
 
     let started = Instant::now();
     let (version, cipher, subject) = describe(&stream);
@@ -211,9 +218,6 @@ async fn handle(
                 clients,
                 "client left"
             );
-            if clients == 0 && shared.memory_release.ready() {
-                crate::limits::release_free_memory();
-            }
         }
         () = grace_over => warn!(
             %peer,
@@ -221,6 +225,11 @@ async fn handle(
             reason = "shutdown grace expired",
             "client dropped"
         ),
+    }
+    // The session, its stream and its buffers are dropped by now. When the
+    // last one goes, give the freed memory back: glibc keeps it otherwise.
+    if shared.sessions.fetch_sub(1, Ordering::AcqRel) == 1 && shared.memory_release.ready() {
+        crate::limits::release_free_memory();
     }
 }
 
