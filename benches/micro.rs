@@ -109,6 +109,21 @@ fn frames(c: &mut Criterion) {
             })
         });
     }
+    // What the server does per line: reverse and encode in one step.
+    for (name, line) in [
+        ("line_to_reply_32", text_of("abcdefghij", 32)),
+        ("line_to_reply_1000", text_of("abcdefghij", 1000)),
+        ("line_to_reply_chat_1000", text_of(corpora()[1].1, 1000)),
+    ] {
+        group.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(4096);
+            b.iter(|| {
+                out.clear();
+                Frame::encode_reply(black_box(&line), &mut out);
+                black_box(out.len())
+            })
+        });
+    }
     group.bench_function("date", |b| b.iter(Frame::date_now));
     group.finish();
 }
