@@ -14,6 +14,7 @@ RUNS=${RUNS:-3}
 PARTS=${PARTS:-compare hold scale soak micro}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 SOAK=${SOAK:-60s}
+TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0
 OUT=bench-results
 mkdir -p "$OUT"
 cargo build --release --locked --bins
@@ -27,14 +28,16 @@ sleep 2; kill %1 2>/dev/null || true; wait 2>/dev/null || true
 CA="$CERTS/dev/ca.pem"; CERT="$CERTS/dev/server.pem"; KEY="$CERTS/dev/server-key.pem"
 
 # start_server KIND ARGS...: starts nea (default logging, as deployed; set
-# NEA_LOG to change it) or the baseline on a free port; sets PORT and PID.
+# NEA_LOG to change it, NEA_TUNABLES to set GLIBC_TUNABLES for it) or the
+# baseline on a free port; sets PORT and PID.
 start_server() {
     local kind=$1; shift
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     if [ "$kind" = baseline ]; then
         "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" 2>"$OUT/$kind.log" &
     else
-        RUST_LOG=${NEA_LOG:-warn,nea=info} "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+        env ${NEA_TUNABLES:+GLIBC_TUNABLES=$NEA_TUNABLES} RUST_LOG="${NEA_LOG:-warn,nea=info}" \
+            "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
             --cert "$CERT" --key "$KEY" "$@" 2>"$OUT/$kind.log" &
     fi
     PID=$!
@@ -87,6 +90,12 @@ if part scale; then
     start_server nea --date-period 1s --max-clients 10000
     load hold -n 10000 -d 60s >"$OUT/hold-10000.json"
     stop_server
+    # The same with glibc's per-thread cache off and one arena (BENCHMARKS.md,
+    # "What limits..."): the memory comes back, at a cost per handshake.
+    NEA_TUNABLES=$TUNABLES start_server nea --date-period 1s --max-clients 10000
+    load hold -n 10000 -d 60s >"$OUT/hold-10000-tuned.json"
+    stop_server
+    NEA_TUNABLES=$TUNABLES compare handshakes-tuned handshakes -n 2 -d 10s
 fi
 
 if part soak; then
