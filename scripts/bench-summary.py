@@ -13,7 +13,10 @@ def load(pattern):
     reports = []
     for path in sorted(glob.glob(os.path.join(OUT, pattern))):
         with open(path) as f:
-            reports.append(json.load(f))
+            try:
+                reports.append(json.load(f))
+            except json.JSONDecodeError:
+                print(f"skipped {path}: not a finished report", file=sys.stderr)
     return reports
 
 
@@ -23,6 +26,12 @@ def span(values, fmt="{:.2f}"):
         return "-"
     lo, hi = min(values), max(values)
     return fmt.format(lo) if lo == hi else f"{fmt.format(lo)} – {fmt.format(hi)}"
+
+
+def growth(before, after):
+    if not before or after is None:
+        return "-"
+    return f"{(after - before) / before * 100:+.1f}%"
 
 
 def compare(name, key):
@@ -40,6 +49,7 @@ for name, key in [
     ("rtt-1x1x32", "server_cpu_us_per_line"),
     ("handshakes", "server_cpu_us_per_handshake"),
     ("handshakes-quiet", "server_cpu_us_per_handshake"),
+    ("handshakes-tuned", "server_cpu_us_per_handshake"),
 ]:
     base, nea, ratios = compare(name, key)
     if not ratios:
@@ -64,14 +74,23 @@ p99 = [n["latency"]["p99_us"] / b["latency"]["p99_us"] for n, b in zip(nea, base
 print(f"| ratio | | | {', '.join(f'{r:.2f}' for r in p50)} | {', '.join(f'{r:.2f}' for r in p99)} |")
 
 print()
-print("| hold | clients | RSS per client KiB | idle RSS KiB | RSS after KiB | lateness p99 µs | max µs | later periods p99 µs | CPU ms | context switches |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for pattern in ["hold-0.*.json", "hold-100.*.json", "hold-0-after.*.json", "hold-10000.json"]:
+print("| hold | clients | RSS per client KiB | idle RSS KiB | RSS after KiB | after vs idle | anonymous idle → after KiB | lateness p99 µs | max µs | later periods p99 µs | CPU ms | context switches |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for pattern in [
+    "hold-0.*.json",
+    "hold-100.*.json",
+    "hold-0-after.*.json",
+    "hold-10000.json",
+    "hold-10000-tuned.json",
+]:
     for r in load(pattern):
         late = r["lateness"]
         print(
             f"| {pattern.split('.')[0]} | {r['clients']} | {span([r.get('rss_per_client_kib')], '{:.1f}')} "
-            f"| {r.get('rss_idle_kib')} | {r.get('rss_after_kib')} | {late['p99_us']} | {late['max_us']} "
+            f"| {r.get('rss_idle_kib')} | {r.get('rss_after_kib')} "
+            f"| {growth(r.get('rss_idle_kib'), r.get('rss_after_kib'))} "
+            f"| {r.get('rss_anon_idle_kib')} → {r.get('rss_anon_after_kib')} "
+            f"| {late['p99_us']} | {late['max_us']} "
             f"| {r['lateness_later_periods']['p99_us']} | {span([r.get('server_cpu_ms')], '{:.1f}')} "
             f"| {r.get('server_context_switches')} |"
         )
