@@ -45,9 +45,7 @@ pub fn reverse(text: &str) -> String {
         // bytes again: clusters go straight into a `String`, allocated once
         // at its final size (collecting grows it step by step).
         let mut out = String::with_capacity(text.len());
-        for cluster in text.graphemes(true).rev() {
-            out.push_str(cluster);
-        }
+        out.extend(text.graphemes(true).rev());
         return out;
     }
     let mut out = Vec::with_capacity(text.len());
@@ -69,9 +67,9 @@ pub fn reverse_into(text: &str, out: &mut Vec<u8>) {
         return;
     }
     if mostly_non_ascii(bytes) {
-        for cluster in text.graphemes(true).rev() {
-            out.extend_from_slice(cluster.as_bytes());
-        }
+        text.graphemes(true)
+            .rev()
+            .for_each(|cluster| out.extend_from_slice(cluster.as_bytes()));
         return;
     }
     out.resize(start + bytes.len(), 0);
