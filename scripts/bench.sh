@@ -6,12 +6,13 @@
 #   bash scripts/bench.sh            # everything, 3 runs of each comparison
 #   RUNS=5 bash scripts/bench.sh     # more runs
 #   SOAK=600s bash scripts/bench.sh  # with the 10-minute soak (default 60s)
-#   PARTS="hold soak" bash scripts/bench.sh   # only some parts
+#   PARTS="hold soak" bash scripts/bench.sh   # only some parts (compare hold
+#                                             # scale soak instructions micro)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
-PARTS=${PARTS:-compare hold scale soak micro}
+PARTS=${PARTS:-compare hold scale soak instructions micro}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 SOAK=${SOAK:-60s}
 TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0
@@ -102,6 +103,62 @@ if part soak; then
     start_server nea --date-period 1s
     load soak -n 100 --rate 10 -d "$SOAK" >"$OUT/soak.json"
     stop_server
+fi
+
+# Instruction counts (callgrind): they repeat exactly, where times on a shared
+# machine do not. Each figure is the difference of two runs of different
+# lengths, divided by the difference in work, so start-up cancels out.
+ir() { # ir LOGFILE: the instruction total callgrind logged
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$1"
+}
+callgrind() { valgrind --tool=callgrind --callgrind-out-file=/dev/null --log-file="$OUT/callgrind.log" "$@"; }
+server_ir() { # server_ir KIND LINES ARGS...: server instructions over one rtt run
+    local kind=$1 lines=$2; shift 2
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # valgrind itself in the background (not a function), so that $! is the
+    # server and stop_server reaches it; no output, or $(...) would wait.
+    local vg=(valgrind --tool=callgrind --callgrind-out-file=/dev/null --log-file="$OUT/callgrind.log")
+    if [ "$kind" = baseline ]; then
+        "${vg[@]}" "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" \
+            >/dev/null 2>&1 &
+    else
+        RUST_LOG=warn,nea=info "${vg[@]}" "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+            --cert "$CERT" --key "$KEY" --handshake-timeout 60s >/dev/null 2>&1 &
+    fi
+    PID=$!
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    local extra=(); [ "$kind" = baseline ] && extra=(--baseline)
+    "$BIN/loadcli" rtt "$@" -m "$lines" --ca "$CA" --port "$PORT" "${extra[@]}" >/dev/null
+    stop_server
+    ir "$OUT/callgrind.log"
+}
+if part instructions; then
+    if ! command -v valgrind >/dev/null; then
+        echo "instructions: valgrind is not installed; skipped" >&2
+    else
+        cargo build --release --locked --example reverse_loop
+        for kind in ascii chat non_ascii; do
+            for len in 32 1024 65536; do
+                n=$((400000 / (len + 32) + 1))
+                for fn in nea naive; do
+                    callgrind target/release/examples/reverse_loop "$fn" "$kind" "$len" "$n" >/dev/null
+                    a=$(ir "$OUT/callgrind.log")
+                    callgrind target/release/examples/reverse_loop "$fn" "$kind" "$len" $((6 * n)) >/dev/null
+                    b=$(ir "$OUT/callgrind.log")
+                    echo "reverse $fn $kind $len: $(((b - a) / (5 * n))) instructions per call"
+                done
+            done
+        done | tee "$OUT/instructions.txt"
+        for kind in baseline nea; do
+            a=$(server_ir "$kind" 50 -n 100 -k 8 -l 32); b=$(server_ir "$kind" 250 -n 100 -k 8 -l 32)
+            echo "server $kind, 32 B lines: $(((b - a) / 20000)) instructions per line"
+            a=$(server_ir "$kind" 20 -n 100 -k 1 -l 1000); b=$(server_ir "$kind" 120 -n 100 -k 1 -l 1000)
+            echo "server $kind, 1,000 B lines: $(((b - a) / 10000)) instructions per line"
+        done | tee -a "$OUT/instructions.txt"
+    fi
 fi
 
 if part micro; then
