@@ -13,25 +13,15 @@ use std::process::ExitCode;
 
 use nea::reverse::{reverse, reverse_by_segmentation};
 
+#[path = "../benches/corpus/mod.rs"]
+mod corpus;
+
 /// The texts of `benches/micro.rs`, repeated to `len` bytes.
 fn text_of(kind: &str, len: usize) -> Option<String> {
-    let unit = match kind {
-        "ascii" => "The quick brown fox jumps over the lazy dog. ",
-        "chat" => "ok see you at 8 at the café 👍🏽 then we go to Zürich 🇨🇭 haha, lol. ",
-        "non_ascii" => "日本語のテキスト한국어Кириллицаe\u{301}́👨\u{200d}👩\u{200d}👧",
-        _ => return None,
-    };
-    let mut text = String::with_capacity(len + unit.len());
-    while text.len() + unit.len() <= len {
-        text.push_str(unit);
-    }
-    for c in unit.chars() {
-        if text.len() + c.len_utf8() > len {
-            break;
-        }
-        text.push(c);
-    }
-    Some(text)
+    let (_, unit) = corpus::corpora()
+        .into_iter()
+        .find(|(name, _)| *name == kind)?;
+    Some(corpus::text_of(unit, len))
 }
 
 fn main() -> ExitCode {

@@ -464,6 +464,17 @@ mod tests {
         }
     }
 
+    /// A session with a 4 KiB queue and a 10 s write timeout over a 1 KiB
+    /// pipe: a client that does not read blocks it within a few lines.
+    fn open_for_backpressure() -> Peer {
+        let config = Config {
+            write_timeout: Duration::from_secs(10),
+            queue_bytes: 4096,
+            ..config()
+        };
+        open(config, 1024)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn dates_fall_on_absolute_deadlines_for_twenty_periods_under_load() {
         let start = Instant::now();
@@ -505,17 +516,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
-        let config = Config {
-            write_timeout: Duration::from_secs(10),
-            queue_bytes: 4096,
-            ..config()
-        };
         let Peer {
             mut writer,
             session,
             lines,
             ..
-        } = open(config, 1024);
+        } = open_for_backpressure();
         let started = Instant::now();
         let flood = tokio::spawn(async move {
             let line = format!("{}\n", "w".repeat(1000));
@@ -532,7 +538,8 @@ mod tests {
             ended.reason
         );
         assert!(Instant::now() - started >= Duration::from_secs(10));
-        // The session held at most the queue and one batch, not the flood.
+        // The session held at most the queue and the replies to one read,
+        // not the flood.
         assert!(ended.lines < 100, "answered {} lines", ended.lines);
         drop(lines);
         flood.abort();
@@ -540,17 +547,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_reads_slowly_but_steadily_is_kept() {
-        let config = Config {
-            write_timeout: Duration::from_secs(10),
-            queue_bytes: 4096,
-            ..config()
-        };
         let Peer {
             mut writer,
             session,
             lines,
             ..
-        } = open(config, 1024);
+        } = open_for_backpressure();
         let mut reader = lines.into_inner().into_inner();
         let line = format!("{}\n", "s".repeat(1000));
         let sender = tokio::spawn(async move {

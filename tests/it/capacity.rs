@@ -64,13 +64,8 @@ async fn wait_for_date_after(client: &mut Client, after: jiff::Timestamp) {
 #[tokio::test]
 async fn max_clients_comes_from_the_environment_too() {
     let pki = crate::common::Pki::new();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_servercli"));
-    command
-        .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
-        .arg(&pki.cert)
-        .arg("--key")
-        .arg(&pki.key)
-        .env("NEA_MAX_CLIENTS", "1");
+    let mut command = Server::command_with(&pki, &[]);
+    command.env("NEA_MAX_CLIENTS", "1");
     let server = Server::spawn(command, pki);
     let mut first = server.connect().await;
     assert_eq!(first.round_trip("one").await, "eno");

@@ -176,15 +176,8 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
 /// (no `RUST_LOG`), plus `args`.
 fn start_with_default_logging(args: &[&str]) -> Server {
     let pki = Pki::new();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
-    command
-        .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
-        .arg(&pki.cert)
-        .arg("--key")
-        .arg(&pki.key)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("NEA_VERBOSE");
+    let mut command = Server::command_with(&pki, args);
+    command.env_remove("RUST_LOG").env_remove("NEA_VERBOSE");
     Server::spawn(command, pki)
 }
 

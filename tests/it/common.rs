@@ -102,6 +102,13 @@ impl Server {
     }
 
     pub fn start_with(pki: Pki, args: &[&str]) -> Self {
+        let command = Self::command_with(&pki, args);
+        Self::spawn(command, pki)
+    }
+
+    /// The `servercli` command that [`Server::start_with`] runs, for a test
+    /// to adjust before [`Server::spawn`].
+    pub fn command_with(pki: &Pki, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
         command
             .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
@@ -109,7 +116,7 @@ impl Server {
             .arg("--key")
             .arg(&pki.key)
             .args(args);
-        Self::spawn(command, pki)
+        command
     }
 
     /// Starts `command` (a prepared `servercli` invocation) and waits until
