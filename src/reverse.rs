@@ -11,14 +11,17 @@
 //! - **All ASCII without `\r`**: every byte is a cluster of its own (the only
 //!   ASCII rule that joins two characters is `\r` × `\n`), so the bytes are
 //!   reversed as they are.
-//! - **Mixed text**: inside a run of ASCII bytes other than `\r`, a byte
-//!   whose neighbours on both sides are also such bytes is a cluster of its
-//!   own, and there is a cluster boundary on each side of it: no rule joins
-//!   two such bytes, and only non-ASCII characters can extend a cluster
-//!   (combining marks, joiners) or prepend to one. The text is cut at those
-//!   boundaries into *plain* pieces (the inside of ASCII runs), reversed byte
-//!   for byte, and *complex* pieces (everything else, with the one ASCII byte
-//!   on each side that a neighbour might join), reversed by segmentation.
+//! - **Mixed text**: inside a run of *simple* characters (ASCII other than
+//!   `\r`, and the two-byte Latin letters U+00C0..U+027F), a character whose
+//!   neighbours on both sides are also simple is a cluster of its own, and
+//!   there is a cluster boundary on each side of it: no rule joins two such
+//!   characters, and only other characters can extend a cluster (combining
+//!   marks, joiners) or prepend to one. The text is cut at those boundaries
+//!   into *plain* pieces (the inside of simple runs), mirrored character by
+//!   character, and *complex* pieces (everything else, with the one simple
+//!   character on each side that a neighbour might join), reversed by
+//!   segmentation. Each piece is written straight to its mirrored place in
+//!   the output.
 //!   Regional-indicator pairing and emoji sequences cannot cross a plain
 //!   piece, so segmenting each complex piece on its own gives the same
 //!   clusters as segmenting the whole text.
