@@ -115,9 +115,10 @@ impl DateSchedule {
         Self { interval }
     }
 
-    /// Waits for the next deadline and returns it.
+    /// Waits for the next deadline and returns it (what the session polls,
+    /// as a future).
     pub async fn next(&mut self) -> Instant {
-        self.interval.tick().await
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
     /// Polls for the next deadline: ready with it once it has come.

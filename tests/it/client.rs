@@ -12,15 +12,10 @@ use crate::common::{PATIENCE, Pki, Server, clientcli_for, scripted_server};
 
 /// Runs `command` with `input` on stdin and waits for it (off the async
 /// runtime's thread, so servers in this process keep running).
-async fn run_with_input(mut command: std::process::Command, input: &[u8]) -> Output {
+async fn run_with_input(command: std::process::Command, input: &[u8]) -> Output {
     let input = input.to_vec();
     tokio::task::spawn_blocking(move || {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("clientcli starts");
+        let mut child = spawn_interactive_pipe(command);
         let mut stdin = child.stdin.take().expect("stdin");
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
@@ -96,12 +91,7 @@ async fn dates_go_to_stderr_in_local_time_and_stdout_keeps_only_replies() {
     let server = Server::start(&["--date-period", "100ms"]);
     let mut command = server.clientcli();
     command.env("TZ", "UTC");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("clientcli starts");
+    let mut child = spawn_interactive_pipe(command);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"abc\n").expect("write");
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -251,7 +241,8 @@ async fn a_full_server_is_status_75() {
     assert!(server.stop().success());
 }
 
-/// Starts `clientcli` on `command` with stdin kept open; returns the child.
+/// Starts `clientcli` on `command` with stdin, stdout and stderr piped
+/// (stdin stays open until the test drops it); returns the child.
 fn spawn_interactive_pipe(mut command: std::process::Command) -> Child {
     command
         .stdin(Stdio::piped())
