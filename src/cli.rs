@@ -78,6 +78,25 @@ pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, std::process::Exit
     })
 }
 
+/// Raises the open-file soft limit to the hard limit, as a server for
+/// thousands of clients (or a load tool that opens them) needs; returns the
+/// limit now in force (0 if it cannot be read). Process-wide, so only the
+/// binaries call it, at start-up.
+pub fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` if set and by
 /// `default` (an `EnvFilter` directive such as `warn,nea=info`) otherwise.
 pub fn init_logging(default: &str) {
@@ -111,6 +130,15 @@ mod tests {
             let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains('\''), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_soft_limit_ends_at_the_hard_limit() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let limit = raise_open_file_limit();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("readable");
+        assert_eq!(limit, soft);
+        assert_eq!(soft, hard);
     }
 
     #[test]

@@ -23,14 +23,14 @@
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front
 //!   ends of `clientcli`.
-//! - [`load`]: `loadcli`'s measurements (round trips, handshakes, held
-//!   clients, soak) and the bare baseline server they compare against.
-//! - [`limits`]: raising the open-file limit for many clients.
+//! - [`limits`]: the open-file limit, and giving freed memory back.
 //! - [`shutdown`]: the SIGINT-or-SIGTERM future, built once.
 //! - [`error`]: error enums whose `Display` is one sentence.
 //! - [`cli`]: what the binaries share: duration flags, usage errors, logging.
-//! - `src/bin/servercli.rs`, `src/bin/clientcli.rs`, `src/bin/loadcli.rs`:
+//! - `src/bin/servercli.rs`, `src/bin/clientcli.rs`:
 //!   flags, logging and exit codes; nothing else.
+//! - `tools/loadcli`: the load and measurement program, a package of its
+//!   own (it is not part of the product).
 //!
 //! Defaults live in this file, in one place.
 
@@ -42,7 +42,6 @@ pub mod codec;
 pub mod devca;
 pub mod error;
 pub mod limits;
-pub mod load;
 pub mod protocol;
 pub mod reverse;
 pub mod server;

@@ -1,24 +1,14 @@
 //! Process resources. A server for thousands of clients needs a file
 //! descriptor per client, and the usual soft limit (1024) is far below
-//! that; the hard limit is what the administrator allows. And memory freed
-//! by clients that left should go back to the system.
+//! that: the binaries raise it to the hard limit at start-up
+//! ([`crate::cli::raise_open_file_limit`]); the library only reads it. And
+//! memory freed by clients that left should go back to the system.
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit};
 
-/// Raises the open-file soft limit to the hard limit; returns the limit now
-/// in force (0 if it cannot be read).
-pub fn raise_open_file_limit() -> u64 {
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-                hard
-            } else {
-                soft
-            }
-        }
-        Ok((soft, _)) => soft,
-        Err(_) => 0,
-    }
+/// The open-file soft limit in force (0 if it cannot be read).
+pub fn open_file_limit() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft)
 }
 
 /// Gives memory that the allocator holds but no longer uses back to the
@@ -48,10 +38,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_soft_limit_ends_at_the_hard_limit() {
-        let limit = raise_open_file_limit();
-        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("readable");
-        assert_eq!(limit, soft);
-        assert_eq!(soft, hard);
+    fn the_limit_read_is_the_soft_limit() {
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("readable");
+        assert_eq!(open_file_limit(), soft);
     }
 }

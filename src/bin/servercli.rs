@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use nea::cli::{init_logging, parse_args, parse_duration, parse_positive, runtime};
+use nea::cli::{
+    init_logging, parse_args, parse_duration, parse_positive, raise_open_file_limit, runtime,
+};
 use nea::server::{Config, Settings};
 
 /// TLS date-and-reverse server: sends each client the date every period and
@@ -86,6 +88,9 @@ fn main() -> ExitCode {
         "warn,nea=info"
     });
     let settings = opts.into_settings();
+    // One file descriptor per client: the soft limit (often 1024) would cap
+    // --max-clients far below what the administrator's hard limit allows.
+    raise_open_file_limit();
     let runtime = match runtime("servercli") {
         Ok(runtime) => runtime,
         Err(status) => return status,

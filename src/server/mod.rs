@@ -101,7 +101,7 @@ pub async fn start(
         None => None,
     };
     let mutual = client_ca.is_some();
-    let files = crate::limits::raise_open_file_limit();
+    let files = crate::limits::open_file_limit();
     let needed = (settings.config.max_clients + settings.config.max_handshakes) as u64
         + crate::limits::SERVER_SPARE_FILES;
     if files < needed {

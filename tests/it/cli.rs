@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use crate::common::{Client, PATIENCE, Pki, Server};
 
 fn servercli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_servercli"))
+    Command::new(crate::common::servercli_exe())
         .args(args)
         .output()
         .expect("servercli runs")
@@ -112,7 +112,7 @@ async fn a_port_in_use_is_one_sentence_and_status_1() {
 
 /// Runs `servercli` with no certificate flags and `NEA_DEV_DIR` set.
 fn start_with_dev_dir(dir: &std::path::Path) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+    let mut command = Command::new(crate::common::servercli_exe());
     command
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .env("NEA_DEV_DIR", dir);

@@ -188,7 +188,7 @@ async fn nothing_listening_is_status_69() {
 
 #[tokio::test]
 async fn an_unknown_host_is_status_68() {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    let mut command = std::process::Command::new(crate::common::clientcli_exe());
     command.args(["--host", "no-such-host.invalid"]);
     let output = run_with_input(command, b"").await;
     assert_failure(&output, 68, "host no-such-host.invalid is unknown");
@@ -375,12 +375,12 @@ fn copy_pki(pki: &Pki) -> Pki {
 async fn with_the_development_ca_no_other_step_is_needed() {
     let home = tempfile::tempdir().expect("tempdir");
     let dev_dir = home.path().join("nea");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_servercli"));
+    let mut command = std::process::Command::new(crate::common::servercli_exe());
     command
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .env("NEA_DEV_DIR", &dev_dir);
     let server = Server::spawn(command, Pki::new());
-    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    let mut client = std::process::Command::new(crate::common::clientcli_exe());
     client
         .args(["--port", &server.addr.port().to_string()])
         .env("NEA_DEV_DIR", &dev_dir);
@@ -393,7 +393,7 @@ async fn with_the_development_ca_no_other_step_is_needed() {
 
 #[tokio::test]
 async fn an_invalid_command_line_is_status_64() {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    let mut command = std::process::Command::new(crate::common::clientcli_exe());
     command.args(["--port", "not-a-port"]);
     let output = run_with_input(command, b"").await;
     assert_eq!(output.status.code(), Some(64));

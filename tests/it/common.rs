@@ -18,6 +18,37 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+/// The `servercli` binary. Cargo names it to nea's own tests; the tests of
+/// the workspace's other packages (loadcli) find it beside their own
+/// binary, where building the workspace puts it.
+pub fn servercli_exe() -> PathBuf {
+    workspace_binary(option_env!("CARGO_BIN_EXE_servercli"), "servercli")
+}
+
+/// The `clientcli` binary (see [`servercli_exe`]).
+pub fn clientcli_exe() -> PathBuf {
+    workspace_binary(option_env!("CARGO_BIN_EXE_clientcli"), "clientcli")
+}
+
+fn workspace_binary(from_cargo: Option<&str>, name: &str) -> PathBuf {
+    if let Some(path) = from_cargo {
+        return PathBuf::from(path);
+    }
+    // The test binary is target/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests of the whole workspace (cargo test --workspace)",
+        path.display()
+    );
+    path
+}
+
 /// How long any single expected event may take before a test fails. Generous,
 /// because CI runs instrumented builds on two loaded cores.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -109,7 +140,7 @@ impl Server {
     /// The `servercli` command that [`Server::start_with`] runs, for a test
     /// to adjust before [`Server::spawn`].
     pub fn command_with(pki: &Pki, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+        let mut command = Command::new(servercli_exe());
         command
             .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
             .arg(&pki.cert)
@@ -404,7 +435,7 @@ impl Server {
     /// Starts `servercli` on a given port of 127.0.0.1 with existing
     /// certificates (to restart a server where a client expects it).
     pub fn start_on(pki: Pki, port: u16, args: &[&str]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_servercli"));
+        let mut command = Command::new(servercli_exe());
         command
             .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--cert"])
             .arg(&pki.cert)
@@ -424,7 +455,7 @@ impl Server {
 /// A `clientcli` command for 127.0.0.1:`port` that trusts `ca` (and the
 /// system roots), but not the per-user development CA.
 pub fn clientcli_for(port: u16, ca: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clientcli"));
+    let mut command = Command::new(clientcli_exe());
     command
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--ca"])
         .arg(ca)

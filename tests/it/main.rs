@@ -13,7 +13,6 @@ mod client;
 mod dates;
 mod handshake;
 mod interop;
-mod load;
 mod mtls;
 mod reversal;
 mod shutdown;

@@ -15,7 +15,7 @@ use super::{
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Clients (`-n`).
     pub clients: usize,
     /// Lines in flight per client (`-k`).
@@ -32,7 +32,7 @@ pub struct Plan {
 
 /// What a run measured.
 #[derive(Debug, serde::Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Lines answered (and checked) in all.
     pub lines: u64,
     /// Wall-clock time of the run, in seconds.
@@ -61,7 +61,7 @@ impl std::fmt::Display for Report {
 }
 
 /// Runs the plan; fails on the first wrong or misordered reply.
-pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
+pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
     let done = Arc::new(AtomicU64::new(0));
     // Connect everyone first, so handshakes are not part of the figures.
     let mut streams = Vec::with_capacity(plan.clients);

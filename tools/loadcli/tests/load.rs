@@ -1,6 +1,12 @@
 //! `loadcli`: its modes run against the real server and the baseline, and
 //! its correctness check fails loudly on a server that answers wrongly.
 
+// The harness of nea's own integration tests: the same servers and
+// certificates; loadcli's tests use only part of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../tests/it/common.rs"]
+mod common;
+
 use std::process::{Command, Output};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

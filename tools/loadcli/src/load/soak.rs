@@ -18,7 +18,7 @@ use super::{
 
 /// What to run, and what counts as passing.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Clients.
     pub clients: usize,
     /// Lines per second per client.
@@ -41,7 +41,7 @@ pub struct Plan {
 
 /// What a run measured.
 #[derive(Debug, serde::Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Lines sent.
     pub sent: u64,
     /// Replies received and checked (each the exact reversal, in order).
@@ -82,7 +82,7 @@ impl std::fmt::Display for Report {
 }
 
 /// Runs the plan; `Err` if anything was wrong, lost, late or growing.
-pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
+pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
     let sent = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
     let lateness = Arc::new(Mutex::new(new_histogram()));

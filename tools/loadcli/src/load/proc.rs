@@ -5,7 +5,7 @@ use std::fs;
 
 /// One reading of a process's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// CPU time on all threads, in nanoseconds (`/proc/PID/task/*/schedstat`,
     /// nanosecond resolution, unlike the 10 ms ticks of `/proc/PID/stat`).
     pub cpu_ns: u64,
@@ -20,7 +20,7 @@ pub struct Sample {
 
 impl Sample {
     /// Reads the counters of process `pid`; `None` if it is gone.
-    pub fn of(pid: u32) -> Option<Self> {
+    pub(crate) fn of(pid: u32) -> Option<Self> {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let mut sample = Self {
             rss_kib: field(&status, "VmRSS:"),
@@ -45,7 +45,7 @@ impl Sample {
     }
 
     /// Counters that grew between `earlier` and `self` (RSS is `self`'s).
-    pub fn since(&self, earlier: &Self) -> Self {
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
         Self {
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
             rss_kib: self.rss_kib,

@@ -31,17 +31,17 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub mod baseline;
-pub mod handshakes;
-pub mod hold;
-pub mod proc;
-pub mod rtt;
-pub mod soak;
+pub(crate) mod baseline;
+pub(crate) mod handshakes;
+pub(crate) mod hold;
+pub(crate) mod proc;
+pub(crate) mod rtt;
+pub(crate) mod soak;
 
 /// A failure of a load run. A mismatch is the one that matters most: it
 /// means the server answered wrongly.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// A reply was not the exact reversal of the line it answers.
     #[error("MISMATCH on client {client}, line {line}: expected {expected:?}, got {got:?}")]
     Mismatch {
@@ -67,12 +67,12 @@ pub enum LoadError {
     Failed(String),
     /// TLS setup failed.
     #[error(transparent)]
-    Tls(#[from] crate::error::TlsSetupError),
+    Tls(#[from] nea::error::TlsSetupError),
 }
 
 /// Which protocol the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// nea: replies are `string` frames holding the grapheme reversal;
     /// `date` frames come in between.
     Nea,
@@ -82,7 +82,7 @@ pub enum Protocol {
 
 /// Where and how to connect.
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// The server's address.
     pub addr: SocketAddr,
     /// The name to verify.
@@ -104,14 +104,14 @@ impl fmt::Debug for Target {
 
 impl Target {
     /// A target trusting the CA certificates in `ca`.
-    pub fn new(
+    pub(crate) fn new(
         addr: SocketAddr,
         server_name: &str,
         ca: &std::path::Path,
         protocol: Protocol,
     ) -> Result<Self, LoadError> {
-        let roots = crate::tls::root_store(crate::tls::load_certs(ca)?)?;
-        let mut config = (*crate::tls::client_config(roots, None)?).clone();
+        let roots = nea::tls::root_store(nea::tls::load_certs(ca)?)?;
+        let mut config = (*nea::tls::client_config(roots, None)?).clone();
         config.resumption = rustls::client::Resumption::disabled();
         let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
             LoadError::Failed(format!("{server_name:?} is not a valid server name"))
@@ -125,7 +125,7 @@ impl Target {
     }
 
     /// Connects and completes a full handshake.
-    pub async fn connect(&self, client: usize) -> Result<TlsStream<TcpStream>, LoadError> {
+    pub(crate) async fn connect(&self, client: usize) -> Result<TlsStream<TcpStream>, LoadError> {
         let io = |source| LoadError::Io { client, source };
         let tcp = TcpStream::connect(self.addr).await.map_err(io)?;
         tcp.set_nodelay(true).map_err(io)?;
@@ -136,9 +136,9 @@ impl Target {
     }
 
     /// What the server must answer to `line`.
-    pub fn expected_reply(&self, line: &str) -> String {
+    pub(crate) fn expected_reply(&self, line: &str) -> String {
         match self.protocol {
-            Protocol::Nea => crate::reverse::reverse(line),
+            Protocol::Nea => nea::reverse::reverse(line),
             Protocol::Baseline => {
                 // Bytes reversed; the lines the tool sends are ASCII in
                 // baseline runs, so this is still text.
@@ -153,7 +153,7 @@ impl Target {
 /// Checks a reply against the oldest line still waiting for one (`seq` and
 /// its expected reply): none waiting means a duplicate or a reply nobody
 /// asked for; a different text is a mismatch. Both fail the run.
-pub fn check_reply(
+pub(crate) fn check_reply(
     client: usize,
     waiting: Option<(u64, String)>,
     reply: String,
@@ -176,7 +176,7 @@ pub fn check_reply(
 
 /// What one received line is, once the protocol is applied.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     /// A reply to a line.
     Reply(String),
     /// A date frame's payload.
@@ -186,12 +186,12 @@ pub enum Received {
 }
 
 /// Interprets one line from the server.
-pub fn interpret(protocol: Protocol, line: &str) -> Received {
+pub(crate) fn interpret(protocol: Protocol, line: &str) -> Received {
     match protocol {
         Protocol::Baseline => Received::Reply(line.to_owned()),
-        Protocol::Nea => match crate::protocol::Frame::parse(line) {
-            Ok(crate::protocol::Frame::String { payload }) => Received::Reply(payload),
-            Ok(crate::protocol::Frame::Date { payload }) => Received::Date(payload),
+        Protocol::Nea => match nea::protocol::Frame::parse(line) {
+            Ok(nea::protocol::Frame::String { payload }) => Received::Reply(payload),
+            Ok(nea::protocol::Frame::Date { payload }) => Received::Date(payload),
             _ => Received::Other,
         },
     }
@@ -201,7 +201,7 @@ pub fn interpret(protocol: Protocol, line: &str) -> Received {
 /// about `len` bytes of mostly-ASCII chat with accents and emoji
 /// (`unicode`), starting with the client and sequence numbers so that every
 /// line is distinct.
-pub fn make_line(client: usize, seq: u64, len: usize, unicode: bool) -> String {
+pub(crate) fn make_line(client: usize, seq: u64, len: usize, unicode: bool) -> String {
     const ASCII: &str = "the quick brown fox jumps over the lazy dog ";
     const CHAT: &str = "ok see you at the café 👍🏽 then Zürich 🇨🇭 lol ";
     let mut line = format!("{client}:{seq} ");
@@ -222,14 +222,14 @@ pub fn make_line(client: usize, seq: u64, len: usize, unicode: bool) -> String {
 
 /// A latency histogram in microseconds, 1 µs to 1 hour, 3 significant
 /// digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3)
         .expect("constant bounds: low >= 1, high >= 2 * low, sigfig <= 5")
 }
 
 /// Percentiles of a histogram in microseconds, for reports.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     /// Number of samples.
     pub count: u64,
     /// Median.
@@ -246,7 +246,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// Summarises `hist`.
-    pub fn of(hist: &Histogram<u64>) -> Self {
+    pub(crate) fn of(hist: &Histogram<u64>) -> Self {
         Self {
             count: hist.len(),
             p50_us: hist.value_at_quantile(0.50),
@@ -269,7 +269,7 @@ impl fmt::Display for Percentiles {
 }
 
 /// Prints a progress line to stderr every few seconds while `work` runs.
-pub async fn with_progress<T>(
+pub(crate) async fn with_progress<T>(
     label: &str,
     counter: &std::sync::atomic::AtomicU64,
     work: impl std::future::Future<Output = T>,

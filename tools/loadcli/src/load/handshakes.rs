@@ -12,7 +12,7 @@ use super::{LoadError, Target};
 
 /// What a run measured.
 #[derive(Debug, serde::Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Handshakes completed.
     pub handshakes: u64,
     /// Wall-clock time, in seconds.
@@ -40,7 +40,7 @@ impl std::fmt::Display for Report {
 }
 
 /// Runs handshakes for `duration` with `concurrency` workers.
-pub async fn run(
+pub(crate) async fn run(
     target: &Target,
     concurrency: usize,
     duration: Duration,

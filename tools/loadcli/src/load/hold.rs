@@ -25,7 +25,7 @@ use super::{LoadError, Percentiles, Received, Target, interpret, new_histogram};
 
 /// What to hold.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Clients to connect (0 measures the idle server).
     pub clients: usize,
     /// How long to hold them once all are connected.
@@ -40,7 +40,7 @@ pub struct Plan {
 
 /// What a run measured.
 #[derive(Debug, serde::Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Clients held.
     pub clients: usize,
     /// Date lateness, all dates.
@@ -108,7 +108,7 @@ struct Lateness {
 }
 
 /// Runs the plan.
-pub async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
+pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
     let pid = plan.server_pid;
     let fresh = pid.and_then(Sample::of);
     warm_up(target, plan.period).await?;
@@ -268,7 +268,11 @@ fn record(lateness: &Mutex<Lateness>, t0: jiff::Timestamp, payload: &str, period
 /// For a date stamped `ts` on a schedule starting at `t0`: which period it
 /// belongs to (the nearest deadline, n ≥ 1) and how late it is, in µs (0
 /// if early).
-pub fn lateness_of(t0: jiff::Timestamp, ts: jiff::Timestamp, period: Duration) -> (u64, u64) {
+pub(crate) fn lateness_of(
+    t0: jiff::Timestamp,
+    ts: jiff::Timestamp,
+    period: Duration,
+) -> (u64, u64) {
     let since_us = ts.duration_since(t0).as_micros().max(0) as u64;
     let period_us = (period.as_micros() as u64).max(1);
     let n = ((since_us + period_us / 2) / period_us).max(1);

@@ -1,6 +1,9 @@
 //! `loadcli`: load and measurement tool for nea (as redis ships
-//! redis-benchmark). Parses flags, runs one mode of `nea::load`, prints a
+//! redis-benchmark). Parses flags, runs one mode of [`load`], prints a
 //! summary (or JSON with `--json`).
+//!
+//! It is a measurement program, not part of the product, so it is a package
+//! of its own: nothing of it reaches nea's dependencies or API.
 //!
 //! Exit status: 0 when the run passed its checks, 1 when it failed (a wrong
 //! or misordered reply, a lost line, a late date, growing memory, a
@@ -12,8 +15,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use nea::cli::{parse_args, parse_duration, parse_positive, runtime};
-use nea::load::{LoadError, Protocol, Target, baseline, handshakes, hold, rtt, soak};
+use nea::cli::{parse_args, parse_duration, parse_positive, raise_open_file_limit, runtime};
+
+mod load;
+
+use load::{LoadError, Protocol, Target, baseline, handshakes, hold, rtt, soak};
 
 /// Load, latency, punctuality and memory measurements against a nea server
 /// (or the bare baseline server).
@@ -168,7 +174,7 @@ fn print<R: std::fmt::Display + serde::Serialize>(report: &R, json: bool) {
 }
 
 async fn run(mode: Mode) -> Result<(), LoadError> {
-    nea::limits::raise_open_file_limit();
+    raise_open_file_limit();
     match mode {
         Mode::Rtt {
             server,

@@ -13,7 +13,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 /// Serves on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shutdown: impl Future) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future,
+) {
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {
