@@ -97,6 +97,17 @@ pub fn raise_open_file_limit() -> u64 {
     }
 }
 
+/// Writes `port` and a newline to `path`, for whoever started the program
+/// on port 0 and needs to know where it listens. The file appears whole or
+/// not at all: it is written beside `path` and renamed over it.
+pub fn write_port_file(path: &std::path::Path, port: u16) -> std::io::Result<()> {
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(".tmp");
+    let staging = std::path::PathBuf::from(staging);
+    std::fs::write(&staging, format!("{port}\n"))?;
+    std::fs::rename(&staging, path)
+}
+
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` if set and by
 /// `default` (an `EnvFilter` directive such as `warn,nea=info`) otherwise.
 pub fn init_logging(default: &str) {
@@ -139,6 +150,22 @@ mod tests {
         let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("readable");
         assert_eq!(limit, soft);
         assert_eq!(soft, hard);
+    }
+
+    #[test]
+    fn the_port_file_holds_the_port_and_nothing_is_left_beside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("port");
+        write_port_file(&path, 3443).expect("written");
+        write_port_file(&path, 4443).expect("rewritten");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "4443\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["port"]);
+        let missing = dir.path().join("no/such/dir/port");
+        assert!(write_port_file(&missing, 1).is_err());
     }
 
     #[test]

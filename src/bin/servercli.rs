@@ -53,6 +53,9 @@ struct Opts {
     /// Drop a client whose writes stall this long (it is not reading)
     #[arg(long, env = "NEA_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     write_timeout: Duration,
+    /// Once listening, write the port to this file (useful with --port 0)
+    #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
+    port_file: Option<PathBuf>,
     /// Debug logs, including a line for each client as it joins (RUST_LOG overrides)
     #[arg(long, short, env = "NEA_VERBOSE")]
     verbose: bool,
@@ -64,6 +67,7 @@ impl Opts {
             listen: SocketAddr::new(self.bind, self.port),
             identity: self.cert.zip(self.key),
             client_ca: self.client_ca,
+            port_file: self.port_file,
             config: Config {
                 max_clients: self.max_clients,
                 date_period: self.date_period,

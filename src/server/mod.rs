@@ -62,6 +62,9 @@ pub struct Settings {
     pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// CA file whose certificates clients must present (mutual TLS).
     pub client_ca: Option<std::path::PathBuf>,
+    /// File to write the listening port to once the server accepts
+    /// connections (for a supervisor or test that started it on port 0).
+    pub port_file: Option<std::path::PathBuf>,
     /// Limits and periods.
     pub config: Config,
 }
@@ -122,6 +125,12 @@ pub async fn start(
         phase: "reading the listening address",
         source,
     })?;
+    if let Some(path) = &settings.port_file {
+        crate::cli::write_port_file(path, local.port()).map_err(|source| ServerError::Io {
+            phase: "writing the port file",
+            source,
+        })?;
+    }
     tracing::info!(
         max_clients = settings.config.max_clients,
         date_period = ?settings.config.date_period,

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use nea::devca::CertificateAuthority;
 use nea::protocol::Frame;
 use nea::tls;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -150,14 +152,19 @@ impl Server {
         command
     }
 
-    /// Starts `command` (a prepared `servercli` invocation) and waits until
-    /// it logs its listening address. Logs are at debug level unless the
-    /// command sets or removes `RUST_LOG` itself.
+    /// Starts `command` (a prepared `servercli` or `loadcli baseline-server`
+    /// invocation) and waits until it accepts connections: it is given
+    /// `--port-file`, and the port it writes there is where it listens.
+    /// Logs are at debug level unless the command sets or removes
+    /// `RUST_LOG` itself.
     pub fn spawn(mut command: Command, pki: Pki) -> Self {
         if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
             command.env("RUST_LOG", "nea=debug");
         }
+        let port_file = fresh_port_file(&pki);
         command
+            .arg("--port-file")
+            .arg(&port_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -180,16 +187,27 @@ impl Server {
             pki,
             log,
         };
-        let line = server
-            .wait_for_log("listening on ", PATIENCE)
+        let port = server
+            .wait_for_port_file(&port_file)
             .unwrap_or_else(|| panic!("server did not start:\n{}", server.log()));
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("address after 'listening on'");
-        server.addr = addr.parse().expect("socket address");
+        server.addr.set_port(port);
         server
+    }
+
+    /// The port the server wrote to `path`, once it has; `None` if it
+    /// exited or took longer than the test's patience.
+    fn wait_for_port_file(&mut self, path: &Path) -> Option<u16> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                return Some(text.trim().parse().expect("a port in the port file"));
+            }
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     pub fn pid(&self) -> i32 {
@@ -225,9 +243,9 @@ impl Server {
         self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
-    /// Sends a signal by name (`"TERM"`, `"INT"`).
-    pub fn signal(&self, name: &str) {
-        assert!(send_signal(self.pid(), name), "kill -{name} failed");
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid()), signal).expect("the signal is sent");
     }
 
     /// Waits for the process to exit on its own, up to `patience`.
@@ -246,7 +264,7 @@ impl Server {
 
     /// Stops the server with SIGTERM and returns its exit status.
     pub fn stop(mut self) -> ExitStatus {
-        self.signal("TERM");
+        self.signal(Signal::SIGTERM);
         self.wait_exit(PATIENCE)
             .expect("server exits after SIGTERM")
     }
@@ -282,7 +300,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = send_signal(self.pid(), "TERM");
+            let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
             if self.wait_exit(PATIENCE).is_none() {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
@@ -291,14 +309,11 @@ impl Drop for Server {
     }
 }
 
-/// Sends a signal through the `kill` command: the tests use no `unsafe`,
-/// which calling kill(2) directly would need.
-fn send_signal(pid: i32, name: &str) -> bool {
-    Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|status| status.success())
+/// A port file path no earlier server of this `pki` has written.
+fn fresh_port_file(pki: &Pki) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pki.dir.path().join(format!("port-{n}"))
 }
 
 fn proc_status_field(pid: i32, field: &str) -> u64 {

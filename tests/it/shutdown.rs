@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use nea::protocol::{ErrorCode, Frame};
+use nix::sys::signal::Signal;
 
 use crate::common::Server;
 
-async fn shuts_down_gracefully_on(signal: &str) {
+async fn shuts_down_gracefully_on(signal: Signal) {
     let server = Server::start(&[]);
     let mut busy = server.connect().await;
     let mut idle = server.connect().await;
@@ -48,24 +49,27 @@ async fn shuts_down_gracefully_on(signal: &str) {
     assert!(status.success(), "exit status {status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(5));
     let log = server.log();
-    assert!(log.contains(&format!("SIG{signal} received")), "{log}");
+    assert!(
+        log.contains(&format!("{} received", signal.as_str())),
+        "{log}"
+    );
     assert!(log.contains("reason=server shutdown"), "{log}");
 }
 
 #[tokio::test]
 async fn sigterm_answers_pending_lines_then_closes_everyone() {
-    shuts_down_gracefully_on("TERM").await;
+    shuts_down_gracefully_on(Signal::SIGTERM).await;
 }
 
 #[tokio::test]
 async fn sigint_answers_pending_lines_then_closes_everyone() {
-    shuts_down_gracefully_on("INT").await;
+    shuts_down_gracefully_on(Signal::SIGINT).await;
 }
 
 #[tokio::test]
 async fn an_idle_server_stops_at_once() {
     let mut server = Server::start(&[]);
-    server.signal("TERM");
+    server.signal(Signal::SIGTERM);
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success());
 }

@@ -145,6 +145,9 @@ enum Mode {
         /// Private key, PEM
         #[arg(long, value_name = "PEM")]
         key: PathBuf,
+        /// Once listening, write the port to this file
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
     },
 }
 
@@ -245,6 +248,7 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
             port,
             cert,
             key,
+            port_file,
         } => {
             let tls = nea::tls::server_config(
                 nea::tls::load_certs(&cert)?,
@@ -255,7 +259,11 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
             let listener = tokio::net::TcpListener::bind((bind, port))
                 .await
                 .map_err(io)?;
-            eprintln!("listening on {}", listener.local_addr().map_err(io)?);
+            let local = listener.local_addr().map_err(io)?;
+            if let Some(path) = port_file {
+                nea::cli::write_port_file(&path, local.port()).map_err(io)?;
+            }
+            eprintln!("listening on {local}");
             let shutdown = nea::shutdown::termination().map_err(io)?;
             baseline::serve(listener, tls, shutdown).await;
         }
