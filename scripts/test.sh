@@ -13,6 +13,10 @@ bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo llvm-cov nextest --workspace --locked --fail-under-lines "$COVERAGE_GATE"
+# nextest does not run doc tests: the crate's embedding example runs here.
+cargo test --workspace --doc --locked
+# The API documentation builds without a broken or private link.
+RUSTDOCFLAGS="-D warnings" cargo doc -p nea --no-deps --locked
 # The micro-benchmarks must keep building (scripts/bench.sh runs them).
 cargo bench --workspace --locked --no-run
 # The product's dependency tree is the product's alone: nothing that only

@@ -1,9 +1,9 @@
 //! The local development CA (SPEC §9), and certificate issuing for tests.
 //!
-//! `servercli` without `--cert`/`--key` calls [`load_or_create`]: the first
+//! `servercli` without `--cert`/`--key` calls `load_or_create`: the first
 //! run makes a CA and a server certificate for `localhost`, `127.0.0.1` and
-//! `::1`, stores them in [`default_dir`], and later runs reuse them. The
-//! client trusts [`ca_cert_path`] when that file exists, so a server and a
+//! `::1`, stores them in `default_dir`, and later runs reuse them. The
+//! client trusts `ca_cert_path` when that file exists, so a server and a
 //! client on one machine work together with no other step, fully verified.
 //!
 //! The directory is created with mode 0700 and private keys with mode 0600,
@@ -23,8 +23,8 @@ use rcgen::{
 
 use crate::error::DevCaError;
 
-/// Environment variable that overrides [`default_dir`] (tests use it).
-pub const DEV_DIR_ENV: &str = "NEA_DEV_DIR";
+/// Environment variable that overrides `default_dir` (tests use it).
+pub(crate) const DEV_DIR_ENV: &str = "NEA_DEV_DIR";
 
 /// File names inside the development directory.
 const CA_CERT: &str = "ca.pem";
@@ -33,12 +33,12 @@ const SERVER_CERT: &str = "server.pem";
 const SERVER_KEY: &str = "server-key.pem";
 
 /// The names the development server certificate is valid for.
-pub const DEV_SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+pub(crate) const DEV_SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// Where the development CA lives: `$NEA_DEV_DIR` if set, otherwise `nea`
 /// in the per-user data directory (`$XDG_DATA_HOME/nea`, usually
 /// `~/.local/share/nea`). `None` only if no home directory is known.
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     match std::env::var_os(DEV_DIR_ENV) {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
         _ => dirs::data_dir().map(|data| data.join("nea")),
@@ -46,28 +46,28 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 /// The development CA certificate inside `dir`, which clients trust.
-pub fn ca_cert_path(dir: &Path) -> PathBuf {
+pub(crate) fn ca_cert_path(dir: &Path) -> PathBuf {
     dir.join(CA_CERT)
 }
 
-/// The development files, as found or created by [`load_or_create`].
+/// The development files, as found or created by `load_or_create`.
 #[derive(Debug, Clone)]
-pub struct DevCertificates {
+pub(crate) struct DevCertificates {
     /// The directory holding them.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The CA certificate (PEM), for clients to trust.
-    pub ca_cert: PathBuf,
+    pub(crate) ca_cert: PathBuf,
     /// The server certificate (PEM), signed by the CA.
-    pub server_cert: PathBuf,
+    pub(crate) server_cert: PathBuf,
     /// The server's private key (PKCS#8 PEM, mode 0600).
-    pub server_key: PathBuf,
+    pub(crate) server_key: PathBuf,
     /// True if this call created them; false if they were reused.
-    pub created: bool,
+    pub(crate) created: bool,
 }
 
 /// Returns the development CA and server certificate in `dir`, creating
 /// them first if `dir` does not hold them yet.
-pub fn load_or_create(dir: &Path) -> Result<DevCertificates, DevCaError> {
+pub(crate) fn load_or_create(dir: &Path) -> Result<DevCertificates, DevCaError> {
     let found = DevCertificates {
         dir: dir.to_path_buf(),
         ca_cert: dir.join(CA_CERT),
@@ -137,7 +137,7 @@ fn write_set(staging: &Path) -> Result<(), DevCaError> {
 }
 
 /// Creates `path` (which must not exist) with `mode` and writes `contents`.
-pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), DevCaError> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), DevCaError> {
     let io_err = |source: io::Error| DevCaError::Io {
         path: path.to_path_buf(),
         source,

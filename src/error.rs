@@ -193,7 +193,7 @@ impl ClientError {
 
     /// True for failures that a reconnecting client retries: the server went
     /// away, or was full after it came back.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             Self::ServerShutDown

@@ -5,8 +5,68 @@
 //! line a client sends with that line reversed by grapheme clusters. The
 //! client (`clientcli`) connects over verified TLS, shows the dates as they
 //! arrive, and sends a line each time Return is pressed. The
-//! behaviour contract is SPEC v1; the README maps each of its sections to the
+//! behaviour contract is SPEC v2; the README maps each of its sections to the
 //! module that implements it.
+//!
+//! # Embedding the server
+//!
+//! [`server::run`] serves on a listener you have bound, with a rustls
+//! configuration and [`server::Config`] limits, until a shutdown future
+//! completes; then it answers what it has received, tells every client it
+//! is shutting down, and returns. [`server::start`] is what `servercli`
+//! calls: it loads the certificate files (or the development CA), binds,
+//! and runs. The client side is [`client::session::Session`].
+//!
+//! ```
+//! use nea::client::session::{Event, Input, Session};
+//! use nea::devca::CertificateAuthority;
+//! use rustls::pki_types::pem::PemObject;
+//! use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // An identity for the server: here a throw-away CA and its certificate
+//! // for localhost; in production, your certificate files.
+//! let ca = CertificateAuthority::new("example CA")?;
+//! let issued = ca.issue_server(&["localhost"])?;
+//! let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+//! let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
+//! let tls = nea::tls::server_config(chain, key, None)?;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let port = listener.local_addr()?.port();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(nea::server::run(
+//!     listener,
+//!     tls,
+//!     nea::server::Config::default(),
+//!     stopped,
+//! ));
+//!
+//! // A client that trusts that CA sends one line and reads its reply.
+//! let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())?;
+//! let roots = nea::tls::root_store(vec![ca_cert])?;
+//! let client_tls = nea::tls::client_config(roots, None)?;
+//! let (events, mut shown) = tokio::sync::mpsc::channel(16);
+//! let (input, inputs) = tokio::sync::mpsc::channel(16);
+//! let session = Session::connect(nea::client::Options::new("localhost", port), client_tls, events).await?;
+//! let client = tokio::spawn(session.run(inputs));
+//! input.send(Input::Line(b"hello".to_vec())).await?;
+//! input.send(Input::End).await?;
+//! let mut reply = None;
+//! while let Some(event) = shown.recv().await {
+//!     if let Event::Reply(text) = event {
+//!         reply = Some(text);
+//!     }
+//! }
+//! assert_eq!(reply.as_deref(), Some("olleh"));
+//! client.await??;
+//!
+//! let _ = stop.send(());
+//! server.await?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //!
@@ -23,7 +83,7 @@
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front
 //!   ends of `clientcli`.
-//! - [`limits`]: the open-file limit, and giving freed memory back.
+//! - `limits`: the open-file limit, and giving freed memory back.
 //! - [`shutdown`]: the SIGINT-or-SIGTERM future, built once.
 //! - [`error`]: error enums whose `Display` is one sentence.
 //! - [`cli`]: what the binaries share: duration flags, usage errors, logging.
@@ -36,12 +96,16 @@
 
 use std::time::Duration;
 
+// What the binaries of this workspace share (flag parsing, logging, process
+// set-up). Public only because a binary is a crate of its own; not part of
+// the embedding API, and free to change.
+#[doc(hidden)]
 pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod devca;
 pub mod error;
-pub mod limits;
+mod limits;
 pub mod protocol;
 pub mod reverse;
 pub mod server;

@@ -7,7 +7,7 @@
 use nix::sys::resource::{Resource, getrlimit};
 
 /// The open-file soft limit in force (0 if it cannot be read).
-pub fn open_file_limit() -> u64 {
+pub(crate) fn open_file_limit() -> u64 {
     getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft)
 }
 
@@ -19,7 +19,7 @@ pub fn open_file_limit() -> u64 {
 /// stayed about 40% above its idle level, and after 10,000 clients, 26
 /// times (BENCHMARKS.md). The server calls this when its last client
 /// leaves, so it costs nothing while anyone is served.
-pub fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[allow(unsafe_code)]
     // SAFETY: malloc_trim has no preconditions: it walks glibc's own arenas
@@ -31,7 +31,7 @@ pub fn release_free_memory() {
 
 /// File descriptors a server needs besides its clients: the listener,
 /// handshakes in progress, the runtime's own, standard streams, and slack.
-pub const SERVER_SPARE_FILES: u64 = 64;
+pub(crate) const SERVER_SPARE_FILES: u64 = 64;
 
 #[cfg(test)]
 mod tests {

@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "msg_type", rename_all = "snake_case")]
 pub enum Frame {
-    /// The current date, as [`format_date`] writes it.
+    /// The current date, as `format_date` writes it.
     Date {
         /// RFC 3339, UTC, millisecond precision.
         payload: String,
@@ -94,19 +94,6 @@ pub enum ErrorCode {
     /// A code this version does not know (parsing only).
     #[serde(other)]
     Unknown,
-}
-
-impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ServerFull => "server_full",
-            Self::LineTooLong => "line_too_long",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::ShuttingDown => "shutting_down",
-            Self::Unknown => "unknown",
-        }
-    }
 }
 
 impl Frame {
@@ -208,7 +195,7 @@ fn needs_escape(text: &str) -> bool {
 
 /// Formats a timestamp the way `date` frames carry it:
 /// `2026-11-26T20:19:17.123Z` (UTC, always three fractional digits).
-pub fn format_date(ts: jiff::Timestamp) -> String {
+pub(crate) fn format_date(ts: jiff::Timestamp) -> String {
     format!("{ts:.3}")
 }
 
@@ -330,14 +317,14 @@ mod tests {
                 payload: "x".into()
             }
         );
-        for code in [
-            ErrorCode::ServerFull,
-            ErrorCode::LineTooLong,
-            ErrorCode::InvalidUtf8,
-            ErrorCode::ShuttingDown,
+        for (code, wire) in [
+            (ErrorCode::ServerFull, "server_full"),
+            (ErrorCode::LineTooLong, "line_too_long"),
+            (ErrorCode::InvalidUtf8, "invalid_utf8"),
+            (ErrorCode::ShuttingDown, "shutting_down"),
         ] {
             let line = encoded(&Frame::error(code, 1));
-            assert!(line.contains(&format!("\"code\":\"{}\"", code.as_str())));
+            assert!(line.contains(&format!("\"code\":\"{wire}\"")), "{line}");
             assert!(
                 matches!(Frame::parse(line.trim_end()), Ok(Frame::Error { code: c, .. }) if c == code)
             );

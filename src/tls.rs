@@ -16,7 +16,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use crate::error::TlsSetupError;
 
 /// The crypto provider used by every configuration in this crate.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
@@ -112,7 +112,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 
 /// The negotiated protocol version (`TLSv1.3`) and cipher suite of a
 /// session, for log lines and the client's "connected" line.
-pub fn negotiated(session: &rustls::CommonState) -> (String, &'static str) {
+pub(crate) fn negotiated(session: &rustls::CommonState) -> (String, &'static str) {
     // rustls names versions "TLSv1_3"; people write "TLSv1.3".
     let version = session
         .protocol_version()
@@ -128,7 +128,7 @@ pub fn negotiated(session: &rustls::CommonState) -> (String, &'static str) {
 
 /// The subject of a DER certificate (`CN=…, O=…`), or `None` if it cannot be
 /// parsed. Used for log lines only.
-pub fn subject(cert: &CertificateDer<'_>) -> Option<String> {
+pub(crate) fn subject(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     Some(parsed.subject().to_string())
 }

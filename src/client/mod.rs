@@ -4,7 +4,7 @@
 //!
 //! - [`session`]: one client session, front-end independent: lines in,
 //!   events out, replies matched to lines, reconnection.
-//! - [`display`]: how events are shown: local-time dates, escaped server
+//! - `display`: how events are shown: local-time dates, escaped server
 //!   text.
 //! - [`pipe`] and [`term`]: the two front ends, for standard input that is a
 //!   pipe or file, and for an interactive terminal.
@@ -23,9 +23,12 @@ use tokio_rustls::client::TlsStream;
 use crate::error::ClientError;
 use crate::{devca, tls};
 
-pub mod display;
+mod display;
+// The two front ends of `clientcli`, public for that binary only.
+#[doc(hidden)]
 pub mod pipe;
 pub mod session;
+#[doc(hidden)]
 pub mod term;
 
 /// Deadline for each connection phase: the TCP connect, then the handshake.
@@ -52,7 +55,7 @@ pub struct Options {
     /// Reconnect, with backoff, after a lost connection or a shutdown.
     pub reconnect: bool,
     /// Delay before the first reconnection attempt; doubles up to
-    /// [`session::MAX_BACKOFF`].
+    /// `session::MAX_BACKOFF`.
     pub first_backoff: Duration,
 }
 
@@ -186,7 +189,7 @@ pub async fn connect(
 /// Names the TLS failures a person can fix: an untrusted chain, a name
 /// mismatch, or our client certificate refused by the server. `None` for
 /// anything else.
-pub fn classify_tls_error(err: &std::io::Error, verified_name: &str) -> Option<ClientError> {
+pub(crate) fn classify_tls_error(err: &std::io::Error, verified_name: &str) -> Option<ClientError> {
     let tls_error = err.get_ref()?.downcast_ref::<rustls::Error>()?;
     match tls_error {
         rustls::Error::InvalidCertificate(
@@ -219,7 +222,7 @@ pub fn classify_tls_error(err: &std::io::Error, verified_name: &str) -> Option<C
 }
 
 /// "TLSv1.3, TLS13_AES_256_GCM_SHA384" for a connected stream.
-pub fn describe(stream: &TlsStream<TcpStream>) -> String {
+pub(crate) fn describe(stream: &TlsStream<TcpStream>) -> String {
     let (version, cipher) = tls::negotiated(stream.get_ref().1);
     format!("{version}, {cipher}")
 }

@@ -31,10 +31,10 @@ use crate::error::ClientError;
 use crate::protocol::{ErrorCode, Frame};
 
 /// Delay before the first reconnection attempt.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Longest delay between two reconnection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Longest frame accepted from the server. A reply to a maximal line, with
 /// every character escaped in JSON, fits with room to spare.

@@ -55,7 +55,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Why a session ended: the reason in the server's "client left" log line.
 #[derive(Debug)]
-pub enum EndReason {
+pub(super) enum EndReason {
     /// The client closed its side cleanly.
     Closed,
     /// The client's stream ended without TLS close_notify, or in the middle
@@ -89,7 +89,7 @@ impl fmt::Display for EndReason {
 
 /// What a finished session reports.
 #[derive(Debug)]
-pub struct Session {
+pub(super) struct Session {
     /// Why it ended.
     pub reason: EndReason,
     /// Lines answered (replies and per-line error frames).
@@ -102,23 +102,17 @@ pub struct Session {
 /// caught up in a burst, and later ticks stay on the same grid, so the
 /// schedule never drifts whatever the load.
 #[derive(Debug)]
-pub struct DateSchedule {
+pub(super) struct DateSchedule {
     /// Ticks at `start + period`, `start + 2·period`, ...
     interval: Interval,
 }
 
 impl DateSchedule {
     /// The schedule of a session that started at `start`.
-    pub fn new(start: Instant, period: Duration) -> Self {
+    pub(super) fn new(start: Instant, period: Duration) -> Self {
         let mut interval = interval_at(start + period, period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
         Self { interval }
-    }
-
-    /// Waits for the next deadline and returns it (what the session polls,
-    /// as a future).
-    pub async fn next(&mut self) -> Instant {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
     /// Polls for the next deadline: ready with it once it has come.
@@ -131,7 +125,7 @@ impl DateSchedule {
 ///
 /// `slot` is the client's place among `--max-clients`; it is released as
 /// soon as the session's last frame is written, before the final close.
-pub async fn serve<S>(
+pub(super) async fn serve<S>(
     mut stream: S,
     config: &Config,
     shutdown: &CancellationToken,
@@ -506,12 +500,13 @@ mod tests {
     async fn a_late_writer_skips_missed_dates_and_stays_on_the_grid() {
         let start = Instant::now();
         let mut schedule = DateSchedule::new(start, PERIOD);
-        assert_eq!(schedule.next().await, start + PERIOD);
+        let mut next = async || std::future::poll_fn(|cx| schedule.poll_next(cx)).await;
+        assert_eq!(next().await, start + PERIOD);
         // Busy for three and a half periods: the missed deadlines are not
         // caught up in a burst, and the next one is back on the grid.
         tokio::time::sleep(PERIOD * 3 + PERIOD / 2).await;
-        schedule.next().await;
-        assert_eq!(schedule.next().await, start + PERIOD * 5);
+        next().await;
+        assert_eq!(next().await, start + PERIOD * 5);
         assert_eq!(Instant::now(), start + PERIOD * 5);
     }
 

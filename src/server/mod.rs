@@ -1,16 +1,16 @@
 //! The server: [`run`] serves TLS clients on a bound listener until a
 //! shutdown future completes.
 //!
-//! - [`listener`] owns accepting, the handshake cap and deadline, the client
+//! - `listener` owns accepting, the handshake cap and deadline, the client
 //!   slots and the `server_full` rejection (SPEC §1, §6).
-//! - [`conn`] owns one client's session: lines in, frames out, its date
+//! - `conn` owns one client's session: lines in, frames out, its date
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
 
 use std::time::Duration;
 
-pub mod conn;
-pub mod listener;
+mod conn;
+mod listener;
 
 pub use listener::run;
 
