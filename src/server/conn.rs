@@ -58,8 +58,10 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub(super) enum EndReason {
     /// The client closed its side cleanly.
     Closed,
-    /// The client's stream ended without TLS close_notify, or in the middle
-    /// of a line (the unterminated line is dropped).
+    /// The client closed its side cleanly, in the middle of a line (the
+    /// unterminated line is dropped).
+    ClosedMidLine,
+    /// The client's stream ended without TLS close_notify.
     Truncated,
     /// Reading failed: a reset, or a TLS error.
     ReadFailed(io::Error),
@@ -76,6 +78,7 @@ impl fmt::Display for EndReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Closed => f.write_str("closed by client"),
+            Self::ClosedMidLine => f.write_str("closed by client in the middle of a line"),
             Self::Truncated => f.write_str("closed without TLS close_notify"),
             Self::ReadFailed(err) => write!(f, "read failed: {err}"),
             Self::SlowReader(after) => {
@@ -87,13 +90,13 @@ impl fmt::Display for EndReason {
     }
 }
 
-/// What a finished session reports.
+/// What a finished session reports, for its log line.
 #[derive(Debug)]
-pub(super) struct Session {
+pub(super) struct Report {
     /// Why it ended.
-    pub reason: EndReason,
+    pub(super) reason: EndReason,
     /// Lines answered (replies and per-line error frames).
-    pub lines: u64,
+    pub(super) lines: u64,
 }
 
 /// A client's date deadlines: the n-th date is due at `start + n × period`.
@@ -130,7 +133,7 @@ pub(super) async fn serve<S>(
     config: &Config,
     shutdown: &CancellationToken,
     slot: OwnedSemaphorePermit,
-) -> Session
+) -> Report
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -138,32 +141,91 @@ where
     // Built once: each `cancelled()` future registers with the token.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let ended = std::future::poll_fn(|cx| exchange.poll(&mut stream, cancelled.as_mut(), cx)).await;
+    let ending =
+        std::future::poll_fn(|cx| exchange.poll(&mut stream, cancelled.as_mut(), cx)).await;
     drop(slot);
-    let reason = match ended {
-        Ok(reason) => {
+    let reason = match ending {
+        Ending::Close(reason) => {
             close(stream, matches!(reason, EndReason::Shutdown)).await;
             reason
         }
-        // The socket is dropped without ceremony.
-        Err(reason) => reason,
+        Ending::Drop(reason) => reason,
     };
-    Session {
+    Report {
         reason,
         lines: exchange.lines,
     }
 }
 
 /// Where reading stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Reading {
     /// Lines are read and answered as they come.
     Open,
     /// Shutdown: what is readable without waiting is answered, then the
     /// `shutting_down` frame is appended.
     Draining,
-    /// No more reading; the session ends once its outgoing bytes are written.
-    Done,
+    /// No more reading, for this reason; the session ends once its outgoing
+    /// bytes are written.
+    Done(EndReason),
+}
+
+/// How an exchange ended, and so what becomes of its connection.
+#[derive(Debug)]
+enum Ending {
+    /// Reading is over and every outgoing byte is written and flushed: the
+    /// session is closed cleanly (close_notify).
+    Close(EndReason),
+    /// Writing failed or stalled: the socket is dropped without ceremony,
+    /// as nothing more can reach the client.
+    Drop(EndReason),
+}
+
+/// The slow-reader deadline (one type, as tokio-rustls' `Timeout`): it
+/// counts from the moment the socket last took bytes, and only while the
+/// session is blocked on writing.
+///
+/// Invariant: while `counting`, `sleep` is set and fires `timeout` after
+/// the last progress. The timer is made at the first stall and reused, so a
+/// session that never blocks on writing never touches the timer wheel.
+struct StallTimer {
+    /// See [`Config::write_timeout`].
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether the session is blocked on writing since the last progress.
+    counting: bool,
+}
+
+impl StallTimer {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            sleep: None,
+            counting: false,
+        }
+    }
+
+    /// The socket took bytes: a later stall counts afresh.
+    fn progress(&mut self) {
+        self.counting = false;
+    }
+
+    /// The session is blocked on writing: ready once it has been so for the
+    /// whole timeout since the last progress.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.counting {
+            let deadline = Instant::now() + self.timeout;
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.counting = true;
+        }
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
 }
 
 /// The state of one session between its handshake and its close.
@@ -181,16 +243,7 @@ struct Exchange {
     queue_bytes: usize,
     dates: DateSchedule,
     reading: Reading,
-    /// Why reading stopped; meaningful once `reading` is `Done`.
-    read_end: EndReason,
-    /// See [`Config::write_timeout`].
-    write_timeout: Duration,
-    /// Fires `write_timeout` after the socket last took bytes, while
-    /// `stalled`. Made at the first stall and reused: a session that is
-    /// never blocked on writing never touches the timer wheel for it.
-    stall: Option<Pin<Box<Sleep>>>,
-    /// Whether `stall` is counting (the session is blocked on writing).
-    stalled: bool,
+    stall: StallTimer,
     /// Lines answered so far.
     lines: u64,
 }
@@ -205,24 +258,20 @@ impl Exchange {
             queue_bytes: config.queue_bytes.max(1),
             dates: DateSchedule::new(start, config.date_period),
             reading: Reading::Open,
-            read_end: EndReason::Closed,
-            write_timeout: config.write_timeout,
-            stall: None,
-            stalled: false,
+            stall: StallTimer::new(config.write_timeout),
             lines: 0,
         }
     }
 
     /// Runs the session until reading is done and everything outgoing is
-    /// written and flushed (`Ok`, with why reading stopped), or until
-    /// writing fails or stalls (`Err`).
+    /// written and flushed, or until writing fails or stalls.
     fn poll<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
         cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<EndReason, EndReason>> {
-        if self.reading == Reading::Open {
+    ) -> Poll<Ending> {
+        if matches!(self.reading, Reading::Open) {
             if cancelled.poll(cx).is_ready() {
                 self.reading = Reading::Draining;
             } else {
@@ -233,14 +282,15 @@ impl Exchange {
         }
         loop {
             let written = match self.poll_write(stream, cx) {
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Ready(Err(failure)) => {
+                    return Poll::Ready(Ending::Drop(self.first_cause(failure)));
+                }
                 Poll::Ready(Ok(())) => true,
                 Poll::Pending => false,
             };
-            if self.reading == Reading::Done {
+            if let Reading::Done(end) = &mut self.reading {
                 if written {
-                    let end = std::mem::replace(&mut self.read_end, EndReason::Closed);
-                    return Poll::Ready(Ok(end));
+                    return Poll::Ready(Ending::Close(std::mem::replace(end, EndReason::Closed)));
                 }
                 return Poll::Pending;
             }
@@ -256,7 +306,7 @@ impl Exchange {
                 }
                 Poll::Ready(Ok(())) => {
                     let end = if self.decoder.has_partial_line() {
-                        EndReason::Truncated
+                        EndReason::ClosedMidLine
                     } else {
                         EndReason::Closed
                     };
@@ -270,7 +320,7 @@ impl Exchange {
                     };
                     self.stop_reading(end);
                 }
-                Poll::Pending if self.reading == Reading::Draining => {
+                Poll::Pending if matches!(self.reading, Reading::Draining) => {
                     // Everything already received is answered.
                     self.stop_reading(EndReason::Shutdown);
                 }
@@ -301,14 +351,25 @@ impl Exchange {
     /// Stops reading for `end`. While draining for shutdown, whatever the
     /// end, the client is told the server is shutting down.
     fn stop_reading(&mut self, end: EndReason) {
-        let end = if self.reading == Reading::Draining {
+        let end = if matches!(self.reading, Reading::Draining) {
             Frame::error(ErrorCode::ShuttingDown, 0).encode(&mut self.outgoing);
             EndReason::Shutdown
         } else {
             end
         };
-        self.reading = Reading::Done;
-        self.read_end = end;
+        self.reading = Reading::Done(end);
+    }
+
+    /// Why the session ends when writing fails or stalls: a failure of
+    /// reading that came first is the real cause (a reset peer also fails
+    /// the flush of the replies still due to it), otherwise the write's.
+    fn first_cause(&mut self, write_failure: EndReason) -> EndReason {
+        match &mut self.reading {
+            Reading::Done(read_failure @ (EndReason::ReadFailed(_) | EndReason::Truncated)) => {
+                std::mem::replace(read_failure, EndReason::Closed)
+            }
+            _ => write_failure,
+        }
     }
 
     /// Writes and flushes the outgoing bytes: ready once all are flushed.
@@ -321,26 +382,11 @@ impl Exchange {
     ) -> Poll<Result<(), EndReason>> {
         let sent = self.poll_send(stream, cx).map_err(EndReason::WriteFailed);
         if sent.is_ready() {
-            self.stalled = false;
+            self.stall.progress();
             return sent;
         }
-        if !self.stalled {
-            let deadline = Instant::now() + self.write_timeout;
-            match &mut self.stall {
-                Some(stall) => stall.as_mut().reset(deadline),
-                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.stalled = true;
-        }
-        let timed_out = self
-            .stall
-            .as_mut()
-            .is_some_and(|stall| stall.as_mut().poll(cx).is_ready());
-        if timed_out {
-            Poll::Ready(Err(EndReason::SlowReader(self.write_timeout)))
-        } else {
-            Poll::Pending
-        }
+        ready!(self.stall.poll_expired(cx));
+        Poll::Ready(Err(EndReason::SlowReader(self.stall.timeout)))
     }
 
     /// Hands the outgoing bytes to the stream and flushes it. Any progress
@@ -355,7 +401,7 @@ impl Exchange {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.stalled = false;
+            self.stall.progress();
             self.unflushed = true;
             if n == self.outgoing.len() {
                 self.outgoing.clear();
@@ -414,7 +460,7 @@ mod tests {
     struct Peer {
         lines: Lines<BufReader<ReadHalf<DuplexStream>>>,
         writer: WriteHalf<DuplexStream>,
-        session: JoinHandle<Session>,
+        session: JoinHandle<Report>,
         shutdown: CancellationToken,
     }
 
@@ -644,7 +690,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_close_in_the_middle_of_a_line_is_truncated() {
+    async fn a_close_in_the_middle_of_a_line_answers_the_complete_lines() {
         let mut peer = open(config(), 64 * 1024);
         peer.send(b"complete\nhalf a li").await;
         peer.writer.shutdown().await.expect("close");
@@ -656,7 +702,82 @@ mod tests {
         );
         let ended = peer.session.await.expect("session");
         assert!(
-            matches!(ended.reason, EndReason::Truncated),
+            matches!(ended.reason, EndReason::ClosedMidLine),
+            "{:?}",
+            ended.reason
+        );
+        assert_eq!(ended.lines, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clean_close_after_half_a_line_is_not_called_a_missing_close_notify() {
+        let mut peer = open(config(), 64 * 1024);
+        peer.send(b"half a li").await;
+        peer.writer.shutdown().await.expect("close");
+        let ended = peer.session.await.expect("session");
+        assert_eq!(
+            ended.reason.to_string(),
+            "closed by client in the middle of a line"
+        );
+    }
+
+    /// A peer that resets the connection while the session's writes are
+    /// blocked: it gives `input`, then fails every read with a reset; its
+    /// first write waits (a full socket), and every later one fails.
+    struct GoneAfter {
+        input: &'static [u8],
+        writes: usize,
+    }
+
+    impl AsyncRead for GoneAfter {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.input.is_empty() {
+                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            let n = self.input.len().min(buf.remaining());
+            buf.put_slice(&self.input[..n]);
+            self.input = &self.input[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for GoneAfter {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes += 1;
+            if self.writes == 1 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_failing_after_a_read_failure_keeps_the_first_cause() {
+        let slot = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a free slot");
+        let stream = GoneAfter {
+            input: b"a line\n",
+            writes: 0,
+        };
+        let ended = serve(stream, &config(), &CancellationToken::new(), slot).await;
+        assert!(
+            matches!(&ended.reason, EndReason::ReadFailed(err) if err.kind() == io::ErrorKind::ConnectionReset),
             "{:?}",
             ended.reason
         );
