@@ -1,13 +1,19 @@
-//! Accepting clients: the handshake cap and deadline, client slots, and the
-//! `server_full` rejection (SPEC §1, §6, §7, §8).
+//! Accepting clients (SPEC §1, §6, §7, §8): the accept loop, and each
+//! connection's steps from the TCP accept to the end of its session.
 //!
 //! The accept loop never awaits a handshake. It takes a *handshake slot*
 //! before each `accept()`, so at most `max_handshakes` handshakes run at
 //! once and further connections wait in the kernel's backlog; each accepted
-//! socket gets its own task, which bounds the handshake by a deadline. After
-//! the handshake the task takes a *client slot* without waiting: if none is
-//! free, the client gets one `server_full` frame and a clean close, and no
-//! connected client notices anything.
+//! socket gets its own task, which takes it through three steps:
+//!
+//! 1. [`handshake`]: TLS, bounded by the handshake deadline;
+//! 2. admission ([`super::admission`]): a client slot without waiting, or
+//!    a rejection (`server_full`) and a clean close;
+//! 3. [`serve_client`]: the session ([`super::conn`]) and its log line.
+//!
+//! The steps are generic over the stream, so that a step before the
+//! handshake (reading a PROXY protocol header) fits in without widening
+//! them.
 //!
 //! Shutdown follows tokio's graceful-shutdown pattern: one
 //! [`CancellationToken`] tells every task to stop, and a [`TaskTracker`]
@@ -21,7 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout};
@@ -32,15 +38,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::Config;
+use super::admission::{self, ClientSlot, ClientSlots};
 use super::conn;
-use crate::protocol::{ErrorCode, Frame};
 
 /// Pause after a failed `accept()` (for example, out of file descriptors),
 /// so the loop neither spins nor dies.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Longest the `server_full` rejection may take: write, close, linger.
-const REJECT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What every connection task shares.
 struct Shared {
@@ -48,10 +51,9 @@ struct Shared {
     config: Config,
     /// Performs TLS handshakes with the server's configuration.
     acceptor: TlsAcceptor,
-    /// One permit per client slot (`max_clients` in all). A session holds its
-    /// permit from the end of its handshake until its last frame is
-    /// written; dropping the permit frees the slot at once.
-    client_slots: Arc<Semaphore>,
+    /// The `max_clients` client slots. A session holds its slot from the
+    /// end of its handshake until its last frame is written.
+    client_slots: ClientSlots,
     /// Cancelled once, when the server starts shutting down.
     shutdown: CancellationToken,
     /// Failed or timed-out handshakes, reported at most once a second.
@@ -63,16 +65,40 @@ struct Shared {
     /// for it on every departure).
     memory_release: OncePerSecond,
     /// Sessions whose connection is not yet dropped: from taking a client
-    /// slot until the socket and every buffer are freed. A slot is given
-    /// back earlier (before the final close), so this, not the slots, says
-    /// when memory can be released.
+    /// slot until the socket and every buffer are freed (one
+    /// [`LiveSession`] each). A slot is given back earlier (before the
+    /// final close), so this, not the slots, says when memory can be
+    /// released.
     sessions: AtomicUsize,
 }
 
 impl Shared {
     /// Clients connected right now.
     fn connected(&self) -> usize {
-        self.config.max_clients - self.client_slots.available_permits()
+        self.client_slots.connected()
+    }
+}
+
+/// One session counted in [`Shared::sessions`], from its admission until
+/// its connection and buffers are dropped. When the last one goes, the
+/// freed memory is given back (glibc would keep it otherwise).
+struct LiveSession {
+    shared: Arc<Shared>,
+}
+
+impl LiveSession {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.sessions.fetch_add(1, Ordering::AcqRel);
+        Self { shared }
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        if shared.sessions.fetch_sub(1, Ordering::AcqRel) == 1 && shared.memory_release.ready() {
+            crate::limits::release_free_memory();
+        }
     }
 }
 
@@ -90,7 +116,7 @@ pub async fn run(
     let handshake_slots = Arc::new(Semaphore::new(config.max_handshakes));
     let shared = Arc::new(Shared {
         acceptor: TlsAcceptor::from(tls),
-        client_slots: Arc::new(Semaphore::new(config.max_clients)),
+        client_slots: ClientSlots::new(config.max_clients),
         shutdown: CancellationToken::new(),
         handshake_failures: RateLimitedLog::default(),
         rejections: RateLimitedLog::default(),
@@ -144,8 +170,7 @@ async fn accept(
     Ok((tcp, peer, slot))
 }
 
-/// One connection: handshake under its deadline, then a session or a
-/// `server_full` rejection.
+/// One connection, from the TCP accept to the end of its session.
 async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -154,36 +179,59 @@ async fn handle(
 ) {
     // Frames are small and interactive: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
+    let Some(stream) = handshake(tcp, peer, &shared).await else {
+        return;
+    };
+    match shared.client_slots.admit() {
+        Ok(slot) => {
+            // The handshake is over: the next connection may start its own.
+            drop(handshake_slot);
+            serve_client(stream, peer, slot, LiveSession::new(shared.clone())).await;
+        }
+        Err(rejection) => {
+            shared.rejections.report(peer, format_args!("{rejection}"));
+            // The rejection keeps its handshake slot until it is closed, so
+            // a flood at a full server is bounded like handshakes are.
+            admission::reject(stream, rejection).await;
+            drop(handshake_slot);
+        }
+    }
+}
+
+/// The TLS handshake, under the handshake deadline; `None` (after a
+/// rate-limited log line) if it fails, times out, or shutdown starts.
+async fn handshake<IO>(io: IO, peer: SocketAddr, shared: &Shared) -> Option<TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let deadline = shared.config.handshake_timeout;
-    let stream = tokio::select! {
-        handshake = timeout(deadline, shared.acceptor.accept(tcp)) => match handshake {
-            Ok(Ok(stream)) => stream,
+    tokio::select! {
+        handshake = timeout(deadline, shared.acceptor.accept(io)) => match handshake {
+            Ok(Ok(stream)) => Some(stream),
             Ok(Err(err)) => {
                 shared.handshake_failures.report(peer, format_args!("TLS handshake failed: {err}"));
-                return;
+                None
             }
             Err(_) => {
                 shared.handshake_failures.report(peer, format_args!("TLS handshake timed out after {deadline:?}"));
-                return;
+                None
             }
         },
-        () = shared.shutdown.cancelled() => return,
-    };
-    let Ok(slot) = shared.client_slots.clone().try_acquire_owned() else {
-        shared.rejections.report(
-            peer,
-            format_args!(
-                "server full ({} clients); sent server_full",
-                shared.config.max_clients
-            ),
-        );
-        let _ = timeout(REJECT_DEADLINE, reject_full(stream)).await;
-        drop(handshake_slot);
-        return;
-    };
-    drop(handshake_slot);
-    shared.sessions.fetch_add(1, Ordering::AcqRel);
+        () = shared.shutdown.cancelled() => None,
+    }
+}
 
+/// An admitted client's session, bounded by the shutdown grace once
+/// shutdown starts, and its one log line.
+async fn serve_client<IO>(
+    stream: TlsStream<IO>,
+    peer: SocketAddr,
+    slot: ClientSlot,
+    live: LiveSession,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = &*live.shared;
     let started = Instant::now();
     let (version, cipher, subject) = describe(&stream);
     let subject = subject.as_deref().unwrap_or("-");
@@ -205,20 +253,17 @@ async fn handle(
         tokio::time::sleep(shared.config.shutdown_grace).await;
     };
     tokio::select! {
-        session = session => {
-            let clients = shared.connected();
-            info!(
-                %peer,
-                tls = %version,
-                cipher,
-                subject,
-                duration = ?started.elapsed(),
-                lines = session.lines,
-                reason = %session.reason,
-                clients,
-                "client left"
-            );
-        }
+        report = session => info!(
+            %peer,
+            tls = %version,
+            cipher,
+            subject,
+            duration = ?started.elapsed(),
+            lines = report.lines,
+            reason = %report.reason,
+            clients = shared.connected(),
+            "client left"
+        ),
         () = grace_over => warn!(
             %peer,
             duration = ?started.elapsed(),
@@ -226,29 +271,13 @@ async fn handle(
             "client dropped"
         ),
     }
-    // The session, its stream and its buffers are dropped by now. When the
-    // last one goes, give the freed memory back: glibc keeps it otherwise.
-    if shared.sessions.fetch_sub(1, Ordering::AcqRel) == 1 && shared.memory_release.ready() {
-        crate::limits::release_free_memory();
-    }
-}
-
-/// Sends the `server_full` frame and closes the session cleanly.
-async fn reject_full(mut stream: TlsStream<TcpStream>) {
-    let mut frame = Vec::new();
-    Frame::error(ErrorCode::ServerFull, 0).encode(&mut frame);
-    let written = async {
-        stream.write_all(&frame).await?;
-        stream.flush().await
-    };
-    if written.await.is_ok() {
-        conn::close(stream, true).await;
-    }
+    // The session, its stream and its buffers are dropped by now; `live`
+    // goes last.
 }
 
 /// The negotiated protocol version, cipher suite and, under mutual TLS, the
 /// client certificate's subject, for the log line.
-fn describe(stream: &TlsStream<TcpStream>) -> (String, &'static str, Option<String>) {
+fn describe<IO>(stream: &TlsStream<IO>) -> (String, &'static str, Option<String>) {
     let (_, session) = stream.get_ref();
     let (version, cipher) = crate::tls::negotiated(session);
     let subject = session

@@ -1,17 +1,24 @@
 //! The server: [`run`] serves TLS clients on a bound listener until a
 //! shutdown future completes.
 //!
-//! - `listener` owns accepting, the handshake cap and deadline, the client
-//!   slots and the `server_full` rejection (SPEC §1, §6).
+//! - `listener` owns accepting, the handshake cap and deadline, and each
+//!   connection's steps (SPEC §1, §6).
+//! - `admission` owns the client slots and the rejections.
+//! - `identity` owns the certificate files and the TLS configuration read
+//!   from them.
 //! - `conn` owns one client's session: lines in, frames out, its date
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
 
 use std::time::Duration;
 
+mod admission;
 mod conn;
+mod identity;
 mod listener;
 
+use crate::error::ServerError;
+use identity::IdentityFiles;
 pub use listener::run;
 
 /// The server's limits and periods, validated (every field is non-zero).
@@ -74,47 +81,10 @@ pub struct Settings {
 pub async fn start(
     settings: Settings,
     shutdown: impl std::future::Future,
-) -> Result<(), crate::error::ServerError> {
-    use crate::error::{DevCaError, ServerError};
-    use crate::{devca, tls};
-
-    let (cert_path, key_path) = match settings.identity {
-        Some(files) => files,
-        None => {
-            let dir = devca::default_dir().ok_or(DevCaError::NoHome)?;
-            let dev = devca::load_or_create(&dir)?;
-            let verb = if dev.created { "created" } else { "using" };
-            tracing::info!(
-                ca = %dev.ca_cert.display(),
-                "{verb} development certificates in {}",
-                dev.dir.display()
-            );
-            (dev.server_cert, dev.server_key)
-        }
-    };
-    let chain = tls::load_certs(&cert_path)?;
-    let key = tls::load_key(&key_path)?;
-    tracing::info!(
-        cert = %cert_path.display(),
-        sha256 = %tls::fingerprint(&chain[0]),
-        "server certificate"
-    );
-    let client_ca = match &settings.client_ca {
-        Some(path) => Some(tls::load_certs(path)?),
-        None => None,
-    };
-    let mutual = client_ca.is_some();
-    let files = crate::limits::open_file_limit();
-    let needed = (settings.config.max_clients + settings.config.max_handshakes) as u64
-        + crate::limits::SERVER_SPARE_FILES;
-    if files < needed {
-        tracing::warn!(
-            "the open-file limit is {files}, too low for --max-clients {} (needs about {needed}); \
-             clients beyond it will fail to connect: raise the hard limit (ulimit -Hn)",
-            settings.config.max_clients
-        );
-    }
-    let tls_config = tls::server_config(chain, key, client_ca)?;
+) -> Result<(), ServerError> {
+    let identity = IdentityFiles::locate(settings.identity, settings.client_ca)?;
+    let tls_config = identity.load()?;
+    warn_if_too_few_files(&settings.config);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -134,9 +104,24 @@ pub async fn start(
     tracing::info!(
         max_clients = settings.config.max_clients,
         date_period = ?settings.config.date_period,
-        mutual_tls = mutual,
+        mutual_tls = identity.mutual(),
         "listening on {local}"
     );
     run(listener, tls_config, settings.config, shutdown).await;
     Ok(())
+}
+
+/// Warns when the open-file limit cannot hold `--max-clients` clients plus
+/// the handshakes in progress: clients beyond it would fail to connect.
+fn warn_if_too_few_files(config: &Config) {
+    let files = crate::limits::open_file_limit();
+    let needed =
+        (config.max_clients + config.max_handshakes) as u64 + crate::limits::SERVER_SPARE_FILES;
+    if files < needed {
+        tracing::warn!(
+            "the open-file limit is {files}, too low for --max-clients {} (needs about {needed}); \
+             clients beyond it will fail to connect: raise the hard limit (ulimit -Hn)",
+            config.max_clients
+        );
+    }
 }

@@ -1,0 +1,69 @@
+//! The server's identity: which certificate and key files it presents
+//! (given, or the development CA's), and the TLS configuration read from
+//! them. Reading is a function of its own so that a reload can call it
+//! again with the same files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{DevCaError, ServerError};
+use crate::{devca, tls};
+
+/// The files the server's identity is read from.
+#[derive(Debug, Clone)]
+pub(super) struct IdentityFiles {
+    /// Certificate chain, PEM.
+    pub(super) cert: PathBuf,
+    /// Private key, PEM.
+    pub(super) key: PathBuf,
+    /// CA certificates clients must present a certificate from (mutual TLS).
+    pub(super) client_ca: Option<PathBuf>,
+}
+
+impl IdentityFiles {
+    /// The given certificate and key, or, with none, the development CA's
+    /// server certificate, creating the CA on first use.
+    pub(super) fn locate(
+        given: Option<(PathBuf, PathBuf)>,
+        client_ca: Option<PathBuf>,
+    ) -> Result<Self, ServerError> {
+        let (cert, key) = match given {
+            Some(files) => files,
+            None => {
+                let dir = devca::default_dir().ok_or(DevCaError::NoHome)?;
+                let dev = devca::load_or_create(&dir)?;
+                let verb = if dev.created { "created" } else { "using" };
+                tracing::info!(
+                    ca = %dev.ca_cert.display(),
+                    "{verb} development certificates in {}",
+                    dev.dir.display()
+                );
+                (dev.server_cert, dev.server_key)
+            }
+        };
+        Ok(Self {
+            cert,
+            key,
+            client_ca,
+        })
+    }
+
+    /// Reads the files into a server TLS configuration, and logs the
+    /// certificate's fingerprint.
+    pub(super) fn load(&self) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+        let chain = tls::load_certs(&self.cert)?;
+        let key = tls::load_key(&self.key)?;
+        tracing::info!(
+            cert = %self.cert.display(),
+            sha256 = %tls::fingerprint(&chain[0]),
+            "server certificate"
+        );
+        let client_ca = self.client_ca.as_deref().map(tls::load_certs).transpose()?;
+        Ok(tls::server_config(chain, key, client_ca)?)
+    }
+
+    /// Whether clients must present a certificate.
+    pub(super) fn mutual(&self) -> bool {
+        self.client_ca.is_some()
+    }
+}
