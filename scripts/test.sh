@@ -19,6 +19,12 @@ cargo test --workspace --doc --locked
 RUSTDOCFLAGS="-D warnings" cargo doc -p nea --no-deps --locked
 # The micro-benchmarks must keep building (scripts/bench.sh runs them).
 cargo bench --workspace --locked --no-run
+# Every default is written once, as a constant: a flag whose default is a
+# string literal would repeat (and could contradict) it.
+if grep -rn 'default_value = "' src/bin tools/loadcli/src; then
+    echo "a flag's default is a literal; use the constant with default_value_t" >&2
+    exit 1
+fi
 # The product's dependency tree is the product's alone: nothing that only
 # the load tool needs may reach it.
 if cargo tree --locked -p nea -e normal --prefix none | grep -q '^hdrhistogram '; then

@@ -1,8 +1,15 @@
 //! What the binaries share: duration flags, usage errors, logging.
+//!
+//! Every flag is checked when the command line is read: a value outside its
+//! range is one sentence and the usage status, never a panic later.
 
+use std::ffi::OsString;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
-/// Parses a duration flag: `250ms`, `1.5s`, `2m`, or a bare number of
+/// Parses a duration flag: `250ms`, `1.5s`, `2m`, `1h`, or a bare number of
 /// seconds (`10`). Zero and negative values are refused: every duration the
 /// binaries take is a period or a deadline.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -13,26 +20,97 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         (s, 1.0)
     } else if let Some(m) = text.strip_suffix('m') {
         (m, 60.0)
+    } else if let Some(h) = text.strip_suffix('h') {
+        (h, 3600.0)
     } else {
         (text, 1.0)
     };
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration (use e.g. 250ms, 1.5s, 2m or 10)"))?;
+        .map_err(|_| format!("'{text}' is not a duration (use e.g. 250ms, 1.5s, 2m, 1h or 10)"))?;
     let seconds = value * scale;
     if !seconds.is_finite() || seconds <= 0.0 || seconds > 1e9 {
         return Err(format!("'{text}' must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    let duration = Duration::from_secs_f64(seconds);
+    if duration.is_zero() {
+        return Err(format!("'{text}' is shorter than a nanosecond"));
+    }
+    Ok(duration)
 }
 
-/// Parses a count that must be at least 1.
-pub fn parse_positive(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{text}' is not a whole number")),
+/// A duration flag's value: parsed by [`parse_duration`], shown as it is
+/// written (`10s`, `250ms`), so that clap can show a default taken from a
+/// `Duration` constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d.as_nanos().is_multiple_of(1_000_000) {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{}s", d.as_secs_f64())
+        }
+    }
+}
+
+impl FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_duration(text).map(Self)
+    }
+}
+
+/// A value parser for a duration flag that accepts only `range`.
+pub fn duration_within(
+    range: RangeInclusive<Duration>,
+) -> impl Fn(&str) -> Result<DurationArg, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let duration = parse_duration(text)?;
+        if range.contains(&duration) {
+            Ok(DurationArg(duration))
+        } else {
+            Err(format!(
+                "'{text}' is outside {} to {}",
+                DurationArg(*range.start()),
+                DurationArg(*range.end())
+            ))
+        }
+    }
+}
+
+/// A value parser for a whole-number flag that accepts only `range`.
+pub fn count_within(
+    range: RangeInclusive<usize>,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |text| match text.trim().parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+/// A value parser for a decimal flag that accepts only `range` (never NaN
+/// or an infinity).
+pub fn number_within(
+    range: RangeInclusive<f64>,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text| match text.trim().parse::<f64>() {
+        Ok(x) if range.contains(&x) => Ok(x),
+        _ => Err(format!(
+            "'{text}' is not a number from {} to {}",
+            range.start(),
+            range.end()
+        )),
     }
 }
 
@@ -50,21 +128,49 @@ pub fn usage_error_line(err: &clap::Error) -> String {
     joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
 }
 
-/// Parses the command line of the binary `name`. On `--help`/`--version`
-/// prints and gives `Err(0)`; on a usage error prints one line
-/// (`name: sentence`) and gives `Err(usage_status)`: the binary exits with
-/// that status.
-pub fn parse_args<T: clap::Parser>(
-    name: &str,
-    usage_status: u8,
-) -> Result<T, std::process::ExitCode> {
-    T::try_parse().map_err(|err| {
+/// Why a command line does not run its program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRun {
+    /// `--help` or `--version` was printed: exit 0.
+    Printed,
+    /// The command line is wrong: this sentence, and the usage status.
+    Usage(String),
+}
+
+impl NotRun {
+    /// Says so (`name: sentence` on stderr for a usage error) and gives the
+    /// exit status.
+    pub fn exit(self, name: &str, usage_status: u8) -> std::process::ExitCode {
+        match self {
+            Self::Printed => std::process::ExitCode::SUCCESS,
+            Self::Usage(sentence) => {
+                eprintln!("{name}: {sentence}");
+                std::process::ExitCode::from(usage_status)
+            }
+        }
+    }
+}
+
+impl From<crate::error::ConfigError> for NotRun {
+    fn from(err: crate::error::ConfigError) -> Self {
+        Self::Usage(err.to_string())
+    }
+}
+
+/// Parses a command line (`args`, the program name first). `--help` and
+/// `--version` are printed here.
+pub fn parse_args<T, I, A>(args: I) -> Result<T, NotRun>
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = A>,
+    A: Into<OsString> + Clone,
+{
+    T::try_parse_from(args).map_err(|err| {
         if err.use_stderr() {
-            eprintln!("{name}: {}", usage_error_line(&err));
-            std::process::ExitCode::from(usage_status)
+            NotRun::Usage(usage_error_line(&err))
         } else {
             let _ = err.print();
-            std::process::ExitCode::SUCCESS
+            NotRun::Printed
         }
     })
 }
@@ -132,6 +238,7 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration(" 3 s "), Ok(Duration::from_secs(3)));
     }
 
@@ -169,10 +276,68 @@ mod tests {
     }
 
     #[test]
-    fn counts_must_be_positive() {
-        assert_eq!(parse_positive("100"), Ok(100));
-        assert!(parse_positive("0").is_err());
-        assert!(parse_positive("-3").is_err());
-        assert!(parse_positive("many").is_err());
+    fn durations_show_as_they_are_written() {
+        for (duration, text) in [
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_nanos(1_500), "0.0000015s"),
+        ] {
+            assert_eq!(DurationArg(duration).to_string(), text);
+            assert_eq!(text.parse(), Ok(DurationArg(duration)));
+        }
+    }
+
+    #[test]
+    fn a_tiny_fraction_is_not_a_zero_duration() {
+        let err = parse_duration("0.0000000001").expect_err("rounds to zero");
+        assert_eq!(err, "'0.0000000001' is shorter than a nanosecond");
+    }
+
+    #[test]
+    fn ranged_flags_accept_their_bounds_only() {
+        let count = count_within(1..=100);
+        assert_eq!(count("1"), Ok(1));
+        assert_eq!(count("100"), Ok(100));
+        for bad in ["0", "101", "-3", "many", "18446744073709551616", ""] {
+            let err = count(bad).expect_err(bad);
+            assert_eq!(err, format!("'{bad}' is not a whole number from 1 to 100"));
+        }
+        let number = number_within(0.5..=10.0);
+        assert_eq!(number("0.5"), Ok(0.5));
+        assert_eq!(number("10"), Ok(10.0));
+        for bad in ["0.49", "10.01", "NaN", "inf", "-inf", "x"] {
+            assert!(number(bad).is_err(), "{bad}");
+        }
+        let duration = duration_within(Duration::from_millis(1)..=Duration::from_secs(60));
+        assert_eq!(duration("1ms"), Ok(DurationArg(Duration::from_millis(1))));
+        assert_eq!(duration("1m"), Ok(DurationArg(Duration::from_secs(60))));
+        assert_eq!(
+            duration("61s"),
+            Err("'61s' is outside 1ms to 60s".to_owned())
+        );
+        assert!(duration("0.5ms").is_err());
+    }
+
+    #[test]
+    fn a_usage_error_is_one_line_without_clap_decoration() {
+        #[derive(Debug, clap::Parser)]
+        struct Flags {
+            #[arg(long)]
+            count: u8,
+        }
+        let err = parse_args::<Flags, _, _>(["prog", "--count", "300"]).expect_err("out of range");
+        let NotRun::Usage(sentence) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            !sentence.contains('\n') && !sentence.starts_with("error:"),
+            "{sentence}"
+        );
+        assert!(sentence.contains("'300'"), "{sentence}");
+        assert_eq!(
+            parse_args::<Flags, _, _>(["prog", "--count", "3"]).map(|f| f.count),
+            Ok(3)
+        );
     }
 }

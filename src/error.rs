@@ -63,6 +63,19 @@ pub enum DevCaError {
     NoHome,
 }
 
+/// A setting outside the range it accepts. Settings are named as the
+/// programs' flags name them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--{setting} must be {range}, not {value}")]
+pub struct ConfigError {
+    /// The setting, as its flag names it (without `--`).
+    pub setting: &'static str,
+    /// The range accepted, in words ("from 1 to 100").
+    pub range: String,
+    /// The value given.
+    pub value: String,
+}
+
 /// The server could not start or stopped on an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -49,7 +49,7 @@
 //! let client_tls = nea::tls::client_config(roots, None)?;
 //! let (events, mut shown) = tokio::sync::mpsc::channel(16);
 //! let (input, inputs) = tokio::sync::mpsc::channel(16);
-//! let session = Session::connect(nea::client::Options::new("localhost", port), client_tls, events).await?;
+//! let session = Session::connect(nea::client::Options::new("localhost", port)?, client_tls, events).await?;
 //! let client = tokio::spawn(session.run(inputs));
 //! input.send(Input::Line(b"hello".to_vec())).await?;
 //! input.send(Input::End).await?;
@@ -92,8 +92,12 @@
 //! - `tools/loadcli`: the load and measurement program, a package of its
 //!   own (it is not part of the product).
 //!
-//! Defaults live in this file, in one place.
+//! Defaults live in this file, in one place, each beside the range of
+//! values the setting accepts ([`server::Config::builder`] refuses any
+//! other, so no flag or environment variable can make the server panic,
+//! overflow or hold unbounded memory).
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 // What the binaries of this workspace share (flag parsing, logging, process
@@ -115,32 +119,69 @@ pub mod tls;
 /// TCP port the server listens on and the client connects to.
 pub const DEFAULT_PORT: u16 = 3443;
 
+/// The server the client connects to by default.
+pub const DEFAULT_HOST: &str = "localhost";
+
 /// Most clients connected at once (SPEC §6).
 pub const DEFAULT_MAX_CLIENTS: usize = 100;
+
+/// `--max-clients`: at least one; at most a million, far beyond what one
+/// process's file descriptors allow, and well inside what the slot
+/// semaphore can count.
+pub const MAX_CLIENTS_RANGE: RangeInclusive<usize> = 1..=1_000_000;
 
 /// Time between two `date` frames to one client (SPEC §5).
 pub const DEFAULT_DATE_PERIOD: Duration = Duration::from_secs(10);
 
+/// `--date-period`: from 10 ms (a hundred dates a second to each client) to
+/// a day.
+pub const DATE_PERIOD_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(24 * 3600);
+
 /// Longest a TLS handshake may take before the socket is closed (SPEC §6).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `--handshake-timeout`: from 10 ms to an hour.
+pub const HANDSHAKE_TIMEOUT_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(3600);
 
 /// Most TLS handshakes in progress at once. Further connections wait in the
 /// kernel's accept backlog until a handshake finishes or times out, so a
 /// flood of idle sockets cannot exhaust memory or file descriptors.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
+/// `--max-handshakes`: from 1 to 100,000.
+pub const MAX_HANDSHAKES_RANGE: RangeInclusive<usize> = 1..=100_000;
+
 /// Longest line a client may send, in bytes, without terminator (SPEC §2).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 65_536;
+
+/// `--max-line-bytes`: from 1 byte to 1 MiB. The upper bound keeps the
+/// memory one client can make the server hold small, and keeps every
+/// reply (at most six bytes of JSON per byte of line) within what the
+/// client accepts as one frame.
+pub const MAX_LINE_BYTES_RANGE: RangeInclusive<usize> = 1..=1024 * 1024;
 
 /// Longest one write to a client may stall before the client is dropped as
 /// a slow reader (SPEC §7).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `--write-timeout`: from 10 ms to an hour.
+pub const WRITE_TIMEOUT_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(3600);
 
 /// Bytes of encoded frames waiting to be written to one client at which the
 /// server stops reading that client's lines. Together with the line limit
 /// this bounds the memory one client can make the server hold.
 pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024;
 
+/// The outgoing bound: from 1 KiB to 64 MiB.
+pub const QUEUE_BYTES_RANGE: RangeInclusive<usize> = 1024..=64 * 1024 * 1024;
+
 /// After SIGINT/SIGTERM, how long connections get to answer the lines
 /// already received, send `shutting_down` and close (SPEC §8).
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The shutdown grace: from 10 ms to a minute.
+pub const SHUTDOWN_GRACE_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(60);

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nea::cli::{init_logging, parse_args, runtime};
+use clap::builder::BoolishValueParser;
+use nea::cli::{NotRun, init_logging, parse_args, runtime};
 use nea::client::session::Outcome;
 use nea::client::{Options, pipe, term, tls_config};
 
@@ -22,10 +23,10 @@ const EXIT_INTERRUPTED: u8 = 130;
 #[command(name = "clientcli", version)]
 struct Opts {
     /// Server host name or address
-    #[arg(long, env = "NEA_HOST", default_value = "localhost")]
+    #[arg(long, env = "NEA_HOST", value_name = "NAME", default_value = nea::DEFAULT_HOST)]
     host: String,
-    /// Server TCP port
-    #[arg(long, env = "NEA_PORT", default_value_t = nea::DEFAULT_PORT)]
+    /// Server TCP port (1 to 65535)
+    #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     port: u16,
     /// Also trust this CA certificate, PEM (may repeat)
     #[arg(long, env = "NEA_CA", value_name = "PEM")]
@@ -40,39 +41,52 @@ struct Opts {
     #[arg(long, env = "NEA_SERVER_NAME", value_name = "NAME")]
     server_name: Option<String>,
     /// Print the server's frames as NDJSON, one per line, as received
-    #[arg(long, env = "NEA_JSON")]
+    #[arg(long, env = "NEA_JSON", value_parser = BoolishValueParser::new())]
     json: bool,
     /// After a lost connection or a server shutdown, reconnect and re-send unanswered lines
-    #[arg(long, env = "NEA_RECONNECT")]
+    #[arg(long, env = "NEA_RECONNECT", value_parser = BoolishValueParser::new())]
     reconnect: bool,
     /// Log connection details to stderr (RUST_LOG overrides)
-    #[arg(long, short, env = "NEA_VERBOSE")]
+    #[arg(long, short, env = "NEA_VERBOSE", value_parser = BoolishValueParser::new())]
     verbose: bool,
 }
 
 impl Opts {
-    fn into_options(self) -> Options {
-        let mut options = Options::new(self.host, self.port);
-        options.server_name = self.server_name;
-        options.extra_cas = self.ca;
-        options.identity = self.cert.zip(self.key);
-        options.json = self.json;
-        options.reconnect = self.reconnect;
-        options
+    /// The validated options, or the sentence that says which flag is wrong.
+    fn into_options(self) -> Result<Options, NotRun> {
+        let mut options = Options::new(&self.host, self.port)?
+            .json(self.json)
+            .reconnect(self.reconnect);
+        if let Some(name) = &self.server_name {
+            options = options.server_name(name)?;
+        }
+        for ca in self.ca {
+            options = options.trust(ca);
+        }
+        if let Some((cert, key)) = self.cert.zip(self.key) {
+            options = options.identity(cert, key);
+        }
+        Ok(options)
     }
 }
 
+/// The options a command line asks for, and whether to log verbosely.
+fn configure<I, A>(args: I) -> Result<(Options, bool), NotRun>
+where
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let opts: Opts = parse_args(args)?;
+    let verbose = opts.verbose;
+    Ok((opts.into_options()?, verbose))
+}
+
 fn main() -> ExitCode {
-    let opts: Opts = match parse_args("clientcli", EXIT_USAGE) {
-        Ok(opts) => opts,
-        Err(status) => return status,
+    let (options, verbose) = match configure(std::env::args_os()) {
+        Ok(configured) => configured,
+        Err(not_run) => return not_run.exit("clientcli", EXIT_USAGE),
     };
-    init_logging(if opts.verbose {
-        "warn,nea=debug"
-    } else {
-        "error"
-    });
-    let options = opts.into_options();
+    init_logging(if verbose { "warn,nea=debug" } else { "error" });
     let interactive = term::available();
     let runtime = match runtime("clientcli") {
         Ok(runtime) => runtime,
@@ -97,6 +111,75 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("clientcli: {err}");
             ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every flag that takes a value, fed arbitrary text: accepted into
+    //! options, or refused with one sentence (exit status 64); nothing
+    //! panics.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn flag_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|x| x.to_string()),
+            (0u32..70_000).prop_map(|n| n.to_string()),
+            Just("[::1]".to_owned()),
+            Just("::1".to_owned()),
+            Just("localhost".to_owned()),
+            Just(String::new()),
+            Just(" ".to_owned()),
+            ".{0,16}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_flag_value_is_accepted_or_refused_in_one_sentence(
+            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--ca", "--cert"]),
+            value in flag_value(),
+        ) {
+            match configure(["clientcli", flag, &value]) {
+                Ok(_) => {}
+                Err(NotRun::Usage(sentence)) => {
+                    prop_assert!(!sentence.is_empty());
+                    prop_assert!(!sentence.contains('\n'), "{}", sentence);
+                }
+                Err(NotRun::Printed) => prop_assert!(false, "{} {:?} printed help", flag, value),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_host_port_or_name_is_refused_before_connecting() {
+        for args in [
+            &["--host", ""][..],
+            &["--host", "two words"],
+            &["--port", "0"],
+            &["--port", "65536"],
+            &["--server-name", "not a name"],
+        ] {
+            let refused = configure(std::iter::once("clientcli").chain(args.iter().copied()));
+            assert!(
+                matches!(refused, Err(NotRun::Usage(_))),
+                "{args:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ipv6_address_may_be_written_with_or_without_brackets() {
+        for host in ["[::1]", "::1"] {
+            let (options, _) = configure(["clientcli", "--host", host]).expect(host);
+            let debug = format!("{options:?}");
+            assert!(debug.contains("host: \"::1\""), "{debug}");
         }
     }
 }

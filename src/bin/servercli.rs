@@ -7,13 +7,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use nea::cli::{
-    init_logging, parse_args, parse_duration, parse_positive, raise_open_file_limit, runtime,
-};
+use clap::builder::BoolishValueParser;
+use nea::cli::{DurationArg, NotRun, init_logging, parse_args, raise_open_file_limit, runtime};
 use nea::server::{Config, Settings};
+
+/// Exit status for an invalid command line.
+const EXIT_USAGE: u8 = 2;
 
 /// TLS date-and-reverse server: sends each client the date every period and
 /// answers every line with the line reversed.
@@ -21,10 +22,10 @@ use nea::server::{Config, Settings};
 #[command(name = "servercli", version)]
 struct Opts {
     /// TCP port to listen on (0 picks a free one)
-    #[arg(long, env = "NEA_PORT", default_value_t = nea::DEFAULT_PORT)]
+    #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     port: u16,
     /// Address to listen on (use :: for IPv6 and IPv4)
-    #[arg(long, env = "NEA_BIND", default_value = "0.0.0.0")]
+    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = IpAddr::from([0, 0, 0, 0]))]
     bind: IpAddr,
     /// Server certificate chain, PEM (default: the development certificate)
     #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
@@ -35,63 +36,75 @@ struct Opts {
     /// CA certificates, PEM; clients must present a certificate it signed
     #[arg(long, env = "NEA_CLIENT_CA", value_name = "PEM")]
     client_ca: Option<PathBuf>,
-    /// Most clients connected at once
-    #[arg(long, env = "NEA_MAX_CLIENTS", default_value = "100", value_parser = parse_positive)]
+    /// Most clients connected at once (1 to 1000000)
+    #[arg(long, env = "NEA_MAX_CLIENTS", value_name = "N", default_value_t = nea::DEFAULT_MAX_CLIENTS)]
     max_clients: usize,
-    /// Time between two dates sent to a client (e.g. 10s, 250ms, 1.5)
-    #[arg(long, env = "NEA_DATE_PERIOD", default_value = "10s", value_parser = parse_duration)]
-    date_period: Duration,
-    /// Deadline for a client's TLS handshake
-    #[arg(long, env = "NEA_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    handshake_timeout: Duration,
-    /// Most TLS handshakes in progress at once
-    #[arg(long, env = "NEA_MAX_HANDSHAKES", default_value = "128", value_parser = parse_positive)]
+    /// Time between two dates sent to a client, e.g. 10s, 250ms, 1.5 (10ms to 24h)
+    #[arg(long, env = "NEA_DATE_PERIOD", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_DATE_PERIOD))]
+    date_period: DurationArg,
+    /// Deadline for a client's TLS handshake (10ms to 1h)
+    #[arg(long, env = "NEA_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_HANDSHAKE_TIMEOUT))]
+    handshake_timeout: DurationArg,
+    /// Most TLS handshakes in progress at once (1 to 100000)
+    #[arg(long, env = "NEA_MAX_HANDSHAKES", value_name = "N", default_value_t = nea::DEFAULT_MAX_HANDSHAKES)]
     max_handshakes: usize,
-    /// Longest line accepted, in bytes
-    #[arg(long, env = "NEA_MAX_LINE_BYTES", default_value = "65536", value_parser = parse_positive)]
+    /// Longest line accepted, in bytes (1 to 1048576)
+    #[arg(long, env = "NEA_MAX_LINE_BYTES", value_name = "N", default_value_t = nea::DEFAULT_MAX_LINE_BYTES)]
     max_line_bytes: usize,
-    /// Drop a client whose writes stall this long (it is not reading)
-    #[arg(long, env = "NEA_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    write_timeout: Duration,
+    /// Drop a client whose writes stall this long: it is not reading (10ms to 1h)
+    #[arg(long, env = "NEA_WRITE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_WRITE_TIMEOUT))]
+    write_timeout: DurationArg,
     /// Once listening, write the port to this file (useful with --port 0)
     #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
     port_file: Option<PathBuf>,
     /// Debug logs, including a line for each client as it joins (RUST_LOG overrides)
-    #[arg(long, short, env = "NEA_VERBOSE")]
+    #[arg(long, short, env = "NEA_VERBOSE", value_parser = BoolishValueParser::new())]
     verbose: bool,
 }
 
 impl Opts {
-    fn into_settings(self) -> Settings {
-        Settings {
+    /// The validated settings, or the sentence that says which flag is out
+    /// of its range.
+    fn into_settings(self) -> Result<Settings, NotRun> {
+        let config = Config::builder()
+            .max_clients(self.max_clients)
+            .date_period(self.date_period.0)
+            .handshake_timeout(self.handshake_timeout.0)
+            .max_handshakes(self.max_handshakes)
+            .max_line_bytes(self.max_line_bytes)
+            .write_timeout(self.write_timeout.0)
+            .build()?;
+        Ok(Settings {
             listen: SocketAddr::new(self.bind, self.port),
             identity: self.cert.zip(self.key),
             client_ca: self.client_ca,
             port_file: self.port_file,
-            config: Config {
-                max_clients: self.max_clients,
-                date_period: self.date_period,
-                handshake_timeout: self.handshake_timeout,
-                max_handshakes: self.max_handshakes,
-                max_line_bytes: self.max_line_bytes,
-                write_timeout: self.write_timeout,
-                ..Config::default()
-            },
-        }
+            config,
+        })
     }
 }
 
+/// The settings a command line asks for, and whether to log verbosely.
+fn configure<I, A>(args: I) -> Result<(Settings, bool), NotRun>
+where
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let opts: Opts = parse_args(args)?;
+    let verbose = opts.verbose;
+    Ok((opts.into_settings()?, verbose))
+}
+
 fn main() -> ExitCode {
-    let opts: Opts = match parse_args("servercli", 2) {
-        Ok(opts) => opts,
-        Err(status) => return status,
+    let (settings, verbose) = match configure(std::env::args_os()) {
+        Ok(configured) => configured,
+        Err(not_run) => return not_run.exit("servercli", EXIT_USAGE),
     };
-    init_logging(if opts.verbose {
+    init_logging(if verbose {
         "warn,nea=debug"
     } else {
         "warn,nea=info"
     });
-    let settings = opts.into_settings();
     // One file descriptor per client: the soft limit (often 1024) would cap
     // --max-clients far below what the administrator's hard limit allows.
     raise_open_file_limit();
@@ -112,6 +125,134 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("servercli: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every flag, fed arbitrary text: each value is either accepted into
+    //! settings inside their ranges, or refused with one sentence (exit
+    //! status 2), and nothing panics. The real binary runs at the bounds in
+    //! the integration tests (`tests/it/cli.rs`).
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Values a person or a script might give a flag: huge, zero,
+    /// negative, tiny fractions, units, non-numbers, any text.
+    fn flag_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|x| x.to_string()),
+            (0u32..2_000_000).prop_map(|n| n.to_string()),
+            (
+                0u32..100_000,
+                prop::sample::select(vec!["ns", "ms", "s", "m", "h", ""])
+            )
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+            Just("18446744073709551616".to_owned()),
+            Just("0.0000000001".to_owned()),
+            Just("1e400".to_owned()),
+            Just("NaN".to_owned()),
+            Just("-0".to_owned()),
+            Just(String::new()),
+            ".{0,12}",
+        ]
+    }
+
+    const VALUED_FLAGS: [&str; 8] = [
+        "--port",
+        "--bind",
+        "--max-clients",
+        "--date-period",
+        "--handshake-timeout",
+        "--max-handshakes",
+        "--max-line-bytes",
+        "--write-timeout",
+    ];
+
+    /// Whether `value` is inside the range `flag` documents: what the
+    /// command line must accept, and all it may accept.
+    fn in_documented_range(flag: &str, value: &str) -> bool {
+        let count = |range: std::ops::RangeInclusive<usize>| {
+            value.parse::<usize>().is_ok_and(|n| range.contains(&n))
+        };
+        let duration = |range: std::ops::RangeInclusive<std::time::Duration>| {
+            nea::cli::parse_duration(value).is_ok_and(|d| range.contains(&d))
+        };
+        match flag {
+            "--port" => value.parse::<u16>().is_ok(),
+            "--bind" => value.parse::<IpAddr>().is_ok(),
+            "--max-clients" => count(nea::MAX_CLIENTS_RANGE),
+            "--max-handshakes" => count(nea::MAX_HANDSHAKES_RANGE),
+            "--max-line-bytes" => count(nea::MAX_LINE_BYTES_RANGE),
+            "--date-period" => duration(nea::DATE_PERIOD_RANGE),
+            "--handshake-timeout" => duration(nea::HANDSHAKE_TIMEOUT_RANGE),
+            "--write-timeout" => duration(nea::WRITE_TIMEOUT_RANGE),
+            _ => unreachable!("{flag} is not in VALUED_FLAGS"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_flag_value_is_accepted_or_refused_in_one_sentence(
+            flag in prop::sample::select(VALUED_FLAGS.to_vec()),
+            value in flag_value(),
+        ) {
+            let expected = in_documented_range(flag, &value);
+            match configure(["servercli", flag, &value]) {
+                Ok(_) => prop_assert!(expected, "{} {:?} was accepted", flag, value),
+                Err(NotRun::Usage(sentence)) => {
+                    prop_assert!(!expected, "{} {:?} was refused: {}", flag, value, sentence);
+                    prop_assert!(!sentence.is_empty());
+                    prop_assert!(!sentence.contains('\n'), "{}", sentence);
+                }
+                Err(NotRun::Printed) => prop_assert!(false, "{} {:?} printed help", flag, value),
+            }
+        }
+    }
+
+    #[test]
+    fn the_values_that_used_to_panic_or_overflow_are_refused() {
+        for (flag, value) in [
+            ("--max-clients", "18446744073709551615"),
+            ("--date-period", "0.0000000001"),
+            ("--max-line-bytes", "18446744073709551615"),
+        ] {
+            let refused = configure(["servercli", flag, value]).map(|_| ());
+            let Err(NotRun::Usage(sentence)) = refused else {
+                panic!("{flag} {value} was accepted");
+            };
+            assert!(sentence.contains(flag), "{sentence}");
+        }
+    }
+
+    #[test]
+    fn boolean_environment_spellings_are_accepted() {
+        // The parser clap uses for NEA_VERBOSE; the real binary reads the
+        // variable in the integration tests.
+        let parser = BoolishValueParser::new();
+        let cmd = clap::Command::new("servercli");
+        for (text, expected) in [
+            ("1", true),
+            ("true", true),
+            ("yes", true),
+            ("on", true),
+            ("0", false),
+            ("false", false),
+            ("no", false),
+            ("off", false),
+        ] {
+            let parsed = clap::builder::TypedValueParser::parse_ref(
+                &parser,
+                &cmd,
+                None,
+                std::ffi::OsStr::new(text),
+            );
+            assert_eq!(parsed.ok(), Some(expected), "{text}");
         }
     }
 }

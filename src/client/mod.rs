@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, ConfigError};
 use crate::{devca, tls};
 
 mod display;
@@ -34,36 +34,57 @@ pub mod term;
 /// Deadline for each connection phase: the TCP connect, then the handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What to connect to, whom to trust, and how to behave; validated flags.
+/// What to connect to, whom to trust, and how to behave.
+///
+/// Built only through [`Options::new`], which checks the host and port, and
+/// its setters (the server name is checked too), so a session never starts
+/// from a value it cannot use.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Host name or address of the server.
-    pub host: String,
-    /// TCP port of the server.
-    pub port: u16,
+    /// Host name or address of the server, without brackets around an
+    /// IPv6 address. Never empty, never with white space or control
+    /// characters.
+    pub(crate) host: String,
+    /// TCP port of the server; never 0.
+    pub(crate) port: u16,
     /// Name to verify in the server's certificate; defaults to `host`.
-    pub server_name: Option<String>,
+    /// A valid DNS name or IP address.
+    pub(crate) server_name: Option<String>,
     /// Extra CA files to trust, on top of the system roots and the
     /// development CA.
-    pub extra_cas: Vec<PathBuf>,
+    pub(crate) extra_cas: Vec<PathBuf>,
     /// The development CA file, trusted when it exists.
-    pub dev_ca: Option<PathBuf>,
+    pub(crate) dev_ca: Option<PathBuf>,
     /// Client certificate chain and key, for mutual TLS.
-    pub identity: Option<(PathBuf, PathBuf)>,
+    pub(crate) identity: Option<(PathBuf, PathBuf)>,
     /// Print the server's frames as NDJSON instead of text.
-    pub json: bool,
+    pub(crate) json: bool,
     /// Reconnect, with backoff, after a lost connection or a shutdown.
-    pub reconnect: bool,
+    pub(crate) reconnect: bool,
     /// Delay before the first reconnection attempt; doubles up to
     /// `session::MAX_BACKOFF`.
-    pub first_backoff: Duration,
+    pub(crate) first_backoff: Duration,
 }
 
 impl Options {
-    /// Options for `host:port` with the defaults of `clientcli`.
-    pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Self {
-            host: host.into(),
+    /// Options for `host:port` with the defaults of `clientcli`. `host` is
+    /// a name or an address; an IPv6 address may be written in brackets
+    /// (`[::1]`), as in a URL.
+    pub fn new(host: &str, port: u16) -> Result<Self, ConfigError> {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError {
+                setting: "host",
+                range: "a host name or an address".to_owned(),
+                value: format!("{host:?}"),
+            });
+        }
+        let port = crate::server::within("port", port, &(1..=u16::MAX))?;
+        Ok(Self {
+            host: host.to_owned(),
             port,
             server_name: None,
             extra_cas: Vec::new(),
@@ -72,11 +93,53 @@ impl Options {
             json: false,
             reconnect: false,
             first_backoff: session::FIRST_BACKOFF,
+        })
+    }
+
+    /// Verify `name` in the server's certificate instead of the host.
+    pub fn server_name(mut self, name: &str) -> Result<Self, ConfigError> {
+        if ServerName::try_from(name).is_err() {
+            return Err(ConfigError {
+                setting: "server-name",
+                range: "a DNS name or an IP address".to_owned(),
+                value: format!("{name:?}"),
+            });
         }
+        self.server_name = Some(name.to_owned());
+        Ok(self)
+    }
+
+    /// Also trust the CA certificates in this PEM file.
+    #[must_use]
+    pub fn trust(mut self, ca: PathBuf) -> Self {
+        self.extra_cas.push(ca);
+        self
+    }
+
+    /// Present this certificate chain and key (mutual TLS).
+    #[must_use]
+    pub fn identity(mut self, cert: PathBuf, key: PathBuf) -> Self {
+        self.identity = Some((cert, key));
+        self
+    }
+
+    /// Report the server's frames exactly as received (NDJSON).
+    #[must_use]
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
+    }
+
+    /// Reconnect after a lost connection or a shutdown, and re-send the
+    /// lines not yet answered.
+    #[must_use]
+    pub fn reconnect(mut self, reconnect: bool) -> Self {
+        self.reconnect = reconnect;
+        self
     }
 
     /// `host:port`, as shown in messages.
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -85,7 +148,7 @@ impl Options {
     }
 
     /// The name the server's certificate must be valid for.
-    pub fn verified_name(&self) -> &str {
+    pub(crate) fn verified_name(&self) -> &str {
         self.server_name.as_deref().unwrap_or(&self.host)
     }
 }

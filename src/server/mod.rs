@@ -10,6 +10,8 @@
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
 
+use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 mod admission;
@@ -17,32 +19,38 @@ mod conn;
 mod identity;
 mod listener;
 
-use crate::error::ServerError;
+use crate::error::{ConfigError, ServerError};
 use identity::IdentityFiles;
 pub use listener::run;
 
-/// The server's limits and periods, validated (every field is non-zero).
+/// The limits and periods [`run`] serves with: how many clients, how
+/// often dates go out, and every deadline and bound of one connection.
+///
+/// Built only through [`Config::builder`] (or [`Config::default`]): every
+/// value is inside its range in the crate root (`MAX_CLIENTS_RANGE` and the
+/// like), so no value can make the server panic, overflow, or hold more
+/// memory per client than its bounds say.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Most clients connected at once; one slot is held from the end of a
     /// client's TLS handshake until its connection closes.
-    pub max_clients: usize,
+    pub(crate) max_clients: usize,
     /// Time between two `date` frames to one client.
-    pub date_period: Duration,
+    pub(crate) date_period: Duration,
     /// Deadline for a TLS handshake, from the TCP accept.
-    pub handshake_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
     /// Most TLS handshakes in progress at once.
-    pub max_handshakes: usize,
+    pub(crate) max_handshakes: usize,
     /// Longest line accepted, in bytes, terminator excluded.
-    pub max_line_bytes: usize,
+    pub(crate) max_line_bytes: usize,
     /// Longest a client's socket may take none of the frames waiting for
     /// it before the client is dropped as a slow reader.
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     /// Encoded frames, in bytes, waiting to be written to one client at
     /// which the server stops reading that client's lines.
-    pub queue_bytes: usize,
+    pub(crate) queue_bytes: usize,
     /// After shutdown starts, how long a connection gets to finish.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -60,7 +68,138 @@ impl Default for Config {
     }
 }
 
-/// Everything `servercli` needs to start, after its flags are validated.
+impl Config {
+    /// A builder that starts from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// Most clients connected at once.
+    pub fn max_clients(&self) -> usize {
+        self.max_clients
+    }
+}
+
+/// Sets [`Config`] values; [`ConfigBuilder::build`] checks each against its
+/// range. Unset values keep their defaults.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Most clients connected at once (`MAX_CLIENTS_RANGE`).
+    pub fn max_clients(mut self, n: usize) -> Self {
+        self.config.max_clients = n;
+        self
+    }
+
+    /// Time between two dates to one client (`DATE_PERIOD_RANGE`).
+    pub fn date_period(mut self, period: Duration) -> Self {
+        self.config.date_period = period;
+        self
+    }
+
+    /// Deadline for a TLS handshake (`HANDSHAKE_TIMEOUT_RANGE`).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Most TLS handshakes at once (`MAX_HANDSHAKES_RANGE`).
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.config.max_handshakes = n;
+        self
+    }
+
+    /// Longest line accepted, in bytes (`MAX_LINE_BYTES_RANGE`).
+    pub fn max_line_bytes(mut self, n: usize) -> Self {
+        self.config.max_line_bytes = n;
+        self
+    }
+
+    /// How long a client's socket may take nothing before the client is
+    /// dropped (`WRITE_TIMEOUT_RANGE`).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// Outgoing bytes at which a client's lines stop being read
+    /// (`QUEUE_BYTES_RANGE`).
+    pub fn queue_bytes(mut self, n: usize) -> Self {
+        self.config.queue_bytes = n;
+        self
+    }
+
+    /// How long connections get to finish after shutdown starts
+    /// (`SHUTDOWN_GRACE_RANGE`).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// The configuration, or the first value outside its range.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let c = self.config;
+        within("max-clients", c.max_clients, &crate::MAX_CLIENTS_RANGE)?;
+        within("date-period", c.date_period, &crate::DATE_PERIOD_RANGE)?;
+        within(
+            "handshake-timeout",
+            c.handshake_timeout,
+            &crate::HANDSHAKE_TIMEOUT_RANGE,
+        )?;
+        within(
+            "max-handshakes",
+            c.max_handshakes,
+            &crate::MAX_HANDSHAKES_RANGE,
+        )?;
+        within(
+            "max-line-bytes",
+            c.max_line_bytes,
+            &crate::MAX_LINE_BYTES_RANGE,
+        )?;
+        within(
+            "write-timeout",
+            c.write_timeout,
+            &crate::WRITE_TIMEOUT_RANGE,
+        )?;
+        within("queue-bytes", c.queue_bytes, &crate::QUEUE_BYTES_RANGE)?;
+        within(
+            "shutdown-grace",
+            c.shutdown_grace,
+            &crate::SHUTDOWN_GRACE_RANGE,
+        )?;
+        Ok(c)
+    }
+}
+
+/// `value`, if `range` holds it; otherwise the error that names `setting`.
+pub(crate) fn within<T>(
+    setting: &'static str,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + fmt::Debug,
+{
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            setting,
+            range: format!("from {:?} to {:?}", range.start(), range.end()),
+            value: format!("{value:?}"),
+        })
+    }
+}
+
+/// Everything [`start`] needs: where to listen, which identity to present,
+/// and the [`Config`] to serve with. (`Config` is what serving needs once a
+/// listener is bound; `Settings` adds what setting one up needs.)
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Address and port to listen on (port 0 picks a free port).
@@ -102,7 +241,7 @@ pub async fn start(
         })?;
     }
     tracing::info!(
-        max_clients = settings.config.max_clients,
+        max_clients = settings.config.max_clients(),
         date_period = ?settings.config.date_period,
         mutual_tls = identity.mutual(),
         "listening on {local}"
@@ -123,5 +262,55 @@ fn warn_if_too_few_files(config: &Config) {
              clients beyond it will fail to connect: raise the hard limit (ulimit -Hn)",
             config.max_clients
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_inside_their_ranges() {
+        let built = Config::builder().build().expect("the defaults are valid");
+        assert_eq!(built.max_clients(), crate::DEFAULT_MAX_CLIENTS);
+    }
+
+    #[test]
+    fn each_bound_is_accepted_and_the_values_beyond_it_are_refused() {
+        let ok = |b: ConfigBuilder| b.build().expect("inside the range");
+        let refused = |b: ConfigBuilder| b.build().expect_err("outside the range");
+        let (lo, hi) = (
+            *crate::MAX_CLIENTS_RANGE.start(),
+            *crate::MAX_CLIENTS_RANGE.end(),
+        );
+        assert_eq!(ok(Config::builder().max_clients(lo)).max_clients, lo);
+        assert_eq!(ok(Config::builder().max_clients(hi)).max_clients, hi);
+        assert_eq!(
+            refused(Config::builder().max_clients(usize::MAX)).to_string(),
+            format!(
+                "--max-clients must be from 1 to 1000000, not {}",
+                usize::MAX
+            )
+        );
+        refused(Config::builder().max_clients(0));
+        refused(Config::builder().max_handshakes(0));
+        refused(Config::builder().max_handshakes(usize::MAX));
+        refused(Config::builder().max_line_bytes(usize::MAX));
+        refused(Config::builder().queue_bytes(0));
+        let ms = Duration::from_millis;
+        assert_eq!(
+            refused(Config::builder().date_period(Duration::ZERO)).to_string(),
+            "--date-period must be from 10ms to 86400s, not 0ns"
+        );
+        ok(Config::builder().date_period(ms(10)));
+        refused(Config::builder().date_period(Duration::MAX));
+        refused(Config::builder().handshake_timeout(ms(9)));
+        refused(Config::builder().write_timeout(Duration::from_nanos(1)));
+        refused(Config::builder().shutdown_grace(Duration::from_secs(61)));
+        ok(Config::builder()
+            .max_line_bytes(*crate::MAX_LINE_BYTES_RANGE.end())
+            .write_timeout(ms(10))
+            .handshake_timeout(ms(10))
+            .shutdown_grace(ms(10)));
     }
 }

@@ -221,3 +221,114 @@ async fn verbose_adds_a_line_when_each_client_joins() {
         .expect("the departure is logged");
     assert!(server.stop().success());
 }
+
+#[test]
+fn values_that_used_to_panic_or_overflow_are_refused_with_status_2() {
+    // Each of these once reached the server: a semaphore too large for
+    // tokio (a panic), a period that parsed to zero (a panic in every
+    // connection), a line limit whose `+ 1` overflowed (a 300 MB line held).
+    for (flag, value) in [
+        ("--max-clients", "18446744073709551615"),
+        ("--date-period", "0.0000000001"),
+        ("--max-line-bytes", "18446744073709551615"),
+    ] {
+        let output = servercli(&["--port", "0", flag, value]);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let stderr = stderr_of(&output);
+        assert_eq!(stderr.lines().count(), 1, "{flag} {value}: {stderr}");
+        assert!(stderr.starts_with("servercli: "), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// Starts a server with `args`, checks that it answers a line (and, if
+/// `dates_soon`, that a date arrives), then stops it cleanly.
+async fn serves_with(args: &[&str], dates_soon: bool) {
+    let server = Server::start(args);
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("bounds").await, "sdnuob");
+    if dates_soon {
+        assert!(matches!(
+            client.frame().await,
+            nea::protocol::Frame::Date { .. }
+        ));
+    }
+    assert!(server.stop().success(), "{args:?}");
+}
+
+#[tokio::test]
+async fn every_numeric_flag_works_at_both_ends_of_its_range() {
+    serves_with(
+        &[
+            "--max-clients",
+            "1",
+            "--max-handshakes",
+            "1",
+            "--max-line-bytes",
+            "6",
+            "--date-period",
+            "10ms",
+            "--handshake-timeout",
+            "1h",
+            "--write-timeout",
+            "1h",
+        ],
+        true,
+    )
+    .await;
+    serves_with(
+        &[
+            "--max-clients",
+            "1000000",
+            "--max-handshakes",
+            "100000",
+            "--max-line-bytes",
+            "1048576",
+            "--date-period",
+            "24h",
+            "--handshake-timeout",
+            "10s",
+            "--write-timeout",
+            "10ms",
+        ],
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn boolean_environment_variables_take_the_usual_spellings() {
+    for (value, verbose) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("true", true),
+        ("0", false),
+        ("no", false),
+        ("off", false),
+        ("false", false),
+    ] {
+        let pki = Pki::new();
+        let mut command = Server::command_with(&pki, &[]);
+        command.env_remove("RUST_LOG").env("NEA_VERBOSE", value);
+        let server = Server::spawn(command, pki);
+        let mut client = server.connect().await;
+        assert_eq!(client.round_trip("env").await, "vne");
+        client.close().await;
+        server
+            .wait_for_log("client left", PATIENCE)
+            .expect("the departure is logged");
+        assert_eq!(
+            server.count_logs("client connected") == 1,
+            verbose,
+            "NEA_VERBOSE={value}"
+        );
+        assert!(server.stop().success());
+    }
+    let output = Command::new(crate::common::servercli_exe())
+        .env("NEA_VERBOSE", "maybe")
+        .output()
+        .expect("servercli runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stderr_of(&output).lines().count(), 1);
+}

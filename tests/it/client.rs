@@ -114,6 +114,39 @@ async fn dates_go_to_stderr_in_local_time_and_stdout_keeps_only_replies() {
 }
 
 #[tokio::test]
+async fn boolean_environment_variables_take_the_usual_spellings() {
+    let server = Server::start(&[]);
+    for (value, json) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("0", false),
+        ("off", false),
+    ] {
+        let mut command = server.clientcli();
+        command.env("NEA_JSON", value);
+        let output = run_with_input(command, b"hello\n").await;
+        assert!(
+            output.status.success(),
+            "NEA_JSON={value}: {}",
+            text(&output.stderr)
+        );
+        let expected = if json {
+            "{\"msg_type\":\"string\",\"payload\":\"olleh\"}\n"
+        } else {
+            "olleh\n"
+        };
+        assert_eq!(text(&output.stdout), expected, "NEA_JSON={value}");
+    }
+    let mut command = server.clientcli();
+    command.env("NEA_RECONNECT", "perhaps");
+    let output = run_with_input(command, b"").await;
+    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(text(&output.stderr).lines().count(), 1);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
 async fn json_mode_prints_every_frame_as_received() {
     let server = Server::start(&["--date-period", "100ms", "--max-line-bytes", "8"]);
     let mut command = server.clientcli();

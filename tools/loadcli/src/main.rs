@@ -10,16 +10,44 @@
 //! connection error), 2 for an invalid command line.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use nea::cli::{parse_args, parse_duration, parse_positive, raise_open_file_limit, runtime};
+use nea::cli::{
+    DurationArg, count_within, duration_within, number_within, parse_args, raise_open_file_limit,
+    runtime,
+};
 
 mod load;
 
 use load::{LoadError, Protocol, Target, baseline, handshakes, hold, rtt, soak};
+
+/// Exit status for an invalid command line.
+const EXIT_USAGE: u8 = 2;
+
+/// `-n` clients (and `hold`'s, which may be 0 to measure an idle server).
+const CLIENTS: RangeInclusive<usize> = 1..=100_000;
+const HELD_CLIENTS: RangeInclusive<usize> = 0..=100_000;
+/// `-k` lines in flight, `handshakes -n`, `hold --ramp`.
+const CONCURRENCY: RangeInclusive<usize> = 1..=10_000;
+/// `-m` lines per client.
+const LINES: RangeInclusive<usize> = 1..=100_000_000;
+/// `-l` bytes per line: at most what the server accepts at most.
+const LINE_BYTES: RangeInclusive<usize> = nea::MAX_LINE_BYTES_RANGE;
+/// `-d` how long a run lasts.
+const RUN_TIME: RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(7 * 24 * 3600);
+/// `--period`: the server's --date-period.
+const PERIOD: RangeInclusive<Duration> = nea::DATE_PERIOD_RANGE;
+/// `--max-lateness`.
+const LATENESS: RangeInclusive<Duration> = Duration::from_micros(1)..=Duration::from_secs(3600);
+/// `--rate`, lines per second per client.
+const RATE: RangeInclusive<f64> = 0.001..=100_000.0;
+/// `--max-rss-growth`, percent.
+const RSS_GROWTH: RangeInclusive<f64> = 0.0..=10_000.0;
 
 /// Load, latency, punctuality and memory measurements against a nea server
 /// (or the bare baseline server).
@@ -34,7 +62,7 @@ struct Opts {
 #[derive(Debug, Args)]
 struct Server {
     /// Server address
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]))]
     host: IpAddr,
     /// Server port
     #[arg(long, default_value_t = nea::DEFAULT_PORT)]
@@ -43,7 +71,7 @@ struct Server {
     #[arg(long, value_name = "PEM")]
     ca: PathBuf,
     /// Name to verify in the server's certificate
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, value_name = "NAME", default_value = nea::DEFAULT_HOST)]
     server_name: String,
     /// The server is `loadcli baseline-server` (raw reversed lines, no JSON)
     #[arg(long)]
@@ -63,16 +91,16 @@ enum Mode {
         #[command(flatten)]
         server: Server,
         /// Clients
-        #[arg(short = 'n', default_value = "1", value_parser = parse_positive)]
+        #[arg(short = 'n', value_name = "N", default_value_t = 1, value_parser = count_within(CLIENTS))]
         clients: usize,
         /// Lines in flight per client
-        #[arg(short = 'k', default_value = "1", value_parser = parse_positive)]
+        #[arg(short = 'k', value_name = "N", default_value_t = 1, value_parser = count_within(CONCURRENCY))]
         in_flight: usize,
         /// Lines per client
-        #[arg(short = 'm', default_value = "10000", value_parser = parse_positive)]
+        #[arg(short = 'm', value_name = "N", default_value_t = 10_000, value_parser = count_within(LINES))]
         lines: usize,
         /// Bytes per line
-        #[arg(short = 'l', default_value = "32", value_parser = parse_positive)]
+        #[arg(short = 'l', value_name = "N", default_value_t = 32, value_parser = count_within(LINE_BYTES))]
         line_bytes: usize,
         /// Mostly-ASCII chat with accents and emoji instead of ASCII
         #[arg(long)]
@@ -83,29 +111,29 @@ enum Mode {
         #[command(flatten)]
         server: Server,
         /// Handshakes in progress at once
-        #[arg(short = 'n', default_value = "4", value_parser = parse_positive)]
+        #[arg(short = 'n', value_name = "N", default_value_t = 4, value_parser = count_within(CONCURRENCY))]
         concurrency: usize,
         /// How long to run
-        #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
-        duration: Duration,
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(10)), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
     },
     /// N silent clients: date lateness, server RSS per client, idle CPU
     Hold {
         #[command(flatten)]
         server: Server,
         /// Clients (0 measures the server with nobody connected)
-        #[arg(short = 'n', default_value = "100")]
+        #[arg(short = 'n', value_name = "N", default_value_t = 100, value_parser = count_within(HELD_CLIENTS))]
         clients: usize,
         /// How long to hold them
-        #[arg(short = 'd', long, default_value = "60s", value_parser = parse_duration)]
-        duration: Duration,
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(60)), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
         /// The server's --date-period
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        period: Duration,
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(PERIOD))]
+        period: DurationArg,
         /// Handshakes in progress at once while connecting. Lateness is
         /// measured from when our side of the handshake completed, so more
         /// than 1 overstates it by the server's handshake backlog
-        #[arg(long, default_value = "1", value_parser = parse_positive)]
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = count_within(CONCURRENCY))]
         ramp: usize,
     },
     /// N clients sending at a steady rate: nothing lost, dates on time, flat memory
@@ -113,31 +141,31 @@ enum Mode {
         #[command(flatten)]
         server: Server,
         /// Clients
-        #[arg(short = 'n', default_value = "100", value_parser = parse_positive)]
+        #[arg(short = 'n', value_name = "N", default_value_t = 100, value_parser = count_within(CLIENTS))]
         clients: usize,
         /// Lines per second per client
-        #[arg(long, default_value = "10")]
+        #[arg(long, value_name = "N", default_value_t = 10.0, value_parser = number_within(RATE))]
         rate: f64,
         /// How long to send
-        #[arg(short = 'd', long, default_value = "600s", value_parser = parse_duration)]
-        duration: Duration,
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(600)), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
         /// The server's --date-period
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        period: Duration,
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(PERIOD))]
+        period: DurationArg,
         /// Fail if a date is later than this
-        #[arg(long, default_value = "5ms", value_parser = parse_duration)]
-        max_lateness: Duration,
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_millis(5)), value_parser = duration_within(LATENESS))]
+        max_lateness: DurationArg,
         /// Fail if server RSS grows by more than this percentage
-        #[arg(long, default_value = "5")]
+        #[arg(long, value_name = "PERCENT", default_value_t = 5.0, value_parser = number_within(RSS_GROWTH))]
         max_rss_growth: f64,
     },
     /// The yardstick: a bare tokio-rustls server answering reversed bytes
     BaselineServer {
         /// Address to listen on
-        #[arg(long, default_value = "127.0.0.1")]
+        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]))]
         bind: IpAddr,
         /// Port to listen on (0 picks one)
-        #[arg(long, default_value = "3444")]
+        #[arg(long, value_name = "N", default_value_t = 3444)]
         port: u16,
         /// Certificate chain, PEM
         #[arg(long, value_name = "PEM")]
@@ -203,7 +231,7 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
             duration,
         } => {
             let report =
-                handshakes::run(&server.target()?, concurrency, duration, server.pid).await?;
+                handshakes::run(&server.target()?, concurrency, duration.0, server.pid).await?;
             print(&report, server.json);
         }
         Mode::Hold {
@@ -215,8 +243,8 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
         } => {
             let plan = hold::Plan {
                 clients,
-                duration,
-                period,
+                duration: duration.0,
+                period: period.0,
                 ramp,
                 server_pid: server.pid,
             };
@@ -234,10 +262,10 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
             let plan = soak::Plan {
                 clients,
                 rate,
-                duration,
-                period,
+                duration: duration.0,
+                period: period.0,
                 line_bytes: 32,
-                max_lateness,
+                max_lateness: max_lateness.0,
                 max_rss_growth: max_rss_growth / 100.0,
                 server_pid: server.pid,
             };
@@ -272,9 +300,9 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
 }
 
 fn main() -> ExitCode {
-    let opts: Opts = match parse_args("loadcli", 2) {
+    let opts: Opts = match parse_args(std::env::args_os()) {
         Ok(opts) => opts,
-        Err(status) => return status,
+        Err(not_run) => return not_run.exit("loadcli", EXIT_USAGE),
     };
     let runtime = match runtime("loadcli") {
         Ok(runtime) => runtime,
@@ -285,6 +313,104 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("loadcli: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every flag of every mode, fed arbitrary text: accepted only inside
+    //! its documented range, otherwise refused with one sentence (exit
+    //! status 2); nothing panics.
+
+    use nea::cli::NotRun;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A mode, one of its flags that take a value, and whether a value is
+    /// inside that flag's documented range.
+    type Flag = (&'static str, &'static str, fn(&str) -> bool);
+
+    fn flags() -> Vec<Flag> {
+        fn count(range: RangeInclusive<usize>, v: &str) -> bool {
+            v.parse::<usize>().is_ok_and(|n| range.contains(&n))
+        }
+        fn duration(range: RangeInclusive<Duration>, v: &str) -> bool {
+            nea::cli::parse_duration(v).is_ok_and(|d| range.contains(&d))
+        }
+        fn number(range: RangeInclusive<f64>, v: &str) -> bool {
+            v.trim().parse::<f64>().is_ok_and(|x| range.contains(&x))
+        }
+        vec![
+            ("rtt", "-n", |v| count(CLIENTS, v)),
+            ("rtt", "-k", |v| count(CONCURRENCY, v)),
+            ("rtt", "-m", |v| count(LINES, v)),
+            ("rtt", "-l", |v| count(LINE_BYTES, v)),
+            ("rtt", "--port", |v| v.parse::<u16>().is_ok()),
+            ("rtt", "--host", |v| v.parse::<IpAddr>().is_ok()),
+            ("rtt", "--pid", |v| v.parse::<u32>().is_ok()),
+            ("handshakes", "-n", |v| count(CONCURRENCY, v)),
+            ("handshakes", "-d", |v| duration(RUN_TIME, v)),
+            ("hold", "-n", |v| count(HELD_CLIENTS, v)),
+            ("hold", "-d", |v| duration(RUN_TIME, v)),
+            ("hold", "--period", |v| duration(PERIOD, v)),
+            ("hold", "--ramp", |v| count(CONCURRENCY, v)),
+            ("soak", "-n", |v| count(CLIENTS, v)),
+            ("soak", "--rate", |v| number(RATE, v)),
+            ("soak", "-d", |v| duration(RUN_TIME, v)),
+            ("soak", "--period", |v| duration(PERIOD, v)),
+            ("soak", "--max-lateness", |v| duration(LATENESS, v)),
+            ("soak", "--max-rss-growth", |v| number(RSS_GROWTH, v)),
+        ]
+    }
+
+    fn flag_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|x| x.to_string()),
+            (0u32..200_000).prop_map(|n| n.to_string()),
+            (
+                0u32..100_000,
+                prop::sample::select(vec!["ms", "s", "m", ""])
+            )
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+            Just("NaN".to_owned()),
+            Just("inf".to_owned()),
+            Just("0.0000000001".to_owned()),
+            Just(String::new()),
+            ".{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_flag_value_is_accepted_only_inside_its_range(
+            (mode, flag, in_range) in prop::sample::select(flags()),
+            value in flag_value(),
+        ) {
+            let parsed = parse_args::<Opts, _, _>(["loadcli", mode, "--ca", "ca.pem", flag, &value]);
+            match parsed {
+                Ok(_) => prop_assert!(in_range(&value), "{} {} {:?} was accepted", mode, flag, value),
+                Err(NotRun::Usage(sentence)) => {
+                    prop_assert!(!in_range(&value), "{} {} {:?} was refused: {}", mode, flag, value, sentence);
+                    prop_assert!(!sentence.contains('\n'), "{}", sentence);
+                }
+                Err(NotRun::Printed) => prop_assert!(false, "{} {:?} printed help", flag, value),
+            }
+        }
+    }
+
+    #[test]
+    fn a_rate_that_is_not_a_positive_number_is_refused() {
+        for rate in ["0", "-1", "NaN", "inf", "1e400", "0.0001"] {
+            let parsed =
+                parse_args::<Opts, _, _>(["loadcli", "soak", "--ca", "ca.pem", "--rate", rate]);
+            assert!(
+                matches!(parsed, Err(NotRun::Usage(_))),
+                "{rate}: {parsed:?}"
+            );
         }
     }
 }
