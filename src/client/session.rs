@@ -371,33 +371,36 @@ impl Link {
         json: bool,
     ) -> Option<ClientError> {
         let frame = Frame::parse(line).unwrap_or(Frame::Unknown);
-        let event = match frame {
-            Frame::Date { payload } => Some(Event::Date(payload)),
+        let (event, failure) = match frame {
+            Frame::Date { payload } => (Some(Event::Date(payload)), None),
             Frame::String { payload } => {
                 self.answered(lines);
-                Some(Event::Reply(payload))
+                (Some(Event::Reply(payload)), None)
             }
             Frame::Error {
                 code: ErrorCode::LineTooLong | ErrorCode::InvalidUtf8,
                 payload,
             } => {
                 self.answered(lines);
-                Some(Event::LineRejected(payload))
+                (Some(Event::LineRejected(payload)), None)
             }
+            // These end the session: the sentence and exit status say why.
             Frame::Error {
                 code: ErrorCode::ServerFull,
                 ..
-            } => return Some(ClientError::ServerFull),
+            } => (None, Some(ClientError::ServerFull)),
             Frame::Error {
                 code: ErrorCode::ShuttingDown,
                 ..
-            } => return Some(ClientError::ServerShutDown),
+            } => (None, Some(ClientError::ServerShutDown)),
             Frame::Error {
                 code: ErrorCode::Unknown,
                 payload,
-            } => Some(Event::ServerError(payload)),
-            Frame::Unknown => None,
+            } => (Some(Event::ServerError(payload)), None),
+            Frame::Unknown => (None, None),
         };
+        // `--json` shows every frame as received, those that end the
+        // session included, before the session ends.
         let event = if json {
             Some(Event::Frame(line.to_owned()))
         } else {
@@ -406,7 +409,7 @@ impl Link {
         if let Some(event) = event {
             let _ = events.send(event).await;
         }
-        None
+        failure
     }
 
     /// The oldest line sent on this connection has its answer.

@@ -274,6 +274,47 @@ async fn a_full_server_is_status_75() {
     assert!(server.stop().success());
 }
 
+#[tokio::test]
+async fn json_mode_prints_the_server_full_frame_then_exits_75() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let mut holder = server.connect().await;
+    assert_eq!(holder.round_trip("mine").await, "enim");
+    let mut command = server.clientcli();
+    command.arg("--json");
+    let output = run_with_input(command, b"hi\n").await;
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let frame: serde_json::Value = serde_json::from_str(stdout.trim_end()).expect("one frame");
+    assert_eq!(frame["msg_type"], "error", "{stdout}");
+    assert_eq!(frame["code"], "server_full", "{stdout}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn json_mode_prints_the_shutting_down_frame_then_exits_74() {
+    let server = Server::start(&[]);
+    let mut command = server.clientcli();
+    command.arg("--json");
+    let mut child = spawn_interactive_pipe(command);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"first\n").expect("write");
+    server
+        .wait_for_log("client connected", PATIENCE)
+        .expect("connected");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server.stop().success());
+    let output = wait_output(child).await;
+    drop(stdin);
+    assert_eq!(output.status.code(), Some(74), "{}", text(&output.stderr));
+    let frames: Vec<serde_json::Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a frame"))
+        .collect();
+    let last = frames.last().expect("frames");
+    assert_eq!(last["code"], "shutting_down", "{frames:?}");
+    assert_eq!(frames[0]["payload"], "tsrif", "{frames:?}");
+}
+
 /// Starts `clientcli` on `command` with stdin, stdout and stderr piped
 /// (stdin stays open until the test drops it); returns the child.
 fn spawn_interactive_pipe(mut command: std::process::Command) -> Child {
