@@ -105,7 +105,9 @@ fn main() -> ExitCode {
     // wait for it.
     runtime.shutdown_background();
     match result {
-        Ok(Outcome::Finished) => ExitCode::SUCCESS,
+        // A closed standard output is a normal way to stop, as for other
+        // Unix tools (`clientcli | head -1`).
+        Ok(Outcome::Finished | Outcome::OutputClosed) => ExitCode::SUCCESS,
         Ok(Outcome::Aborted) if interactive => ExitCode::SUCCESS,
         Ok(Outcome::Aborted) => ExitCode::from(EXIT_INTERRUPTED),
         Err(err) => {

@@ -30,7 +30,7 @@ pub async fn run(
     let (event_tx, event_rx) = mpsc::channel(256);
     let (input_tx, input_rx) = mpsc::channel(256);
     let escape = std::io::stdout().is_terminal();
-    let printer = tokio::spawn(print_events(event_rx, escape, input_tx.clone()));
+    let printer = tokio::spawn(print_events(event_rx, escape));
     let session = match Session::connect(options, config, event_tx).await {
         Ok(session) => session,
         Err(err) => {
@@ -117,11 +117,11 @@ fn to_input(item: Inbound<'_>, number: u64) -> Option<Input> {
 }
 
 /// Writes each event to its stream. On a write error (a closed pipe) it
-/// aborts the session and returns the error.
+/// returns the error at once: dropping `events` tells the session that
+/// nobody reads any more, and the session ends.
 async fn print_events(
     mut events: mpsc::Receiver<Event>,
     escape_replies: bool,
-    inputs: mpsc::Sender<Input>,
 ) -> std::io::Result<()> {
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
@@ -132,10 +132,7 @@ async fn print_events(
             Stream::Stdout => write_flush(&mut stdout, &text).await,
             Stream::Stderr => write_flush(&mut stderr, &text).await,
         };
-        if let Err(err) = written {
-            let _ = inputs.send(Input::Abort).await;
-            return Err(err);
-        }
+        written?;
     }
     Ok(())
 }

@@ -95,6 +95,10 @@ pub enum Outcome {
     Finished,
     /// The user stopped it (Ctrl-C).
     Aborted,
+    /// The front end stopped taking events: the reader of standard output
+    /// went away (`clientcli | head -1`). Like other Unix tools, the client
+    /// then ends at once and quietly.
+    OutputClosed,
 }
 
 /// A connected session, ready to run.
@@ -153,6 +157,10 @@ impl Session {
                     link.close().await;
                     return Ok(Outcome::Aborted);
                 }
+                Ended::OutputClosed => {
+                    link.close().await;
+                    return Ok(Outcome::OutputClosed);
+                }
                 Ended::Failed(failure) => failure,
             };
             link.abandon();
@@ -164,6 +172,7 @@ impl Session {
                 Reconnected::Link(link) => link,
                 Reconnected::Finished => return Ok(Outcome::Finished),
                 Reconnected::Aborted => return Ok(Outcome::Aborted),
+                Reconnected::OutputClosed => return Ok(Outcome::OutputClosed),
             };
         }
     }
@@ -174,6 +183,7 @@ enum Reconnected {
     Link(Link),
     Finished,
     Aborted,
+    OutputClosed,
 }
 
 /// Retries with exponential backoff and jitter until a connection works,
@@ -204,6 +214,7 @@ async fn reconnect(
             }
             tokio::select! {
                 () = &mut wait => break,
+                () = events.closed() => return Ok(Reconnected::OutputClosed),
                 input = inputs.recv(), if !lines.input_done => {
                     if lines.take(input) == Taken::Abort {
                         return Ok(Reconnected::Aborted);
@@ -268,6 +279,8 @@ enum Ended {
     Finished,
     /// The user asked to stop.
     Aborted,
+    /// The front end takes no more events.
+    OutputClosed,
     /// The connection failed or the server ended it.
     Failed(ClientError),
 }
@@ -335,8 +348,8 @@ impl Link {
                 frame = self.frames.next() => match frame {
                     Ok(Some(line)) => {
                         self.got_frame = true;
-                        if let Some(failure) = self.show(&line, lines, events, json).await {
-                            return Ended::Failed(failure);
+                        if let Some(ended) = self.show(&line, lines, events, json).await {
+                            return ended;
                         }
                     }
                     Ok(None) => return Ended::Failed(ClientError::ConnectionLost {
@@ -358,18 +371,20 @@ impl Link {
                         return Ended::Aborted;
                     }
                 }
+                () = events.closed() => return Ended::OutputClosed,
             }
         }
     }
 
-    /// Handles one frame; returns the failure if the frame ends the session.
+    /// Handles one frame; returns how the session ends if the frame (or a
+    /// front end that takes no more events) ends it.
     async fn show(
         &mut self,
         line: &str,
         lines: &mut Lines,
         events: &mpsc::Sender<Event>,
         json: bool,
-    ) -> Option<ClientError> {
+    ) -> Option<Ended> {
         let frame = Frame::parse(line).unwrap_or(Frame::Unknown);
         let (event, failure) = match frame {
             Frame::Date { payload } => (Some(Event::Date(payload)), None),
@@ -406,10 +421,12 @@ impl Link {
         } else {
             event
         };
-        if let Some(event) = event {
-            let _ = events.send(event).await;
+        if let Some(event) = event
+            && events.send(event).await.is_err()
+        {
+            return Some(Ended::OutputClosed);
         }
-        failure
+        failure.map(Ended::Failed)
     }
 
     /// The oldest line sent on this connection has its answer.

@@ -478,3 +478,51 @@ async fn an_invalid_command_line_is_status_64() {
         "{stderr}"
     );
 }
+
+/// `lines | clientcli | head -1`: the reader of standard output goes away
+/// after the first reply, while thousands of replies are still coming.
+/// Returns clientcli's status and stderr, or `None` if it did not end
+/// within the test's patience (it is killed then).
+fn run_into_a_reader_that_leaves(server: &Server, lines: usize) -> Option<(Option<i32>, String)> {
+    let mut child = spawn_interactive_pipe(server.clientcli());
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        let input = "hello\n".repeat(lines);
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("first reply");
+    assert_eq!(first, "olleh\n");
+    drop(stdout);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = feeder.join();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    status.map(|status| (status.code(), stderr))
+}
+
+#[test]
+fn a_reader_of_standard_output_that_goes_away_ends_the_client_quietly_with_0() {
+    let server = Server::start(&[]);
+    for run in 0..20 {
+        let ended = run_into_a_reader_that_leaves(&server, 5000);
+        let (status, stderr) = ended.unwrap_or_else(|| panic!("run {run}: clientcli hung"));
+        assert_eq!(status, Some(0), "run {run}: {stderr}");
+        assert!(!stderr.contains("clientcli:"), "run {run}: {stderr}");
+    }
+    assert!(server.stop().success());
+}
