@@ -132,6 +132,16 @@ pub enum ClientError {
         /// What went wrong.
         reason: String,
     },
+    /// The server accepted the TCP connection but did not answer the TLS
+    /// handshake in time: like a host that does not answer, nothing more
+    /// can be learnt.
+    #[error("{addr} accepted the connection but did not answer the TLS handshake within {after:?}")]
+    HandshakeUnanswered {
+        /// Where we tried.
+        addr: String,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
     /// The server's certificate chain does not lead to a trusted CA.
     #[error(
         "the server's certificate is not trusted ({reason}); pass the CA that signed it with --ca"
@@ -191,16 +201,16 @@ impl ClientError {
     /// The exit status for this failure, after the BSD sysexits convention.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Tls(_) => 66,                                             // EX_NOINPUT
-            Self::UnknownHost { .. } => 68,                                 // EX_NOHOST
-            Self::Refused { .. } => 69,                                     // EX_UNAVAILABLE
-            Self::Unreachable { .. } => 71,                                 // EX_OSERR
-            Self::ServerShutDown | Self::ConnectionLost { .. } => 74,       // EX_IOERR
-            Self::ServerFull => 75,                                         // EX_TEMPFAIL
-            Self::ClientCertRejected { .. } | Self::Handshake { .. } => 76, // EX_PROTOCOL
-            Self::NotTrusted { .. } => 77,                                  // EX_NOPERM
-            Self::NameMismatch { .. } => 78,                                // EX_CONFIG
-            Self::Io { .. } => 74,                                          // EX_IOERR
+            Self::Tls(_) => 66,                                                // EX_NOINPUT
+            Self::UnknownHost { .. } => 68,                                    // EX_NOHOST
+            Self::Refused { .. } => 69,                                        // EX_UNAVAILABLE
+            Self::Unreachable { .. } | Self::HandshakeUnanswered { .. } => 71, // EX_OSERR
+            Self::ServerShutDown | Self::ConnectionLost { .. } => 74,          // EX_IOERR
+            Self::ServerFull => 75,                                            // EX_TEMPFAIL
+            Self::ClientCertRejected { .. } | Self::Handshake { .. } => 76,    // EX_PROTOCOL
+            Self::NotTrusted { .. } => 77,                                     // EX_NOPERM
+            Self::NameMismatch { .. } => 78,                                   // EX_CONFIG
+            Self::Io { .. } => 74,                                             // EX_IOERR
         }
     }
 
@@ -213,6 +223,7 @@ impl ClientError {
                 | Self::ConnectionLost { .. }
                 | Self::Refused { .. }
                 | Self::Unreachable { .. }
+                | Self::HandshakeUnanswered { .. }
                 | Self::ServerFull
         )
     }
@@ -235,6 +246,10 @@ mod tests {
             Box::new(ServerError::Bind {
                 addr: "0.0.0.0:3443".into(),
                 source: io::Error::from(io::ErrorKind::AddrInUse),
+            }),
+            Box::new(ClientError::HandshakeUnanswered {
+                addr: "localhost:3443".into(),
+                after: std::time::Duration::from_secs(10),
             }),
         ];
         for err in errors {

@@ -122,6 +122,14 @@ pub const DEFAULT_PORT: u16 = 3443;
 /// The server the client connects to by default.
 pub const DEFAULT_HOST: &str = "localhost";
 
+/// How long the client waits for each connection phase (the TCP connect,
+/// then the TLS handshake).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `--connect-timeout`: from 10 ms to 10 minutes.
+pub const CONNECT_TIMEOUT_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(600);
+
 /// Most clients connected at once (SPEC §6).
 pub const DEFAULT_MAX_CLIENTS: usize = 100;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::builder::BoolishValueParser;
-use nea::cli::{NotRun, init_logging, parse_args, runtime};
+use nea::cli::{DurationArg, NotRun, init_logging, parse_args, runtime};
 use nea::client::session::Outcome;
 use nea::client::{Options, pipe, term, tls_config};
 
@@ -40,6 +40,9 @@ struct Opts {
     /// Name to verify in the server certificate (default: --host)
     #[arg(long, env = "NEA_SERVER_NAME", value_name = "NAME")]
     server_name: Option<String>,
+    /// Deadline for each connection phase: TCP connect, then TLS handshake (10ms to 10m)
+    #[arg(long, env = "NEA_CONNECT_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_CONNECT_TIMEOUT))]
+    connect_timeout: DurationArg,
     /// Print the server's frames as NDJSON, one per line, as received
     #[arg(long, env = "NEA_JSON", value_parser = BoolishValueParser::new())]
     json: bool,
@@ -55,6 +58,7 @@ impl Opts {
     /// The validated options, or the sentence that says which flag is wrong.
     fn into_options(self) -> Result<Options, NotRun> {
         let mut options = Options::new(&self.host, self.port)?
+            .connect_timeout(self.connect_timeout.0)?
             .json(self.json)
             .reconnect(self.reconnect);
         if let Some(name) = &self.server_name {
@@ -145,7 +149,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_flag_value_is_accepted_or_refused_in_one_sentence(
-            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--ca", "--cert"]),
+            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--connect-timeout", "--ca", "--cert"]),
             value in flag_value(),
         ) {
             match configure(["clientcli", flag, &value]) {

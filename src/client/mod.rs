@@ -31,9 +31,6 @@ pub mod session;
 #[doc(hidden)]
 pub mod term;
 
-/// Deadline for each connection phase: the TCP connect, then the handshake.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What to connect to, whom to trust, and how to behave.
 ///
 /// Built only through [`Options::new`], which checks the host and port, and
@@ -61,6 +58,9 @@ pub struct Options {
     pub(crate) json: bool,
     /// Reconnect, with backoff, after a lost connection or a shutdown.
     pub(crate) reconnect: bool,
+    /// Deadline for each connection phase: the TCP connect, then the TLS
+    /// handshake. Inside `CONNECT_TIMEOUT_RANGE`.
+    pub(crate) connect_timeout: Duration,
     /// Delay before the first reconnection attempt; doubles up to
     /// `session::MAX_BACKOFF`.
     pub(crate) first_backoff: Duration,
@@ -92,6 +92,7 @@ impl Options {
             identity: None,
             json: false,
             reconnect: false,
+            connect_timeout: crate::DEFAULT_CONNECT_TIMEOUT,
             first_backoff: session::FIRST_BACKOFF,
         })
     }
@@ -138,6 +139,13 @@ impl Options {
         self
     }
 
+    /// The deadline for each connection phase (`CONNECT_TIMEOUT_RANGE`).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        self.connect_timeout =
+            crate::server::within("connect-timeout", timeout, &crate::CONNECT_TIMEOUT_RANGE)?;
+        Ok(self)
+    }
+
     /// `host:port`, as shown in messages.
     pub(crate) fn target(&self) -> String {
         if self.host.contains(':') {
@@ -177,8 +185,8 @@ pub fn tls_config(options: &Options) -> Result<Arc<rustls::ClientConfig>, Client
     Ok(tls::client_config(roots, identity)?)
 }
 
-/// Resolves, connects and completes the TLS handshake, each phase under
-/// [`CONNECT_TIMEOUT`]; failures become the [`ClientError`] a person needs.
+/// Resolves, connects and completes the TLS handshake, each phase under the
+/// connect timeout; failures become the [`ClientError`] a person needs.
 pub async fn connect(
     options: &Options,
     config: Arc<rustls::ClientConfig>,
@@ -197,7 +205,7 @@ pub async fn connect(
     };
     let mut tcp = None;
     for addr in addrs {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        match tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 tcp = Some(stream);
                 break;
@@ -216,7 +224,7 @@ pub async fn connect(
             Err(_) => {
                 failure = ClientError::Unreachable {
                     addr: target.clone(),
-                    reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+                    reason: format!("no answer within {:?}", options.connect_timeout),
                 };
             }
         }
@@ -230,7 +238,7 @@ pub async fn connect(
         }
     })?;
     match tokio::time::timeout(
-        CONNECT_TIMEOUT,
+        options.connect_timeout,
         TlsConnector::from(config).connect(name, tcp),
     )
     .await
@@ -242,9 +250,9 @@ pub async fn connect(
                 reason: err.to_string(),
             },
         )),
-        Err(_) => Err(ClientError::Handshake {
+        Err(_) => Err(ClientError::HandshakeUnanswered {
             addr: target,
-            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+            after: options.connect_timeout,
         }),
     }
 }

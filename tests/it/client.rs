@@ -526,3 +526,26 @@ fn a_reader_of_standard_output_that_goes_away_ends_the_client_quietly_with_0() {
     }
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_handshake_is_status_71() {
+    let pki = Pki::new();
+    // Accepts TCP connections and holds them, saying nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut command = clientcli_for(port, &pki.ca_pem);
+    command.args(["--connect-timeout", "300ms"]);
+    let started = Instant::now();
+    let output = run_with_input(command, b"hi\n").await;
+    assert_failure(&output, 71, "did not answer the TLS handshake within 300ms");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    holder.abort();
+}
