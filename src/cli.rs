@@ -50,7 +50,11 @@ impl fmt::Display for DurationArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
         if d.subsec_nanos() == 0 {
-            write!(f, "{}s", d.as_secs())
+            match d.as_secs() {
+                s if s > 0 && s % 3600 == 0 => write!(f, "{}h", s / 3600),
+                s if s > 0 && s % 60 == 0 => write!(f, "{}m", s / 60),
+                s => write!(f, "{s}s"),
+            }
         } else if d.as_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.as_millis())
         } else {
@@ -89,7 +93,7 @@ pub fn duration_within(
 pub fn count_within(
     range: RangeInclusive<usize>,
 ) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
-    move |text| match text.trim().parse::<usize>() {
+    move |text| match text.parse::<usize>() {
         Ok(n) if range.contains(&n) => Ok(n),
         _ => Err(format!(
             "'{text}' is not a whole number from {} to {}",
@@ -104,7 +108,7 @@ pub fn count_within(
 pub fn number_within(
     range: RangeInclusive<f64>,
 ) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
-    move |text| match text.trim().parse::<f64>() {
+    move |text| match text.parse::<f64>() {
         Ok(x) if range.contains(&x) => Ok(x),
         _ => Err(format!(
             "'{text}' is not a number from {} to {}",
@@ -279,6 +283,8 @@ mod tests {
     fn durations_show_as_they_are_written() {
         for (duration, text) in [
             (Duration::from_secs(10), "10s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(86_400), "24h"),
             (Duration::from_millis(250), "250ms"),
             (Duration::from_millis(1500), "1500ms"),
             (Duration::from_nanos(1_500), "0.0000015s"),
@@ -286,6 +292,7 @@ mod tests {
             assert_eq!(DurationArg(duration).to_string(), text);
             assert_eq!(text.parse(), Ok(DurationArg(duration)));
         }
+        assert_eq!(DurationArg(Duration::ZERO).to_string(), "0s");
     }
 
     #[test]
@@ -314,7 +321,7 @@ mod tests {
         assert_eq!(duration("1m"), Ok(DurationArg(Duration::from_secs(60))));
         assert_eq!(
             duration("61s"),
-            Err("'61s' is outside 1ms to 60s".to_owned())
+            Err("'61s' is outside 1ms to 1m".to_owned())
         );
         assert!(duration("0.5ms").is_err());
     }

@@ -78,15 +78,20 @@
 //! - [`tls`]: rustls configurations for both ends, PEM loading, fingerprints.
 //! - [`devca`]: the local development CA that `servercli` creates once, and
 //!   certificate issuing for tests.
-//! - [`server`]: the accept loop, handshake limits and client slots
-//!   (`server::listener`), and one client's session (`server::conn`).
+//! - [`server`]: the validated [`server::Config`]; the accept loop and each
+//!   connection's steps (`server::listener`); client slots and rejections
+//!   (`server::admission`); the certificate files and the TLS configuration
+//!   read from them (`server::identity`); one client's session
+//!   (`server::conn`).
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front
 //!   ends of `clientcli`.
-//! - `limits`: the open-file limit, and giving freed memory back.
+//! - `limits`: reading the open-file limit, and giving freed memory back.
 //! - [`shutdown`]: the SIGINT-or-SIGTERM future, built once.
 //! - [`error`]: error enums whose `Display` is one sentence.
-//! - [`cli`]: what the binaries share: duration flags, usage errors, logging.
+//! - `cli` (hidden from these docs): what the binaries share: flags checked
+//!   against their ranges, usage errors, logging, the open-file limit, the
+//!   port file.
 //! - `src/bin/servercli.rs`, `src/bin/clientcli.rs`:
 //!   flags, logging and exit codes; nothing else.
 //! - `tools/loadcli`: the load and measurement program, a package of its
@@ -118,6 +123,9 @@ pub mod tls;
 
 /// TCP port the server listens on and the client connects to.
 pub const DEFAULT_PORT: u16 = 3443;
+
+/// The address the server listens on by default: every IPv4 address.
+pub const DEFAULT_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// The server the client connects to by default.
 pub const DEFAULT_HOST: &str = "localhost";

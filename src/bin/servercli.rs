@@ -21,11 +21,11 @@ const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "servercli", version)]
 struct Opts {
-    /// TCP port to listen on (0 picks a free one)
+    /// TCP port to listen on, 0 to 65535 (0 picks a free one)
     #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     port: u16,
     /// Address to listen on (use :: for IPv6 and IPv4)
-    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = IpAddr::from([0, 0, 0, 0]))]
+    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = nea::DEFAULT_BIND)]
     bind: IpAddr,
     /// Server certificate chain, PEM (default: the development certificate)
     #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
@@ -163,7 +163,9 @@ mod tests {
         ]
     }
 
-    const VALUED_FLAGS: [&str; 8] = [
+    const VALUED_FLAGS: [&str; 10] = [
+        "--client-ca",
+        "--port-file",
         "--port",
         "--bind",
         "--max-clients",
@@ -183,7 +185,9 @@ mod tests {
         let duration = |range: std::ops::RangeInclusive<std::time::Duration>| {
             nea::cli::parse_duration(value).is_ok_and(|d| range.contains(&d))
         };
+        let a_value = value == "-" || !value.starts_with('-');
         match flag {
+            "--client-ca" | "--port-file" => a_value && !value.is_empty(),
             "--port" => value.parse::<u16>().is_ok(),
             "--bind" => value.parse::<IpAddr>().is_ok(),
             "--max-clients" => count(nea::MAX_CLIENTS_RANGE),

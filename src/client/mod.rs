@@ -6,7 +6,7 @@
 //!   events out, replies matched to lines, reconnection.
 //! - `display`: how events are shown: local-time dates, escaped server
 //!   text.
-//! - [`pipe`] and [`term`]: the two front ends, for standard input that is a
+//! - `pipe` and `term`: the two front ends, for standard input that is a
 //!   pipe or file, and for an interactive terminal.
 
 use std::net::SocketAddr;

@@ -181,9 +181,8 @@ enum Ending {
     Drop(EndReason),
 }
 
-/// The slow-reader deadline (one type, as tokio-rustls' `Timeout`): it
-/// counts from the moment the socket last took bytes, and only while the
-/// session is blocked on writing.
+/// The slow-reader deadline, one type: it counts from the moment the socket
+/// last took bytes, and only while the session is blocked on writing.
 ///
 /// Invariant: while `counting`, `sleep` is set and fires `timeout` after
 /// the last progress. The timer is made at the first stall and reused, so a
@@ -348,10 +347,14 @@ impl Exchange {
         }
     }
 
-    /// Stops reading for `end`. While draining for shutdown, whatever the
-    /// end, the client is told the server is shutting down.
+    /// Stops reading for `end`. While draining for shutdown, unless reading
+    /// failed, the client is told the server is shutting down.
     fn stop_reading(&mut self, end: EndReason) {
-        let end = if matches!(self.reading, Reading::Draining) {
+        // A peer whose reads fail cannot be told anything more: the failure
+        // stays the reason, as it is outside shutdown.
+        let end = if matches!(self.reading, Reading::Draining)
+            && !matches!(end, EndReason::ReadFailed(_))
+        {
             Frame::error(ErrorCode::ShuttingDown, 0).encode(&mut self.outgoing);
             EndReason::Shutdown
         } else {

@@ -198,8 +198,8 @@ async fn handle(
     }
 }
 
-/// The TLS handshake, under the handshake deadline; `None` (after a
-/// rate-limited log line) if it fails, times out, or shutdown starts.
+/// The TLS handshake, under the handshake deadline; `None` if it fails or
+/// times out (after a rate-limited log line), or if shutdown starts.
 async fn handshake<IO>(io: IO, peer: SocketAddr, shared: &Shared) -> Option<TlsStream<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,

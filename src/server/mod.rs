@@ -10,7 +10,6 @@
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
 
-use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -177,6 +176,29 @@ impl ConfigBuilder {
     }
 }
 
+/// A setting's value as its flag is written (`24h`, `250ms`, `100`).
+pub(crate) trait AsFlag {
+    fn as_flag(&self) -> String;
+}
+
+impl AsFlag for usize {
+    fn as_flag(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl AsFlag for u16 {
+    fn as_flag(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl AsFlag for Duration {
+    fn as_flag(&self) -> String {
+        crate::cli::DurationArg(*self).to_string()
+    }
+}
+
 /// `value`, if `range` holds it; otherwise the error that names `setting`.
 pub(crate) fn within<T>(
     setting: &'static str,
@@ -184,15 +206,19 @@ pub(crate) fn within<T>(
     range: &RangeInclusive<T>,
 ) -> Result<T, ConfigError>
 where
-    T: PartialOrd + fmt::Debug,
+    T: PartialOrd + AsFlag,
 {
     if range.contains(&value) {
         Ok(value)
     } else {
         Err(ConfigError {
             setting,
-            range: format!("from {:?} to {:?}", range.start(), range.end()),
-            value: format!("{value:?}"),
+            range: format!(
+                "from {} to {}",
+                range.start().as_flag(),
+                range.end().as_flag()
+            ),
+            value: value.as_flag(),
         })
     }
 }
@@ -300,7 +326,7 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(
             refused(Config::builder().date_period(Duration::ZERO)).to_string(),
-            "--date-period must be from 10ms to 86400s, not 0ns"
+            "--date-period must be from 10ms to 24h, not 0s"
         );
         ok(Config::builder().date_period(ms(10)));
         refused(Config::builder().date_period(Duration::MAX));

@@ -49,6 +49,13 @@ const RATE: RangeInclusive<f64> = 0.001..=100_000.0;
 /// `--max-rss-growth`, percent.
 const RSS_GROWTH: RangeInclusive<f64> = 0.0..=10_000.0;
 
+/// A value parser for `--server-name`: a name rustls can verify.
+fn server_name(text: &str) -> Result<String, String> {
+    rustls::pki_types::ServerName::try_from(text)
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("'{text}' is neither a DNS name nor an IP address"))
+}
+
 /// Load, latency, punctuality and memory measurements against a nea server
 /// (or the bare baseline server).
 #[derive(Debug, Parser)]
@@ -65,13 +72,13 @@ struct Server {
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]))]
     host: IpAddr,
     /// Server port
-    #[arg(long, default_value_t = nea::DEFAULT_PORT)]
+    #[arg(long, value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     port: u16,
     /// CA certificate that signed the server's, PEM
     #[arg(long, value_name = "PEM")]
     ca: PathBuf,
-    /// Name to verify in the server's certificate
-    #[arg(long, value_name = "NAME", default_value = nea::DEFAULT_HOST)]
+    /// Name to verify in the server's certificate (a DNS name or an IP address)
+    #[arg(long, value_name = "NAME", default_value = nea::DEFAULT_HOST, value_parser = server_name)]
     server_name: String,
     /// The server is `loadcli baseline-server` (raw reversed lines, no JSON)
     #[arg(long)]
@@ -90,16 +97,16 @@ enum Mode {
     Rtt {
         #[command(flatten)]
         server: Server,
-        /// Clients
+        /// Clients (1 to 100000)
         #[arg(short = 'n', value_name = "N", default_value_t = 1, value_parser = count_within(CLIENTS))]
         clients: usize,
-        /// Lines in flight per client
+        /// Lines in flight per client (1 to 10000)
         #[arg(short = 'k', value_name = "N", default_value_t = 1, value_parser = count_within(CONCURRENCY))]
         in_flight: usize,
-        /// Lines per client
+        /// Lines per client (1 to 100000000)
         #[arg(short = 'm', value_name = "N", default_value_t = 10_000, value_parser = count_within(LINES))]
         lines: usize,
-        /// Bytes per line
+        /// Bytes per line (1 to 1048576)
         #[arg(short = 'l', value_name = "N", default_value_t = 32, value_parser = count_within(LINE_BYTES))]
         line_bytes: usize,
         /// Mostly-ASCII chat with accents and emoji instead of ASCII
@@ -110,10 +117,10 @@ enum Mode {
     Handshakes {
         #[command(flatten)]
         server: Server,
-        /// Handshakes in progress at once
+        /// Handshakes in progress at once (1 to 10000)
         #[arg(short = 'n', value_name = "N", default_value_t = 4, value_parser = count_within(CONCURRENCY))]
         concurrency: usize,
-        /// How long to run
+        /// How long to run (1ms to 168h)
         #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(10)), value_parser = duration_within(RUN_TIME))]
         duration: DurationArg,
     },
@@ -121,18 +128,18 @@ enum Mode {
     Hold {
         #[command(flatten)]
         server: Server,
-        /// Clients (0 measures the server with nobody connected)
+        /// Clients, 0 to 100000 (0 measures the server with nobody connected)
         #[arg(short = 'n', value_name = "N", default_value_t = 100, value_parser = count_within(HELD_CLIENTS))]
         clients: usize,
-        /// How long to hold them
+        /// How long to hold them (1ms to 168h)
         #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(60)), value_parser = duration_within(RUN_TIME))]
         duration: DurationArg,
-        /// The server's --date-period
+        /// The server's --date-period (10ms to 24h)
         #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(PERIOD))]
         period: DurationArg,
         /// Handshakes in progress at once while connecting. Lateness is
         /// measured from when our side of the handshake completed, so more
-        /// than 1 overstates it by the server's handshake backlog
+        /// than 1 overstates it by the server's handshake backlog (1 to 10000)
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = count_within(CONCURRENCY))]
         ramp: usize,
     },
@@ -140,23 +147,23 @@ enum Mode {
     Soak {
         #[command(flatten)]
         server: Server,
-        /// Clients
+        /// Clients (1 to 100000)
         #[arg(short = 'n', value_name = "N", default_value_t = 100, value_parser = count_within(CLIENTS))]
         clients: usize,
-        /// Lines per second per client
-        #[arg(long, value_name = "N", default_value_t = 10.0, value_parser = number_within(RATE))]
+        /// Lines per second per client (0.001 to 100000)
+        #[arg(long, value_name = "N", default_value_t = 10.0, allow_negative_numbers = true, value_parser = number_within(RATE))]
         rate: f64,
-        /// How long to send
+        /// How long to send (1ms to 168h)
         #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(600)), value_parser = duration_within(RUN_TIME))]
         duration: DurationArg,
-        /// The server's --date-period
+        /// The server's --date-period (10ms to 24h)
         #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(PERIOD))]
         period: DurationArg,
-        /// Fail if a date is later than this
+        /// Fail if a date is later than this (1µs to 1h)
         #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_millis(5)), value_parser = duration_within(LATENESS))]
         max_lateness: DurationArg,
-        /// Fail if server RSS grows by more than this percentage
-        #[arg(long, value_name = "PERCENT", default_value_t = 5.0, value_parser = number_within(RSS_GROWTH))]
+        /// Fail if server RSS grows by more than this percentage (0 to 10000)
+        #[arg(long, value_name = "PERCENT", default_value_t = 5.0, allow_negative_numbers = true, value_parser = number_within(RSS_GROWTH))]
         max_rss_growth: f64,
     },
     /// The yardstick: a bare tokio-rustls server answering reversed bytes
@@ -340,7 +347,7 @@ mod tests {
             nea::cli::parse_duration(v).is_ok_and(|d| range.contains(&d))
         }
         fn number(range: RangeInclusive<f64>, v: &str) -> bool {
-            v.trim().parse::<f64>().is_ok_and(|x| range.contains(&x))
+            v.parse::<f64>().is_ok_and(|x| range.contains(&x))
         }
         vec![
             ("rtt", "-n", |v| count(CLIENTS, v)),
@@ -350,6 +357,11 @@ mod tests {
             ("rtt", "--port", |v| v.parse::<u16>().is_ok()),
             ("rtt", "--host", |v| v.parse::<IpAddr>().is_ok()),
             ("rtt", "--pid", |v| v.parse::<u32>().is_ok()),
+            ("hold", "--port", |v| v.parse::<u16>().is_ok()),
+            ("soak", "--host", |v| v.parse::<IpAddr>().is_ok()),
+            ("handshakes", "--server-name", |v| {
+                !v.starts_with('-') && rustls::pki_types::ServerName::try_from(v).is_ok()
+            }),
             ("handshakes", "-n", |v| count(CONCURRENCY, v)),
             ("handshakes", "-d", |v| duration(RUN_TIME, v)),
             ("hold", "-n", |v| count(HELD_CLIENTS, v)),
