@@ -126,6 +126,21 @@ pub(crate) fn negotiated(session: &rustls::CommonState) -> (String, &'static str
     (version, cipher)
 }
 
+/// The key exchange group a session agreed on (`X25519MLKEM768`), for the
+/// client's verbose log.
+pub(crate) fn key_exchange(session: &rustls::CommonState) -> String {
+    session.negotiated_key_exchange_group().map_or_else(
+        || "unknown".to_owned(),
+        |group| format!("{:?}", group.name()),
+    )
+}
+
+/// When a DER certificate expires, or `None` if it cannot be parsed.
+pub(crate) fn expiry(cert: &CertificateDer<'_>) -> Option<jiff::Timestamp> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    jiff::Timestamp::from_second(parsed.validity().not_after.timestamp()).ok()
+}
+
 /// The subject of a DER certificate (`CN=…, O=…`), or `None` if it cannot be
 /// parsed. Used for log lines only.
 pub(crate) fn subject(cert: &CertificateDer<'_>) -> Option<String> {

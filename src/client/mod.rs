@@ -199,6 +199,7 @@ pub async fn connect(
             source,
         })?
         .collect();
+    tracing::debug!(host = %options.host, port = options.port, addresses = ?addrs, "resolved");
     let mut failure = ClientError::UnknownHost {
         host: options.host.clone(),
         source: std::io::Error::other("no address found"),
@@ -207,21 +208,25 @@ pub async fn connect(
     for addr in addrs {
         match tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
+                tracing::debug!(%addr, "TCP connected");
                 tcp = Some(stream);
                 break;
             }
             Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tracing::debug!(%addr, "TCP connection refused");
                 failure = ClientError::Refused {
                     addr: target.clone(),
                 };
             }
             Ok(Err(err)) => {
+                tracing::debug!(%addr, error = %err, "TCP connect failed");
                 failure = ClientError::Unreachable {
                     addr: target.clone(),
                     reason: err.to_string(),
                 };
             }
             Err(_) => {
+                tracing::debug!(%addr, "TCP connect timed out");
                 failure = ClientError::Unreachable {
                     addr: target.clone(),
                     reason: format!("no answer within {:?}", options.connect_timeout),
@@ -243,7 +248,10 @@ pub async fn connect(
     )
     .await
     {
-        Ok(Ok(stream)) => Ok(stream),
+        Ok(Ok(stream)) => {
+            log_session(&stream);
+            Ok(stream)
+        }
         Ok(Err(err)) => Err(classify_tls_error(&err, options.verified_name()).unwrap_or(
             ClientError::Handshake {
                 addr: target,
@@ -254,6 +262,33 @@ pub async fn connect(
             addr: target,
             after: options.connect_timeout,
         }),
+    }
+}
+
+/// The verbose log of an established session: what was negotiated, and the
+/// server's certificate chain, each with its subject and expiry.
+fn log_session(stream: &TlsStream<TcpStream>) {
+    let (_, session) = stream.get_ref();
+    let (version, cipher) = tls::negotiated(session);
+    tracing::debug!(
+        tls = %version,
+        cipher,
+        key_exchange = %tls::key_exchange(session),
+        "TLS handshake done"
+    );
+    for (position, cert) in session
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        tracing::debug!(
+            position,
+            subject = %tls::subject(cert).unwrap_or_else(|| "?".to_owned()),
+            expires = %tls::expiry(cert).map_or_else(|| "?".to_owned(), |at| at.to_string()),
+            sha256 = %tls::fingerprint(cert),
+            "server certificate"
+        );
     }
 }
 

@@ -198,6 +198,7 @@ async fn reconnect(
 ) -> Result<Reconnected, ClientError> {
     for attempt in 1.. {
         let delay = backoff(options.first_backoff, attempt);
+        tracing::debug!(attempt, ?delay, reason = %failure, "reconnecting");
         let _ = events
             .send(Event::Reconnecting {
                 reason: failure.to_string(),

@@ -549,3 +549,33 @@ async fn a_server_that_never_answers_the_handshake_is_status_71() {
     assert!(started.elapsed() < Duration::from_secs(5));
     holder.abort();
 }
+
+#[tokio::test]
+async fn verbose_logs_what_a_person_debugging_a_connection_needs() {
+    let server = Server::start(&[]);
+    let mut command = server.clientcli();
+    command.arg("-v").env_remove("RUST_LOG");
+    let output = run_with_input(command, b"hi\n").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    for needle in [
+        "resolved",
+        "127.0.0.1:",
+        "TCP connected",
+        "TLS handshake done",
+        "tls=TLSv1.3",
+        "cipher=\"TLS13_",
+        "key_exchange=",
+        "server certificate",
+        "expires=",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing:\n{stderr}");
+    }
+    assert_eq!(text(&output.stdout), "ih\n");
+    // Without -v, none of it.
+    let mut quiet = server.clientcli();
+    quiet.env_remove("RUST_LOG").env_remove("NEA_VERBOSE");
+    let output = run_with_input(quiet, b"hi\n").await;
+    assert!(!text(&output.stderr).contains("TCP connected"));
+    assert!(server.stop().success());
+}
