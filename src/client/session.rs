@@ -216,14 +216,19 @@ async fn reconnect(
             tokio::select! {
                 () = &mut wait => break,
                 () = events.closed() => return Ok(Reconnected::OutputClosed),
-                input = inputs.recv(), if !lines.input_done => {
+                input = inputs.recv(), if lines.listening() => {
                     if lines.take(input) == Taken::Abort {
                         return Ok(Reconnected::Aborted);
                     }
                 }
             }
         }
-        match Link::open(options, config.clone(), events).await {
+        // Connecting can take up to the connect timeout: Ctrl-C must not.
+        let opened = tokio::select! {
+            opened = Link::open(options, config.clone(), events) => opened,
+            () = lines.until_abort(inputs) => return Ok(Reconnected::Aborted),
+        };
+        match opened {
             Ok(link) => return Ok(Reconnected::Link(link)),
             Err(err) if err.is_transient() => failure = err,
             Err(err) => return Err(err),
@@ -254,6 +259,10 @@ struct Lines {
     pending: VecDeque<Vec<u8>>,
     /// True once the front end has no more lines.
     input_done: bool,
+    /// True once the front end's sender is gone: nothing, not even an
+    /// abort, can come any more. An abort can come after the last line
+    /// (Ctrl-C after Ctrl-D), so inputs are read until then.
+    inputs_closed: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -263,11 +272,31 @@ enum Taken {
 }
 
 impl Lines {
+    /// Whether inputs are still to be read.
+    fn listening(&self) -> bool {
+        !self.inputs_closed
+    }
+
+    /// Reads inputs, keeping lines, until an abort (forever if none can
+    /// come any more).
+    async fn until_abort(&mut self, inputs: &mut mpsc::Receiver<Input>) {
+        while self.listening() {
+            if self.take(inputs.recv().await) == Taken::Abort {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+
     /// Records one input from the front end.
     fn take(&mut self, input: Option<Input>) -> Taken {
         match input {
             Some(Input::Line(line)) => self.pending.push_back(line),
-            Some(Input::End) | None => self.input_done = true,
+            Some(Input::End) => self.input_done = true,
+            None => {
+                self.input_done = true;
+                self.inputs_closed = true;
+            }
             Some(Input::Abort) => return Taken::Abort,
         }
         Taken::Kept
@@ -367,7 +396,7 @@ impl Link {
                         reason: "writing to the server failed".to_owned(),
                     }),
                 },
-                input = inputs.recv(), if !lines.input_done => {
+                input = inputs.recv(), if lines.listening() => {
                     if lines.take(input) == Taken::Abort {
                         return Ended::Aborted;
                     }
@@ -559,8 +588,12 @@ mod tests {
         assert_eq!(lines.take(Some(Input::Line(b"b".to_vec()))), Taken::Kept);
         assert_eq!(lines.pending, [b"a".to_vec(), b"b".to_vec()]);
         assert!(!lines.input_done);
-        assert_eq!(lines.take(None), Taken::Kept);
+        assert_eq!(lines.take(Some(Input::End)), Taken::Kept);
         assert!(lines.input_done);
+        // After the last line an abort can still come (Ctrl-C after Ctrl-D).
+        assert!(lines.listening());
         assert_eq!(lines.take(Some(Input::Abort)), Taken::Abort);
+        assert_eq!(lines.take(None), Taken::Kept);
+        assert!(!lines.listening());
     }
 }

@@ -52,9 +52,10 @@ pub async fn run(
     };
     let mut editor = DefaultEditor::new().map_err(editor_failed)?;
     let printer = editor.create_external_printer().map_err(editor_failed)?;
-    // A SIGINT that arrives while the editor is not inside `readline` (see
-    // the module docs) must not kill the process: register a handler first.
-    let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    // Outside `readline` (before the first, between two, after Ctrl-D)
+    // Ctrl-C is SIGINT, not a key: it must end the client at once, as the
+    // key does. Registered before anything else can be interrupted.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|source| ClientError::Io {
             phase: "installing the SIGINT handler",
             source,
@@ -71,11 +72,20 @@ pub async fn run(
     };
 
     let (input_tx, input_rx) = mpsc::channel(256);
+    let interrupts = input_tx.clone();
+    let interrupted = tokio::spawn(async move {
+        while sigint.recv().await.is_some() {
+            if interrupts.send(Input::Abort).await.is_err() {
+                return;
+            }
+        }
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let editor_stop = stop.clone();
     let editor_thread = std::thread::spawn(move || edit_lines(editor, input_tx, &editor_stop));
 
     let outcome = session.run(input_rx).await;
+    interrupted.abort();
 
     stop.store(true, Ordering::SeqCst);
     let deadline = tokio::time::Instant::now() + EDITOR_STOP_TIMEOUT;
@@ -111,10 +121,15 @@ fn edit_lines(mut editor: DefaultEditor, inputs: mpsc::Sender<Input>, stop: &Ato
 /// The printer thread: shows each event above the prompt.
 fn print_events<P: ExternalPrinter>(mut printer: P, mut events: mpsc::Receiver<Event>) {
     while let Some(event) = events.blocking_recv() {
-        let text = match &event {
+        let mut text = match &event {
             Event::Reply(text) => escape_for_terminal(text),
             other => render(other, true).1,
         };
+        // Between two `readline` calls the printer writes straight to the
+        // terminal, as is: without its own newline, the next prompt's
+        // redraw (`\r`, clear line) wiped the message. Inside `readline`
+        // a message that ends with a newline gets no second one.
+        text.push('\n');
         if printer.print(text).is_err() {
             return;
         }

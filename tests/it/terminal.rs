@@ -19,18 +19,42 @@ struct Terminal {
     /// Our copy of the slave side, to read the terminal's modes.
     slave: std::os::fd::OwnedFd,
     screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    /// Rows of the pty.
+    rows: u16,
 }
+
+/// Rows and columns of the pty, unless a test asks for more rows.
+const ROWS: u16 = 24;
+const COLUMNS: u16 = 100;
 
 impl Terminal {
     fn open(server: &Server) -> Self {
+        Self::open_command(server.clientcli(), ROWS)
+    }
+
+    /// `command` (a `clientcli`) on a pty of `rows` rows, as a terminal
+    /// runs it: in a session of its own whose controlling terminal is the
+    /// pty, so that Ctrl-C outside the line editor is SIGINT, as it is for
+    /// a person.
+    fn open_command(clientcli: std::process::Command, rows: u16) -> Self {
+        let mut command = std::process::Command::new("setsid");
+        command
+            .args(["--ctty", "--wait"])
+            .arg(clientcli.get_program())
+            .args(clientcli.get_args());
+        for (name, value) in clientcli.get_envs() {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         let size = Winsize {
-            ws_row: 24,
-            ws_col: 100,
+            ws_row: rows,
+            ws_col: COLUMNS,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
         let OpenptyResult { master, slave } = openpty(&size, None).expect("openpty");
-        let mut command = server.clientcli();
         command
             .env("TERM", "xterm")
             .env("TZ", "UTC")
@@ -62,6 +86,32 @@ impl Terminal {
             master,
             slave,
             screen,
+            rows,
+        }
+    }
+
+    /// What a person sees: the output so far, played through a terminal
+    /// emulator of the pty's size (what was printed and then wiped is not
+    /// there).
+    fn visible(&self) -> String {
+        let size = |n: u16| std::num::NonZeroU16::new(n).expect("a size");
+        let mut parser = vt100::Parser::new(size(self.rows), size(COLUMNS), 0);
+        parser.process(&self.screen.0.lock().expect("screen"));
+        parser.screen().contents()
+    }
+
+    /// Waits until the client has written nothing for `quiet`, so that the
+    /// screen is what it will stay.
+    fn settle(&self, quiet: Duration) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = self.screen.0.lock().expect("screen").len();
+        loop {
+            std::thread::sleep(quiet);
+            let now = self.screen.0.lock().expect("screen").len();
+            if now == seen || Instant::now() > deadline {
+                return;
+            }
+            seen = now;
         }
     }
 
@@ -203,4 +253,149 @@ fn the_server_going_away_ends_the_session_and_restores_the_terminal() {
         local.contains(nix::sys::termios::LocalFlags::ECHO),
         "{local:?}"
     );
+}
+
+#[test]
+fn the_connected_line_stays_on_screen_after_the_first_prompt() {
+    let server = Server::start(&[]);
+    for run in 0..10 {
+        let mut term = Terminal::open(&server);
+        term.wait_for("connected to 127.0.0.1:", 1);
+        term.wait_for("> ", 1);
+        term.settle(Duration::from_millis(150));
+        let screen = term.visible();
+        assert!(
+            screen.contains("connected to 127.0.0.1:"),
+            "run {run}: the line is gone from the screen:\n{screen}"
+        );
+        term.type_keys(b"\x04");
+        assert!(term.wait_exit().success());
+    }
+    assert!(server.stop().success());
+}
+
+/// A server written for the burst test: it sends a date every 100 ms and
+/// answers each line, reversed, `delay` after it arrives; after it answers
+/// `last`, it sends no more dates. Returns its port and a counter of the
+/// dates it sent.
+async fn delayed_server(
+    pki: &crate::common::Pki,
+    delay: Duration,
+    last: String,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let dates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = dates.clone();
+    let addr = crate::common::scripted_server(pki, move |stream| async move {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut lines = BufReader::new(read).lines();
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        ticks.tick().await;
+        let mut dating = true;
+        loop {
+            let frame = tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => {
+                        dating &= line != last;
+                        tokio::time::sleep(delay).await;
+                        let reply = nea::reverse::reverse(&line);
+                        serde_json::json!({"msg_type": "string", "payload": reply})
+                    }
+                    _ => break,
+                },
+                _ = ticks.tick(), if dating => {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    serde_json::json!({"msg_type": "date", "payload": "2026-12-01T12:00:00.000Z"})
+                }
+            };
+            if write.write_all(format!("{frame}\n").as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        let _ = write.shutdown().await;
+    })
+    .await;
+    (addr.port(), dates)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_lines_shows_every_reply_and_date_once_in_order_whatever_the_server_delay() {
+    let lines: Vec<String> = (0..30).map(|n| format!("burst line {n:02}")).collect();
+    let mut run = 0;
+    for delay_us in [0u64, 200, 1_000, 2_000] {
+        for _ in 0..5 {
+            run += 1;
+            let pki = crate::common::Pki::new();
+            let (port, dates) =
+                delayed_server(&pki, Duration::from_micros(delay_us), lines[29].clone()).await;
+            let command = crate::common::clientcli_for(port, &pki.ca_pem);
+            let typed = lines.clone();
+            let (screen, dates_sent) = tokio::task::spawn_blocking(move || {
+                let mut term = Terminal::open_command(command, 300);
+                term.wait_for("> ", 1);
+                for line in &typed {
+                    term.type_keys(format!("{line}\r").as_bytes());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                term.wait_for(&nea::reverse::reverse(&typed[29]), 1);
+                // Stop the dates before reading the screen: end the input.
+                term.type_keys(b"\x04");
+                assert!(term.wait_exit().success(), "{}", term.output());
+                let dates_sent = dates.load(std::sync::atomic::Ordering::SeqCst);
+                (term.visible(), dates_sent)
+            })
+            .await
+            .expect("terminal");
+            let mut at = 0;
+            for line in &lines {
+                let reply = nea::reverse::reverse(line);
+                assert_eq!(
+                    screen.matches(&reply).count(),
+                    1,
+                    "run {run} (delay {delay_us} µs): {reply:?} not shown exactly once:\n{screen}"
+                );
+                let found = screen.find(&reply).expect("shown");
+                assert!(found > at, "run {run}: {reply:?} out of order:\n{screen}");
+                at = found;
+            }
+            // Every date was sent before the last reply, which was shown.
+            let shown = screen.matches("date: ").count();
+            assert!(
+                shown == dates_sent,
+                "run {run} (delay {delay_us} µs): {shown} dates shown of {dates_sent} sent:\n{screen}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_ends_the_client_at_once_while_it_waits_to_reconnect() {
+    let server = Server::start(&[]);
+    let mut command = server.clientcli();
+    command.arg("--reconnect");
+    let mut term = Terminal::open_command(command, ROWS);
+    term.wait_for("> ", 1);
+    assert!(server.stop().success());
+    term.wait_for("reconnecting in", 1);
+    term.type_keys(b"pending\r");
+    // Ctrl-D once the editor is back for the next line (typed before, the
+    // terminal's own line discipline takes it).
+    let prompts = term.output().matches("> ").count();
+    term.wait_for("> ", prompts + 1);
+    std::thread::sleep(Duration::from_millis(100));
+    term.type_keys(b"\x04");
+    // Input has ended, a line is unanswered, and the server is away: the
+    // client keeps retrying, until Ctrl-C.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(term.child.try_wait().expect("try_wait").is_none());
+    let pressed = Instant::now();
+    term.type_keys(b"\x03");
+    let status = term.wait_exit();
+    assert!(
+        pressed.elapsed() < Duration::from_secs(2),
+        "Ctrl-C took {:?}:\n{}",
+        pressed.elapsed(),
+        term.output()
+    );
+    assert!(status.success(), "{status:?}\n{}", term.output());
 }
