@@ -118,18 +118,40 @@ pub fn number_within(
     }
 }
 
-/// Turns a clap error into one line: clap's own text without its `error:`
-/// prefix, usage block and hint.
+/// Turns a clap error into one line: clap's own sentence without its
+/// `error:` prefix and usage block, with clap's tips (a similar flag that
+/// exists), and a pointer to `--help`.
 pub fn usage_error_line(err: &clap::Error) -> String {
     let text = err.to_string();
-    let first_block = text.split("\n\n").next().unwrap_or_default();
+    let mut blocks = text.split("\n\n");
+    let first_block = blocks.next().unwrap_or_default();
     let joined = first_block
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+    let mut line = joined.strip_prefix("error: ").unwrap_or(&joined).to_owned();
+    for tip in blocks
+        .flat_map(str::lines)
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+    {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    line.push_str(" (see --help)");
+    line
+}
+
+/// A value parser for an address to listen on: an IP address, and a
+/// sentence that says so for a host name.
+pub fn listen_address(text: &str) -> Result<std::net::IpAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "'{text}' is not an IP address; give the address to listen on, \
+             such as 127.0.0.1, 0.0.0.0 or ::"
+        )
+    })
 }
 
 /// Why a command line does not run its program.
@@ -137,6 +159,9 @@ pub fn usage_error_line(err: &clap::Error) -> String {
 pub enum NotRun {
     /// `--help` or `--version` was printed: exit 0.
     Printed,
+    /// The command line was incomplete (no subcommand) and the help was
+    /// printed to stderr: exit with the usage status.
+    PrintedUsage,
     /// The command line is wrong: this sentence, and the usage status.
     Usage(String),
 }
@@ -147,6 +172,7 @@ impl NotRun {
     pub fn exit(self, name: &str, usage_status: u8) -> std::process::ExitCode {
         match self {
             Self::Printed => std::process::ExitCode::SUCCESS,
+            Self::PrintedUsage => std::process::ExitCode::from(usage_status),
             Self::Usage(sentence) => {
                 eprintln!("{name}: {sentence}");
                 std::process::ExitCode::from(usage_status)
@@ -170,7 +196,10 @@ where
     A: Into<OsString> + Clone,
 {
     T::try_parse_from(args).map_err(|err| {
-        if err.use_stderr() {
+        if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            let _ = err.print();
+            NotRun::PrintedUsage
+        } else if err.use_stderr() {
             NotRun::Usage(usage_error_line(&err))
         } else {
             let _ = err.print();
@@ -342,6 +371,17 @@ mod tests {
             "{sentence}"
         );
         assert!(sentence.contains("'300'"), "{sentence}");
+        assert!(sentence.ends_with(" (see --help)"), "{sentence}");
+        let NotRun::Usage(typo) =
+            parse_args::<Flags, _, _>(["prog", "--cuont", "3"]).expect_err("a typo")
+        else {
+            panic!("not a usage error")
+        };
+        assert!(
+            typo.contains("a similar argument exists: '--count'"),
+            "{typo}"
+        );
+        assert!(!typo.contains('\n'), "{typo}");
         assert_eq!(
             parse_args::<Flags, _, _>(["prog", "--count", "3"]).map(|f| f.count),
             Ok(3)

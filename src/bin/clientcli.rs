@@ -184,7 +184,7 @@ mod tests {
                     prop_assert!(!sentence.is_empty());
                     prop_assert!(!sentence.contains('\n'), "{}", sentence);
                 }
-                Err(NotRun::Printed) => prop_assert!(false, "{} {:?} printed help", flag, value),
+                Err(NotRun::Printed | NotRun::PrintedUsage) => prop_assert!(false, "{} {:?} printed help", flag, value),
             }
         }
     }

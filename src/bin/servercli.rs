@@ -25,7 +25,7 @@ struct Opts {
     #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     port: u16,
     /// Address to listen on (use :: for IPv6 and IPv4)
-    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = nea::DEFAULT_BIND)]
+    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = nea::DEFAULT_BIND, value_parser = nea::cli::listen_address)]
     bind: IpAddr,
     /// Server certificate chain, PEM (default: the development certificate)
     #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
@@ -214,7 +214,7 @@ mod tests {
                     prop_assert!(!sentence.is_empty());
                     prop_assert!(!sentence.contains('\n'), "{}", sentence);
                 }
-                Err(NotRun::Printed) => prop_assert!(false, "{} {:?} printed help", flag, value),
+                Err(NotRun::Printed | NotRun::PrintedUsage) => prop_assert!(false, "{} {:?} printed help", flag, value),
             }
         }
     }

@@ -332,3 +332,13 @@ async fn boolean_environment_variables_take_the_usual_spellings() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(stderr_of(&output).lines().count(), 1);
 }
+
+#[test]
+fn a_host_name_for_bind_is_refused_with_a_sentence_that_says_to_give_an_address() {
+    let output = servercli(&["--bind", "localhost"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("give the address to listen on"), "{stderr}");
+    assert!(stderr.contains("see --help"), "{stderr}");
+}

@@ -579,3 +579,23 @@ async fn verbose_logs_what_a_person_debugging_a_connection_needs() {
     assert!(!text(&output.stderr).contains("TCP connected"));
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_mistyped_flag_is_one_line_that_suggests_the_flag_and_points_to_help() {
+    let output = clientcli_for(1, std::path::Path::new("/nonexistent"))
+        .args(["--hots", "x"])
+        .output()
+        .expect("clientcli runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("clientcli: unexpected argument '--hots'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a similar argument exists: '--host'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("see --help"), "{stderr}");
+}

@@ -308,7 +308,11 @@ async fn delayed_server(
                     serde_json::json!({"msg_type": "date", "payload": "2026-12-01T12:00:00.000Z"})
                 }
             };
-            if write.write_all(format!("{frame}\n").as_bytes()).await.is_err() {
+            if write
+                .write_all(format!("{frame}\n").as_bytes())
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -84,7 +84,7 @@ struct Server {
     #[arg(long)]
     baseline: bool,
     /// Server process id: read its CPU, memory and context switches
-    #[arg(long)]
+    #[arg(long, value_name = "PID")]
     pid: Option<u32>,
     /// Print the report as JSON
     #[arg(long)]
@@ -169,7 +169,7 @@ enum Mode {
     /// The yardstick: a bare tokio-rustls server answering reversed bytes
     BaselineServer {
         /// Address to listen on
-        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]))]
+        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]), value_parser = nea::cli::listen_address)]
         bind: IpAddr,
         /// Port to listen on (0 picks one)
         #[arg(long, value_name = "N", default_value_t = 3444)]
@@ -409,7 +409,7 @@ mod tests {
                     prop_assert!(!in_range(&value), "{} {} {:?} was refused: {}", mode, flag, value, sentence);
                     prop_assert!(!sentence.contains('\n'), "{}", sentence);
                 }
-                Err(NotRun::Printed) => prop_assert!(false, "{} {:?} printed help", flag, value),
+                Err(NotRun::Printed | NotRun::PrintedUsage) => prop_assert!(false, "{} {:?} printed help", flag, value),
             }
         }
     }

@@ -205,3 +205,15 @@ async fn a_soak_limit_that_is_broken_fails_the_run() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn bare_loadcli_lists_its_modes_and_exits_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadcli"))
+        .output()
+        .expect("loadcli runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    for mode in ["rtt", "handshakes", "hold", "soak", "baseline-server"] {
+        assert!(stderr.contains(mode), "{mode} missing:\n{stderr}");
+    }
+}
