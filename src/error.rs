@@ -29,7 +29,7 @@ pub enum TlsSetupError {
     },
     /// rustls refused the certificates or key (for example, a key that does
     /// not match the certificate).
-    #[error("invalid TLS configuration: {0}")]
+    #[error("invalid TLS configuration: {}", in_words(.0))]
     Rustls(#[from] rustls::Error),
     /// The client CA could not be used to verify clients.
     #[error("invalid client CA: {0}")]
@@ -142,30 +142,38 @@ pub enum ClientError {
         /// The deadline that passed.
         after: std::time::Duration,
     },
-    /// The server's certificate chain does not lead to a trusted CA.
-    #[error(
-        "the server's certificate is not trusted ({reason}); pass the CA that signed it with --ca"
-    )]
+    /// The server's certificate chain does not lead to a trusted CA, or is
+    /// not valid now.
+    #[error("the server's certificate is not trusted: {reason}; {advice}")]
     NotTrusted {
-        /// rustls' description.
+        /// What is wrong with it, in words.
         reason: String,
+        /// What to do about it.
+        advice: &'static str,
     },
     /// The server's certificate is trusted but not for the name we asked for.
     #[error(
-        "the server's certificate is not valid for the name {name}; connect by a name it lists, or pass --server-name"
+        "the server's certificate is not valid for the name {name}{}; connect by a name it lists, or pass --server-name",
+        listed(.valid_for)
     )]
     NameMismatch {
         /// The name that was verified.
         name: String,
+        /// The names the certificate is valid for, when rustls says.
+        valid_for: Vec<String>,
     },
     /// The server refused our client certificate (mutual TLS). With TLS 1.3
     /// this arrives as an alert on the first read, not at connect.
-    #[error(
-        "the server rejected our client certificate ({alert}); pass one signed by its client CA with --cert and --key"
-    )]
+    #[error("{reason}; pass one signed by its client CA with --cert and --key")]
     ClientCertRejected {
-        /// The TLS alert the server sent.
-        alert: String,
+        /// What the server's alert says, in words.
+        reason: String,
+    },
+    /// Something answered, but not TLS: another protocol on that port.
+    #[error("{addr} does not speak TLS: it answered with something that is not a TLS record")]
+    NotTls {
+        /// Where we tried.
+        addr: String,
     },
     /// The TLS handshake failed for another reason.
     #[error("TLS handshake with {addr} failed: {reason}")]
@@ -207,10 +215,10 @@ impl ClientError {
             Self::Unreachable { .. } | Self::HandshakeUnanswered { .. } => 71, // EX_OSERR
             Self::ServerShutDown | Self::ConnectionLost { .. } => 74,          // EX_IOERR
             Self::ServerFull => 75,                                            // EX_TEMPFAIL
-            Self::ClientCertRejected { .. } | Self::Handshake { .. } => 76,    // EX_PROTOCOL
-            Self::NotTrusted { .. } => 77,                                     // EX_NOPERM
-            Self::NameMismatch { .. } => 78,                                   // EX_CONFIG
-            Self::Io { .. } => 74,                                             // EX_IOERR
+            Self::ClientCertRejected { .. } | Self::Handshake { .. } | Self::NotTls { .. } => 76, // EX_PROTOCOL
+            Self::NotTrusted { .. } => 77,   // EX_NOPERM
+            Self::NameMismatch { .. } => 78, // EX_CONFIG
+            Self::Io { .. } => 74,           // EX_IOERR
         }
     }
 
@@ -229,9 +237,108 @@ impl ClientError {
     }
 }
 
+/// " (it is valid for a, b)", or nothing when no names are known.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        // rustls gives each name in its debug form: `DnsName("a")`,
+        // `IpAddress(127.0.0.1)`; a person wants the name.
+        let plain: Vec<&str> = names
+            .iter()
+            .map(|name| {
+                let inner = name
+                    .split_once('(')
+                    .and_then(|(_, rest)| rest.strip_suffix(')'))
+                    .unwrap_or(name);
+                inner.trim_matches('"')
+            })
+            .collect();
+        format!(" (it is valid for {})", plain.join(", "))
+    }
+}
+
+/// A rustls failure in words, for the ones a person meets; rustls' own
+/// text (which names enum variants) for the rest.
+pub(crate) fn in_words(err: &rustls::Error) -> String {
+    use rustls::{Error, InconsistentKeys};
+    match err {
+        Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+            "the private key does not match the certificate".to_owned()
+        }
+        Error::InvalidCertificate(problem) => certificate_problem(problem),
+        other => other.to_string(),
+    }
+}
+
+/// What is wrong with a certificate, in words.
+pub(crate) fn certificate_problem(problem: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    let date = |t: &rustls::pki_types::UnixTime| {
+        i64::try_from(t.as_secs())
+            .ok()
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .map_or_else(
+                || "?".to_owned(),
+                |ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            )
+    };
+    match problem {
+        C::UnknownIssuer => {
+            "it is not signed by a certificate authority this client trusts".to_owned()
+        }
+        C::Expired => "it has expired".to_owned(),
+        C::ExpiredContext { not_after, .. } => format!("it expired on {}", date(not_after)),
+        C::NotValidYet => "it is not valid yet".to_owned(),
+        C::NotValidYetContext { not_before, .. } => {
+            format!("it is not valid before {}", date(not_before))
+        }
+        C::Revoked => "it has been revoked".to_owned(),
+        C::BadSignature => "it is signed by a certificate authority this client does not trust \
+             (its signature does not verify against the one of that name it trusts)"
+            .to_owned(),
+        C::BadEncoding => "it cannot be parsed".to_owned(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "it is not meant for a TLS server".to_owned()
+        }
+        other => format!("it cannot be verified ({other:?})"),
+    }
+}
+
+/// What a server's TLS alert after our certificate means, in words.
+pub(crate) fn client_cert_alert(alert: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::CertificateRequired => "the server requires a client certificate".to_owned(),
+        A::UnknownCA => {
+            "the server does not trust the authority that signed our client certificate".to_owned()
+        }
+        A::CertificateExpired => "the server says our client certificate has expired".to_owned(),
+        A::CertificateRevoked => "the server says our client certificate is revoked".to_owned(),
+        other => format!("the server rejected our client certificate (TLS alert {other:?})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_mismatch_lists_the_names_as_a_person_writes_them() {
+        let err = ClientError::NameMismatch {
+            name: "example.com".into(),
+            valid_for: vec![
+                "DnsName(\"localhost\")".into(),
+                "IpAddress(127.0.0.1)".into(),
+                "plain".into(),
+            ],
+        };
+        assert!(
+            err.to_string()
+                .contains("(it is valid for localhost, 127.0.0.1, plain)"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn messages_are_one_line_and_name_the_subject() {

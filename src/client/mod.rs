@@ -252,12 +252,14 @@ pub async fn connect(
             log_session(&stream);
             Ok(stream)
         }
-        Ok(Err(err)) => Err(classify_tls_error(&err, options.verified_name()).unwrap_or(
-            ClientError::Handshake {
-                addr: target,
-                reason: err.to_string(),
-            },
-        )),
+        Ok(Err(err)) => Err(
+            classify_tls_error(&err, options.verified_name(), &target).unwrap_or(
+                ClientError::Handshake {
+                    addr: target,
+                    reason: err.to_string(),
+                },
+            ),
+        ),
         Err(_) => Err(ClientError::HandshakeUnanswered {
             addr: target,
             after: options.connect_timeout,
@@ -295,16 +297,39 @@ fn log_session(stream: &TlsStream<TcpStream>) {
 /// Names the TLS failures a person can fix: an untrusted chain, a name
 /// mismatch, or our client certificate refused by the server. `None` for
 /// anything else.
-pub(crate) fn classify_tls_error(err: &std::io::Error, verified_name: &str) -> Option<ClientError> {
+pub(crate) fn classify_tls_error(
+    err: &std::io::Error,
+    verified_name: &str,
+    addr: &str,
+) -> Option<ClientError> {
     let tls_error = err.get_ref()?.downcast_ref::<rustls::Error>()?;
     match tls_error {
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => Some(ClientError::NameMismatch {
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => {
+            Some(ClientError::NameMismatch {
+                name: verified_name.to_owned(),
+                valid_for: Vec::new(),
+            })
+        }
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            presented,
+            ..
+        }) => Some(ClientError::NameMismatch {
             name: verified_name.to_owned(),
+            valid_for: presented.clone(),
         }),
-        rustls::Error::InvalidCertificate(reason) => Some(ClientError::NotTrusted {
-            reason: reason.to_string(),
+        rustls::Error::InvalidCertificate(problem) => Some(ClientError::NotTrusted {
+            reason: crate::error::certificate_problem(problem),
+            advice: if matches!(
+                problem,
+                CertificateError::UnknownIssuer | CertificateError::BadSignature
+            ) {
+                "pass the CA that signed it with --ca"
+            } else {
+                "the server's operator must replace it"
+            },
+        }),
+        rustls::Error::InvalidMessage(_) => Some(ClientError::NotTls {
+            addr: addr.to_owned(),
         }),
         rustls::Error::AlertReceived(alert) => {
             use rustls::AlertDescription as A;
@@ -320,7 +345,7 @@ pub(crate) fn classify_tls_error(err: &std::io::Error, verified_name: &str) -> O
                     | A::AccessDenied
             )
             .then(|| ClientError::ClientCertRejected {
-                alert: format!("{alert:?}"),
+                reason: crate::error::client_cert_alert(*alert),
             })
         }
         _ => None,

@@ -470,7 +470,7 @@ impl Link {
     fn read_failure(&self, err: &io::Error) -> ClientError {
         if !self.got_frame {
             // After the handshake no name is verified any more.
-            if let Some(failure) = classify_tls_error(err, "") {
+            if let Some(failure) = classify_tls_error(err, "", "the server") {
                 return failure;
             }
         }

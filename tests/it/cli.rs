@@ -342,3 +342,25 @@ fn a_host_name_for_bind_is_refused_with_a_sentence_that_says_to_give_an_address(
     assert!(stderr.contains("give the address to listen on"), "{stderr}");
     assert!(stderr.contains("see --help"), "{stderr}");
 }
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_said_in_words() {
+    let one = Pki::new();
+    let other = Pki::new();
+    let output = servercli(&[
+        "--port",
+        "0",
+        "--cert",
+        one.cert.to_str().expect("utf-8"),
+        "--key",
+        other.key.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    let last = stderr.lines().last().expect("an error line");
+    assert!(
+        last.contains("the private key does not match the certificate"),
+        "{stderr}"
+    );
+    assert!(!last.contains("KeyMismatch"), "{stderr}");
+}

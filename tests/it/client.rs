@@ -260,7 +260,7 @@ async fn a_rejected_client_certificate_is_status_76() {
     let ca_arg = pki.ca_pem.to_str().expect("utf-8").to_owned();
     let server = Server::start_with(pki, &["--client-ca", &ca_arg]);
     let output = run_with_input(server.clientcli(), b"hi\n").await;
-    assert_failure(&output, 76, "rejected our client certificate");
+    assert_failure(&output, 76, "client certificate");
     assert!(server.stop().success());
 }
 
@@ -598,4 +598,68 @@ fn a_mistyped_flag_is_one_line_that_suggests_the_flag_and_points_to_help() {
         "{stderr}"
     );
     assert!(stderr.contains("see --help"), "{stderr}");
+}
+
+/// The sentence on stderr names no rustls enum: it says what happened in
+/// words.
+fn assert_plain_words(output: &Output) {
+    let stderr = text(&output.stderr);
+    for name in [
+        "UnknownIssuer",
+        "CertificateRequired",
+        "InvalidContentType",
+        "NotValidForName",
+        "BadCertificate",
+        "UnknownCA",
+    ] {
+        assert!(!stderr.contains(name), "{name} in:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn tls_failures_are_told_in_words_a_person_can_act_on() {
+    let server = Server::start(&[]);
+    // Not trusted: says who signed it is unknown, and what to do.
+    let stranger = Pki::new();
+    let output = run_with_input(clientcli_for(server.addr.port(), &stranger.ca_pem), b"hi\n").await;
+    assert_failure(&output, 77, "this client does not trust");
+    assert_plain_words(&output);
+    // A name mismatch lists the names the certificate is valid for.
+    let mut command = server.clientcli();
+    command.args(["--server-name", "example.com"]);
+    let output = run_with_input(command, b"hi\n").await;
+    assert_failure(&output, 78, "it is valid for localhost, 127.0.0.1");
+    assert_plain_words(&output);
+    assert!(server.stop().success());
+
+    // A server that wants a client certificate, and gets none.
+    let pki = Pki::new();
+    let ca_arg = pki.ca_pem.to_str().expect("utf-8").to_owned();
+    let server = Server::start_with(pki, &["--client-ca", &ca_arg]);
+    let output = run_with_input(server.clientcli(), b"hi\n").await;
+    assert_failure(&output, 76, "the server requires a client certificate");
+    assert_plain_words(&output);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_tls_is_called_that() {
+    let pki = Pki::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let plain = tokio::spawn(async move {
+        if let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            let mut sink = [0u8; 1024];
+            while let Ok(1..) = socket.read(&mut sink).await {}
+        }
+    });
+    let output = run_with_input(clientcli_for(port, &pki.ca_pem), b"hi\n").await;
+    assert_failure(&output, 76, "does not speak TLS");
+    assert_plain_words(&output);
+    plain.abort();
 }
