@@ -247,6 +247,12 @@ pub fn write_port_file(path: &std::path::Path, port: u16) -> std::io::Result<()>
     std::fs::rename(&staging, path)
 }
 
+/// Whether logs are coloured: on a terminal, unless `NO_COLOR` is set to
+/// anything but the empty string (the convention of no-color.org).
+fn colour_wanted(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` if set and by
 /// `default` (an `EnvFilter` directive such as `warn,nea=info`) otherwise.
 pub fn init_logging(default: &str) {
@@ -256,7 +262,10 @@ pub fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour_wanted(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .init();
 }
@@ -306,6 +315,14 @@ mod tests {
         assert_eq!(names, ["port"]);
         let missing = dir.path().join("no/such/dir/port");
         assert!(write_port_file(&missing, 1).is_err());
+    }
+
+    #[test]
+    fn no_color_turns_colour_off_on_a_terminal() {
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some(OsString::new())));
+        assert!(!colour_wanted(true, Some(OsString::from("1"))));
+        assert!(!colour_wanted(false, None));
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::ServerFull { max: 1 } => f.write_str("server full (1 client); sent server_full"),
             Self::ServerFull { max } => write!(f, "server full ({max} clients); sent server_full"),
         }
     }
@@ -122,6 +123,10 @@ mod tests {
 
     #[test]
     fn a_rejection_reads_as_log_text() {
+        assert_eq!(
+            Rejection::ServerFull { max: 1 }.to_string(),
+            "server full (1 client); sent server_full"
+        );
         assert_eq!(
             Rejection::ServerFull { max: 100 }.to_string(),
             "server full (100 clients); sent server_full"

@@ -18,6 +18,9 @@ pub(super) struct IdentityFiles {
     pub(super) key: PathBuf,
     /// CA certificates clients must present a certificate from (mutual TLS).
     pub(super) client_ca: Option<PathBuf>,
+    /// The development CA's certificate, when the identity is the
+    /// development CA's: what other clients must trust.
+    pub(super) dev_ca: Option<PathBuf>,
 }
 
 impl IdentityFiles {
@@ -27,6 +30,7 @@ impl IdentityFiles {
         given: Option<(PathBuf, PathBuf)>,
         client_ca: Option<PathBuf>,
     ) -> Result<Self, ServerError> {
+        let mut dev_ca = None;
         let (cert, key) = match given {
             Some(files) => files,
             None => {
@@ -34,10 +38,11 @@ impl IdentityFiles {
                 let dev = devca::load_or_create(&dir)?;
                 let verb = if dev.created { "created" } else { "using" };
                 tracing::info!(
-                    ca = %dev.ca_cert.display(),
+                    ca = dev.ca_cert.display().to_string().as_str(),
                     "{verb} development certificates in {}",
                     dev.dir.display()
                 );
+                dev_ca = Some(dev.ca_cert);
                 (dev.server_cert, dev.server_key)
             }
         };
@@ -45,6 +50,7 @@ impl IdentityFiles {
             cert,
             key,
             client_ca,
+            dev_ca,
         })
     }
 
@@ -54,12 +60,36 @@ impl IdentityFiles {
         let chain = tls::load_certs(&self.cert)?;
         let key = tls::load_key(&self.key)?;
         tracing::info!(
-            cert = %self.cert.display(),
+            cert = self.cert.display().to_string().as_str(),
             sha256 = %tls::fingerprint(&chain[0]),
             "server certificate"
         );
         let client_ca = self.client_ca.as_deref().map(tls::load_certs).transpose()?;
         Ok(tls::server_config(chain, key, client_ca)?)
+    }
+
+    /// How a person connects to a server listening on `local`: the
+    /// `clientcli` command, and what other clients must trust.
+    pub(super) fn how_to_connect(&self, local: std::net::SocketAddr) -> String {
+        let host = if local.ip().is_unspecified() || local.ip().is_loopback() {
+            "localhost".to_owned()
+        } else {
+            local.ip().to_string()
+        };
+        let mut command = format!("clientcli --host {host} --port {}", local.port());
+        if self.mutual() {
+            command.push_str(" --cert <PEM> --key <PEM>");
+        }
+        match &self.dev_ca {
+            Some(ca) => format!(
+                "connect with: {command}; other clients must trust {}",
+                ca.display()
+            ),
+            None => format!(
+                "connect with: {command} --ca <PEM>, naming the CA that signed {}",
+                self.cert.display()
+            ),
+        }
     }
 
     /// Whether clients must present a certificate.

@@ -153,6 +153,10 @@ pub async fn run(
     if timeout(backstop, tracker.wait()).await.is_err() {
         warn!("connections still open after {backstop:?}; dropping them");
     }
+    shared
+        .handshake_failures
+        .flush("handshake failures not reported yet");
+    shared.rejections.flush("rejections not reported yet");
     info!("stopped");
 }
 
@@ -260,7 +264,7 @@ async fn serve_client<IO>(
             subject,
             duration = ?started.elapsed(),
             lines = report.lines,
-            reason = %report.reason,
+            reason = report.reason.to_string().as_str(),
             clients = shared.connected(),
             "client left"
         ),
@@ -321,6 +325,15 @@ struct RateLimitedLog {
 }
 
 impl RateLimitedLog {
+    /// Logs the count of events not reported yet, if any: at shutdown, so
+    /// that the last ones of a flood are not lost from the record.
+    fn flush(&self, what: &str) {
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        if suppressed > 0 {
+            info!(suppressed, "{what}");
+        }
+    }
+
     fn report(&self, peer: SocketAddr, message: fmt::Arguments<'_>) {
         if self.window.ready() {
             let suppressed = self.suppressed.swap(0, Ordering::Relaxed);

@@ -272,6 +272,7 @@ pub async fn start(
         mutual_tls = identity.mutual(),
         "listening on {local}"
     );
+    tracing::info!("{}", identity.how_to_connect(local));
     run(listener, tls_config, settings.config, shutdown).await;
     Ok(())
 }

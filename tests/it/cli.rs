@@ -129,6 +129,22 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
         .wait_for_log("created development certificates in", PATIENCE)
         .expect("creation is logged");
     assert!(created.contains(dir.to_str().expect("utf-8")), "{created}");
+    // The start-up log says how to connect, and what other clients trust.
+    let hint = first
+        .wait_for_log("connect with: ", PATIENCE)
+        .expect("the way to connect is logged");
+    let port = first.addr.port();
+    assert!(
+        hint.contains(&format!("clientcli --host localhost --port {port}")),
+        "{hint}"
+    );
+    assert!(
+        hint.contains(&format!(
+            "other clients must trust {}",
+            dir.join("ca.pem").display()
+        )),
+        "{hint}"
+    );
     let fingerprint_line = first
         .wait_for_log("sha256=", PATIENCE)
         .expect("fingerprint is logged");
@@ -196,7 +212,7 @@ async fn by_default_each_client_is_one_log_line_when_it_leaves() {
         "cipher=\"TLS13_",
         "subject=\"-\"",
         "lines=1",
-        "reason=closed by client",
+        "reason=\"closed by client\"",
         "clients=0",
     ] {
         assert!(line.contains(field), "{field} missing: {line}");
@@ -363,4 +379,80 @@ fn a_key_that_does_not_match_the_certificate_is_said_in_words() {
         "{stderr}"
     );
     assert!(!last.contains("KeyMismatch"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_start_up_log_says_how_to_connect_with_given_certificates() {
+    let server = Server::start(&[]);
+    let hint = server
+        .wait_for_log("connect with: ", PATIENCE)
+        .expect("the way to connect is logged");
+    let port = server.addr.port();
+    assert!(
+        hint.contains(&format!(
+            "clientcli --host localhost --port {port} --ca <PEM>"
+        )),
+        "{hint}"
+    );
+    assert!(hint.contains("server.pem"), "{hint}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_full_server_of_one_says_one_client() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let mut holder = server.connect().await;
+    assert_eq!(holder.round_trip("mine").await, "enim");
+    let mut second = server.connect().await;
+    let _ = second.non_date_frame().await;
+    server
+        .wait_for_log("server full (1 client); sent server_full", PATIENCE)
+        .expect("the rejection is logged in the singular");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn no_color_keeps_escape_codes_out_of_the_log_on_a_terminal() {
+    use std::io::Read;
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let size = nix::pty::Winsize {
+            ws_row: 24,
+            ws_col: 200,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(&size, None).expect("openpty");
+        let pki = Pki::new();
+        let mut command = Server::command_with(&pki, &["--port-file"]);
+        command.arg(pki.dir.path().join("port"));
+        command
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(pty.slave));
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let mut child = command.spawn().expect("servercli starts");
+        let mut master = std::fs::File::from(pty.master);
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("connect with:") {
+            let n = master.read(&mut chunk).expect("read the log");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("signal");
+        assert!(child.wait().expect("exits").success());
+        let escapes = seen.windows(2).any(|w| w == b"\x1b[");
+        assert_eq!(
+            escapes,
+            coloured,
+            "NO_COLOR={no_color:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+    }
 }

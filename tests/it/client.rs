@@ -59,7 +59,7 @@ async fn piped_lines_are_answered_in_order_and_the_client_exits_zero() {
     assert_eq!(text(&output.stdout), "olleh\nlëon\n\n");
     assert_connected_first(&output, &format!("127.0.0.1:{}", server.addr.port()));
     server
-        .wait_for_log("reason=closed by client", PATIENCE)
+        .wait_for_log("reason=\"closed by client\"", PATIENCE)
         .expect("the client closes with close_notify");
     assert!(server.stop().success());
 }

@@ -53,7 +53,7 @@ async fn shuts_down_gracefully_on(signal: Signal) {
         log.contains(&format!("{} received", signal.as_str())),
         "{log}"
     );
-    assert!(log.contains("reason=server shutdown"), "{log}");
+    assert!(log.contains("reason=\"server shutdown\""), "{log}");
 }
 
 #[tokio::test]

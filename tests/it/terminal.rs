@@ -189,7 +189,7 @@ fn a_date_arrives_above_a_half_typed_line_which_stays_intact() {
     let status = term.wait_exit();
     assert!(status.success(), "{status:?}\n{}", term.output());
     server
-        .wait_for_log("reason=closed by client", PATIENCE)
+        .wait_for_log("reason=\"closed by client\"", PATIENCE)
         .expect("the session ended with close_notify");
     assert!(server.stop().success());
 }
@@ -210,7 +210,7 @@ fn history_recalls_a_line_and_ctrl_c_exits_cleanly() {
     let status = term.wait_exit();
     assert!(status.success(), "{status:?}\n{}", term.output());
     server
-        .wait_for_log("reason=closed by client", PATIENCE)
+        .wait_for_log("reason=\"closed by client\"", PATIENCE)
         .expect("Ctrl-C also closes with close_notify");
     assert!(server.stop().success());
 }
