@@ -43,6 +43,9 @@ struct Opts {
     /// Deadline for each connection phase: TCP connect, then TLS handshake (10ms to 10m)
     #[arg(long, env = "NEA_CONNECT_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_CONNECT_TIMEOUT))]
     connect_timeout: DurationArg,
+    /// Keep no history of the lines typed (by default it is kept in $XDG_STATE_HOME/nea/history)
+    #[arg(long, env = "NEA_NO_HISTORY", value_parser = BoolishValueParser::new())]
+    no_history: bool,
     /// Print the server's frames as NDJSON, one per line, as received
     #[arg(long, env = "NEA_JSON", value_parser = BoolishValueParser::new())]
     json: bool,
@@ -61,6 +64,9 @@ impl Opts {
             .connect_timeout(self.connect_timeout.0)?
             .json(self.json)
             .reconnect(self.reconnect);
+        if self.no_history {
+            options = options.history(None);
+        }
         if let Some(name) = &self.server_name {
             options = options.server_name(name)?;
         }

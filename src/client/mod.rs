@@ -58,6 +58,9 @@ pub struct Options {
     pub(crate) json: bool,
     /// Reconnect, with backoff, after a lost connection or a shutdown.
     pub(crate) reconnect: bool,
+    /// Where the line editor keeps its history across sessions; `None`
+    /// keeps none.
+    pub(crate) history: Option<PathBuf>,
     /// Deadline for each connection phase: the TCP connect, then the TLS
     /// handshake. Inside `CONNECT_TIMEOUT_RANGE`.
     pub(crate) connect_timeout: Duration,
@@ -93,6 +96,7 @@ impl Options {
             json: false,
             reconnect: false,
             connect_timeout: crate::DEFAULT_CONNECT_TIMEOUT,
+            history: default_history_file(),
             first_backoff: session::FIRST_BACKOFF,
         })
     }
@@ -121,6 +125,13 @@ impl Options {
     #[must_use]
     pub fn identity(mut self, cert: PathBuf, key: PathBuf) -> Self {
         self.identity = Some((cert, key));
+        self
+    }
+
+    /// Keep the interactive history in this file (`None`: keep none).
+    #[must_use]
+    pub fn history(mut self, file: Option<PathBuf>) -> Self {
+        self.history = file;
         self
     }
 
@@ -159,6 +170,12 @@ impl Options {
     pub(crate) fn verified_name(&self) -> &str {
         self.server_name.as_deref().unwrap_or(&self.host)
     }
+}
+
+/// Where the interactive history is kept by default, as shells keep theirs:
+/// `$XDG_STATE_HOME/nea/history` (`~/.local/state/nea/history`).
+pub fn default_history_file() -> Option<PathBuf> {
+    dirs::state_dir().map(|dir| dir.join("nea").join("history"))
 }
 
 /// The TLS configuration: system roots, plus the development CA if its file

@@ -51,6 +51,10 @@ pub async fn run(
         source: std::io::Error::other(err),
     };
     let mut editor = DefaultEditor::new().map_err(editor_failed)?;
+    let history = options
+        .history
+        .clone()
+        .and_then(|file| open_history(&mut editor, file));
     let printer = editor.create_external_printer().map_err(editor_failed)?;
     // Outside `readline` (before the first, between two, after Ctrl-D)
     // Ctrl-C is SIGINT, not a key: it must end the client at once, as the
@@ -82,7 +86,8 @@ pub async fn run(
     });
     let stop = Arc::new(AtomicBool::new(false));
     let editor_stop = stop.clone();
-    let editor_thread = std::thread::spawn(move || edit_lines(editor, input_tx, &editor_stop));
+    let editor_thread =
+        std::thread::spawn(move || edit_lines(editor, input_tx, &editor_stop, history.as_deref()));
 
     let outcome = session.run(input_rx).await;
     interrupted.abort();
@@ -97,13 +102,60 @@ pub async fn run(
     outcome
 }
 
+/// Makes the history file's directory (owner only) and the file (0600, as
+/// it holds what the user typed), and loads what it holds. `None`, after a
+/// notice on stderr, when it cannot be used: the session goes on without.
+fn open_history(
+    editor: &mut DefaultEditor,
+    file: std::path::PathBuf,
+) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let prepared = file
+        .parent()
+        .map_or(Ok(()), |dir| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+        })
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&file)
+        });
+    match prepared {
+        Ok(_) => {
+            let _ = editor.load_history(&file);
+            Some(file)
+        }
+        Err(err) => {
+            eprintln!(
+                "clientcli: no history kept: cannot use {}: {err}",
+                file.display()
+            );
+            None
+        }
+    }
+}
+
 /// The editor thread: one `readline` per line, until end of input, Ctrl-C,
-/// or the stop flag.
-fn edit_lines(mut editor: DefaultEditor, inputs: mpsc::Sender<Input>, stop: &AtomicBool) {
+/// or the stop flag. Each line is appended to the history file at once, so
+/// that nothing typed is lost if the client is killed.
+fn edit_lines(
+    mut editor: DefaultEditor,
+    inputs: mpsc::Sender<Input>,
+    stop: &AtomicBool,
+    history: Option<&std::path::Path>,
+) {
     while !stop.load(Ordering::SeqCst) {
         let input = match editor.readline(PROMPT) {
             Ok(line) => {
                 let _ = editor.add_history_entry(line.as_str());
+                if let Some(file) = history {
+                    let _ = editor.append_history(file);
+                }
                 Input::Line(line.into_bytes())
             }
             Err(ReadlineError::Eof) => Input::End,

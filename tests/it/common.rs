@@ -476,6 +476,8 @@ pub fn clientcli_for(port: u16, ca: &Path) -> Command {
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--ca"])
         .arg(ca)
         .env("NEA_DEV_DIR", "/nonexistent/nea-test")
+        // Tests keep no history, unless one asks for it in a place of its own.
+        .env("NEA_NO_HISTORY", "1")
         .env_remove("NEA_CERT")
         .env_remove("NEA_KEY");
     command

@@ -403,3 +403,52 @@ fn ctrl_c_ends_the_client_at_once_while_it_waits_to_reconnect() {
     );
     assert!(status.success(), "{status:?}\n{}", term.output());
 }
+
+#[test]
+fn the_history_is_kept_across_sessions_owner_only_and_can_be_turned_off() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(&[]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let with_history = || {
+        let mut command = server.clientcli();
+        command
+            .env_remove("NEA_NO_HISTORY")
+            .env("XDG_STATE_HOME", state.path());
+        command
+    };
+    let mut first = Terminal::open_command(with_history(), ROWS);
+    first.wait_for("> ", 1);
+    first.type_keys(b"remember me\r");
+    first.wait_for("em rebmemer", 1);
+    first.type_keys(b"\x04");
+    assert!(first.wait_exit().success());
+    let file = state.path().join("nea").join("history");
+    let saved = std::fs::read_to_string(&file).expect("the history file");
+    assert!(saved.contains("remember me"), "{saved}");
+    let mode = std::fs::metadata(&file).expect("metadata").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    // A new session recalls it with Up.
+    let mut second = Terminal::open_command(with_history(), ROWS);
+    second.wait_for("> ", 1);
+    second.type_keys(b"\x1b[A\r");
+    second.wait_for("em rebmemer", 1);
+    second.type_keys(b"\x04");
+    assert!(second.wait_exit().success());
+
+    // --no-history: nothing is written.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let mut command = server.clientcli();
+    command
+        .env_remove("NEA_NO_HISTORY")
+        .env("XDG_STATE_HOME", elsewhere.path())
+        .arg("--no-history");
+    let mut third = Terminal::open_command(command, ROWS);
+    third.wait_for("> ", 1);
+    third.type_keys(b"forget me\r");
+    third.wait_for("em tegrof", 1);
+    third.type_keys(b"\x04");
+    assert!(third.wait_exit().success());
+    assert!(!elsewhere.path().join("nea").exists());
+    assert!(server.stop().success());
+}
