@@ -50,7 +50,7 @@ start_server() {
 }
 stop_server() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; }
 
-load() { "$BIN/loadcli" "$@" --ca "$CA" --port "$PORT" --pid "$PID" --json; }
+load() { "$BIN/loadcli" "$@" --host 127.0.0.1 --ca "$CA" --port "$PORT" --pid "$PID" --json; }
 
 # The two servers are measured alternately, in the same run, so that the
 # machine's state affects both alike.
@@ -131,7 +131,7 @@ server_ir() { # server_ir KIND LINES ARGS...: server instructions over one rtt r
         sleep 0.1
     done
     local extra=(); [ "$kind" = baseline ] && extra=(--baseline)
-    "$BIN/loadcli" rtt "$@" -m "$lines" --ca "$CA" --port "$PORT" "${extra[@]}" >/dev/null
+    "$BIN/loadcli" rtt "$@" -m "$lines" --host 127.0.0.1 --ca "$CA" --port "$PORT" "${extra[@]}" >/dev/null
     stop_server
     ir "$OUT/callgrind.log"
 }

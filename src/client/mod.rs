@@ -91,7 +91,7 @@ impl Options {
             port,
             server_name: None,
             extra_cas: Vec::new(),
-            dev_ca: devca::default_dir().map(|dir| devca::ca_cert_path(&dir)),
+            dev_ca: development_ca_file(),
             identity: None,
             json: false,
             reconnect: false,
@@ -170,6 +170,13 @@ impl Options {
     pub(crate) fn verified_name(&self) -> &str {
         self.server_name.as_deref().unwrap_or(&self.host)
     }
+}
+
+/// The development CA's certificate file that `servercli` creates on its
+/// first run without `--cert` (whether or not it exists yet): what
+/// `clientcli` trusts by default besides the system's roots.
+pub fn development_ca_file() -> Option<PathBuf> {
+    devca::default_dir().map(|dir| devca::ca_cert_path(&dir))
 }
 
 /// Where the interactive history is kept by default, as shells keep theirs:

@@ -425,7 +425,10 @@ fn the_history_is_kept_across_sessions_owner_only_and_can_be_turned_off() {
     let file = state.path().join("nea").join("history");
     let saved = std::fs::read_to_string(&file).expect("the history file");
     assert!(saved.contains("remember me"), "{saved}");
-    let mode = std::fs::metadata(&file).expect("metadata").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("metadata")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 
     // A new session recalls it with Up.

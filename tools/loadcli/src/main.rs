@@ -9,7 +9,7 @@
 //! or misordered reply, a lost line, a late date, growing memory, a
 //! connection error), 2 for an invalid command line.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nea::cli::{
-    DurationArg, count_within, duration_within, number_within, parse_args, raise_open_file_limit,
-    runtime,
+    DurationArg, NotRun, count_within, duration_within, number_within, parse_args,
+    raise_open_file_limit, runtime,
 };
 
 mod load;
@@ -68,24 +68,24 @@ struct Opts {
 /// Where the server is and how to trust it.
 #[derive(Debug, Args)]
 struct Server {
-    /// Server address
-    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]))]
-    host: IpAddr,
+    /// Server host name or address (the first address it resolves to is used)
+    #[arg(long, value_name = "NAME", default_value = nea::DEFAULT_HOST, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    host: String,
     /// Server port
     #[arg(long, value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     port: u16,
-    /// CA certificate that signed the server's, PEM
+    /// CA certificate that signed the server's, PEM (default: the development CA, as clientcli)
     #[arg(long, value_name = "PEM")]
-    ca: PathBuf,
-    /// Name to verify in the server's certificate (a DNS name or an IP address)
-    #[arg(long, value_name = "NAME", default_value = nea::DEFAULT_HOST, value_parser = server_name)]
-    server_name: String,
+    ca: Option<PathBuf>,
+    /// Name to verify in the server's certificate (default: --host)
+    #[arg(long, value_name = "NAME", value_parser = server_name)]
+    server_name: Option<String>,
     /// The server is `loadcli baseline-server` (raw reversed lines, no JSON)
     #[arg(long)]
     baseline: bool,
-    /// Server process id: read its CPU, memory and context switches
-    #[arg(long, value_name = "PID")]
-    pid: Option<u32>,
+    /// Server process id: read its CPU, memory and context switches (one)
+    #[arg(long, value_name = "PID", num_args = 1..)]
+    pid: Vec<u32>,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -187,18 +187,63 @@ enum Mode {
 }
 
 impl Server {
-    fn target(&self) -> Result<Target, LoadError> {
+    /// Resolves the host and loads the trust: where and how to connect.
+    async fn target(&self) -> Result<Target, LoadError> {
         let protocol = if self.baseline {
             Protocol::Baseline
         } else {
             Protocol::Nea
         };
-        Target::new(
-            SocketAddr::new(self.host, self.port),
-            &self.server_name,
-            &self.ca,
-            protocol,
-        )
+        let addr = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| LoadError::Failed(format!("host {} is unknown", self.host)))?;
+        let ca = match &self.ca {
+            Some(ca) => ca.clone(),
+            None => nea::client::development_ca_file()
+                .filter(|file| file.exists())
+                .ok_or_else(|| {
+                    LoadError::Failed(
+                        "no --ca given, and no development CA on this machine: pass the CA \
+                         that signed the server's certificate with --ca"
+                            .to_owned(),
+                    )
+                })?,
+        };
+        let name = self.server_name.as_deref().unwrap_or(&self.host);
+        Target::new(addr, name, &ca, protocol)
+    }
+
+    /// The one server process to measure, if given.
+    fn pid(&self) -> Option<u32> {
+        self.pid.first().copied()
+    }
+
+    /// Flags that clap cannot check one by one.
+    fn check(&self) -> Result<(), NotRun> {
+        if self.pid.len() > 1 {
+            let pids: Vec<String> = self.pid.iter().map(u32::to_string).collect();
+            return Err(NotRun::Usage(format!(
+                "--pid takes one process id, not {} ({}): give the server's (see --help)",
+                self.pid.len(),
+                pids.join(" ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Mode {
+    /// The server a measuring mode is aimed at.
+    fn server(&self) -> Option<&Server> {
+        match self {
+            Self::Rtt { server, .. }
+            | Self::Handshakes { server, .. }
+            | Self::Hold { server, .. }
+            | Self::Soak { server, .. } => Some(server),
+            Self::BaselineServer { .. } => None,
+        }
     }
 }
 
@@ -228,17 +273,25 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
                 lines: lines as u64,
                 line_bytes,
                 unicode,
-                server_pid: server.pid,
+                server_pid: server.pid(),
             };
-            print(&rtt::run(&server.target()?, &plan).await?, server.json);
+            print(
+                &rtt::run(&server.target().await?, &plan).await?,
+                server.json,
+            );
         }
         Mode::Handshakes {
             server,
             concurrency,
             duration,
         } => {
-            let report =
-                handshakes::run(&server.target()?, concurrency, duration.0, server.pid).await?;
+            let report = handshakes::run(
+                &server.target().await?,
+                concurrency,
+                duration.0,
+                server.pid(),
+            )
+            .await?;
             print(&report, server.json);
         }
         Mode::Hold {
@@ -253,9 +306,12 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
                 duration: duration.0,
                 period: period.0,
                 ramp,
-                server_pid: server.pid,
+                server_pid: server.pid(),
             };
-            print(&hold::run(&server.target()?, &plan).await?, server.json);
+            print(
+                &hold::run(&server.target().await?, &plan).await?,
+                server.json,
+            );
         }
         Mode::Soak {
             server,
@@ -274,9 +330,12 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
                 line_bytes: 32,
                 max_lateness: max_lateness.0,
                 max_rss_growth: max_rss_growth / 100.0,
-                server_pid: server.pid,
+                server_pid: server.pid(),
             };
-            print(&soak::run(&server.target()?, &plan).await?, server.json);
+            print(
+                &soak::run(&server.target().await?, &plan).await?,
+                server.json,
+            );
         }
         Mode::BaselineServer {
             bind,
@@ -311,6 +370,9 @@ fn main() -> ExitCode {
         Ok(opts) => opts,
         Err(not_run) => return not_run.exit("loadcli", EXIT_USAGE),
     };
+    if let Some(Err(not_run)) = opts.mode.server().map(Server::check) {
+        return not_run.exit("loadcli", EXIT_USAGE);
+    }
     let runtime = match runtime("loadcli") {
         Ok(runtime) => runtime,
         Err(status) => return status,
@@ -330,7 +392,6 @@ mod tests {
     //! its documented range, otherwise refused with one sentence (exit
     //! status 2); nothing panics.
 
-    use nea::cli::NotRun;
     use proptest::prelude::*;
 
     use super::*;
@@ -355,10 +416,10 @@ mod tests {
             ("rtt", "-m", |v| count(LINES, v)),
             ("rtt", "-l", |v| count(LINE_BYTES, v)),
             ("rtt", "--port", |v| v.parse::<u16>().is_ok()),
-            ("rtt", "--host", |v| v.parse::<IpAddr>().is_ok()),
+            ("rtt", "--host", |v| !v.is_empty() && !v.starts_with('-')),
             ("rtt", "--pid", |v| v.parse::<u32>().is_ok()),
             ("hold", "--port", |v| v.parse::<u16>().is_ok()),
-            ("soak", "--host", |v| v.parse::<IpAddr>().is_ok()),
+            ("soak", "--pid", |v| v.parse::<u32>().is_ok()),
             ("handshakes", "--server-name", |v| {
                 !v.starts_with('-') && rustls::pki_types::ServerName::try_from(v).is_ok()
             }),

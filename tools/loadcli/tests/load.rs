@@ -30,6 +30,8 @@ fn args(list: &[&str]) -> Vec<String> {
 
 fn target(port: u16, ca: &std::path::Path) -> Vec<String> {
     args(&[
+        "--host",
+        "127.0.0.1",
         "--port",
         &port.to_string(),
         "--ca",
@@ -216,4 +218,86 @@ fn bare_loadcli_lists_its_modes_and_exits_2() {
     for mode in ["rtt", "handshakes", "hold", "soak", "baseline-server"] {
         assert!(stderr.contains(mode), "{mode} missing:\n{stderr}");
     }
+}
+
+#[tokio::test]
+async fn without_ca_it_trusts_the_development_ca_as_clientcli_does() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dev_dir = home.path().join("nea");
+    let mut command = Command::new(common::servercli_exe());
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("NEA_DEV_DIR", &dev_dir);
+    let server = Server::spawn(command, Pki::new());
+    let port = server.addr.port().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadcli"))
+            .args(["rtt", "-m", "20", "--host", "127.0.0.1", "--port", &port])
+            .env("NEA_DEV_DIR", &dev_dir)
+            .output()
+            .expect("loadcli runs")
+    })
+    .await
+    .expect("task");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).starts_with("20 lines in "),
+        "{}",
+        text(&output.stdout)
+    );
+    // Not a terminal: no progress line, no carriage return.
+    assert!(
+        !text(&output.stderr).contains('\r'),
+        "{:?}",
+        text(&output.stderr)
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn several_pids_are_refused_in_one_sentence() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadcli"))
+        .args(["rtt", "--ca", "ca.pem", "--pid", "12", "34"])
+        .output()
+        .expect("loadcli runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--pid takes one process id, not 2 (12 34)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_reads_like_clientcli() {
+    let pki = Pki::new();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let mut command = args(&["rtt", "-m", "1"]);
+    command.extend(target(port, &pki.ca_pem));
+    let output = loadcli(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "loadcli: nothing is listening on 127.0.0.1:{port} (connection refused)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_hold_of_no_clients_says_no_samples() {
+    let server = Server::start(&["--date-period", "100ms"]);
+    let mut command = args(&["hold", "-n", "0", "-d", "100ms", "--period", "100ms"]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("no samples"), "{stdout}");
+    assert!(!stdout.contains("0 µs"), "{stdout}");
+    assert!(server.stop().success());
 }

@@ -75,7 +75,7 @@ pub(crate) async fn run(
         Ok::<_, LoadError>(())
     })
     .await?;
-    eprint!("\r");
+    super::end_progress();
     let seconds = started.elapsed().as_secs_f64();
     let handshakes = done.load(Ordering::Relaxed);
     let after = server_pid.and_then(Sample::of);

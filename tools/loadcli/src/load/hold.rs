@@ -168,12 +168,23 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
         Ok(())
     };
     super::with_progress("connected", &connected, ramp).await?;
-    eprint!("\r");
+    super::end_progress();
     // Let the last handshakes' work settle before measuring the hold.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held_start = pid.and_then(Sample::of);
     let started = std::time::Instant::now();
-    tokio::time::sleep(plan.duration).await;
+    let held_seconds = std::sync::atomic::AtomicU64::new(0);
+    super::with_progress("seconds held", &held_seconds, async {
+        let until = tokio::time::Instant::now() + plan.duration;
+        while tokio::time::Instant::now() < until {
+            let step = until
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(Duration::from_secs(1));
+            tokio::time::sleep(step).await;
+            held_seconds.store(started.elapsed().as_secs(), Ordering::Relaxed);
+        }
+    })
+    .await;
     let held_end = pid.and_then(Sample::of);
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();

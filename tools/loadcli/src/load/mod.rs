@@ -127,7 +127,9 @@ impl Target {
     /// Connects and completes a full handshake.
     pub(crate) async fn connect(&self, client: usize) -> Result<TlsStream<TcpStream>, LoadError> {
         let io = |source| LoadError::Io { client, source };
-        let tcp = TcpStream::connect(self.addr).await.map_err(io)?;
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|source| connect_failure(client, self.addr, source))?;
         tcp.set_nodelay(true).map_err(io)?;
         TlsConnector::from(self.tls.clone())
             .connect(self.server_name.clone(), tcp)
@@ -258,8 +260,33 @@ impl Percentiles {
     }
 }
 
+/// Clears the progress line, if one was drawn.
+pub(crate) fn end_progress() {
+    use std::io::IsTerminal as _;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+}
+
+/// A failure to connect, in the words clientcli uses.
+pub(crate) fn connect_failure(
+    client: usize,
+    addr: SocketAddr,
+    source: std::io::Error,
+) -> LoadError {
+    match source.kind() {
+        std::io::ErrorKind::ConnectionRefused => LoadError::Failed(format!(
+            "nothing is listening on {addr} (connection refused)"
+        )),
+        _ => LoadError::Io { client, source },
+    }
+}
+
 impl fmt::Display for Percentiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.count == 0 {
+            return f.write_str("no samples");
+        }
         write!(
             f,
             "p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
@@ -268,13 +295,18 @@ impl fmt::Display for Percentiles {
     }
 }
 
-/// Prints a progress line to stderr every few seconds while `work` runs.
+/// Prints a progress line to stderr every few seconds while `work` runs,
+/// when stderr is a terminal (redrawn in place); elsewhere (a log file, a
+/// pipe) it prints nothing, so that the report stays clean.
 pub(crate) async fn with_progress<T>(
     label: &str,
     counter: &std::sync::atomic::AtomicU64,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    use std::io::Write as _;
+    use std::io::{IsTerminal as _, Write as _};
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
     tokio::pin!(work);
     let started = tokio::time::Instant::now();
     let mut ticks = tokio::time::interval(Duration::from_secs(2));

@@ -95,7 +95,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
         }
         _ => None,
     };
-    eprint!("\r");
+    super::end_progress();
     Ok(Report {
         lines,
         seconds,

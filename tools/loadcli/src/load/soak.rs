@@ -122,7 +122,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
         Ok::<_, LoadError>((first, lost))
     })
     .await?;
-    eprint!("\r");
+    super::end_progress();
     let end = pid.and_then(Sample::of);
     let seconds = started.elapsed().as_secs_f64();
     let lateness = lateness
