@@ -2,12 +2,9 @@
 //! the interactive or the pipe front end, and maps the outcome to an exit
 //! status (BSD sysexits; the README lists them).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use clap::builder::BoolishValueParser;
-use nea::cli::{DurationArg, NotRun, init_logging, parse_args, runtime};
+use nea::cli::{NotRun, init_logging, parse_args, runtime};
 use nea::client::session::Outcome;
 use nea::client::{Options, pipe, term, tls_config};
 
@@ -17,45 +14,9 @@ const EXIT_USAGE: u8 = 64;
 /// Exit status when SIGINT stops a non-interactive session (128 + 2).
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// TLS client for nea: shows the server's dates and sends each line typed
-/// (or piped in), printing its reversal.
-#[derive(Debug, Parser)]
-#[command(name = "clientcli", version)]
-struct Opts {
-    /// Server host name or address
-    #[arg(long, env = "NEA_HOST", value_name = "NAME", default_value = nea::DEFAULT_HOST)]
-    host: String,
-    /// Server TCP port (1 to 65535)
-    #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
-    port: u16,
-    /// Also trust this CA certificate, PEM (may repeat)
-    #[arg(long, env = "NEA_CA", value_name = "PEM")]
-    ca: Vec<PathBuf>,
-    /// Client certificate chain for mutual TLS, PEM
-    #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
-    cert: Option<PathBuf>,
-    /// Private key for --cert, PEM
-    #[arg(long, env = "NEA_KEY", value_name = "PEM", requires = "cert")]
-    key: Option<PathBuf>,
-    /// Name to verify in the server certificate (default: --host)
-    #[arg(long, env = "NEA_SERVER_NAME", value_name = "NAME")]
-    server_name: Option<String>,
-    /// Deadline for each connection phase: TCP connect, then TLS handshake (10ms to 10m)
-    #[arg(long, env = "NEA_CONNECT_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_CONNECT_TIMEOUT))]
-    connect_timeout: DurationArg,
-    /// Keep no history of the lines typed (by default it is kept in $XDG_STATE_HOME/nea/history)
-    #[arg(long, env = "NEA_NO_HISTORY", value_parser = BoolishValueParser::new())]
-    no_history: bool,
-    /// Print the server's frames as NDJSON, one per line, as received
-    #[arg(long, env = "NEA_JSON", value_parser = BoolishValueParser::new())]
-    json: bool,
-    /// After a lost connection or a server shutdown, reconnect and re-send unanswered lines
-    #[arg(long, env = "NEA_RECONNECT", value_parser = BoolishValueParser::new())]
-    reconnect: bool,
-    /// Log connection details to stderr (RUST_LOG overrides)
-    #[arg(long, short, env = "NEA_VERBOSE", value_parser = BoolishValueParser::new())]
-    verbose: bool,
-}
+mod flags;
+
+use flags::Opts;
 
 impl Opts {
     /// The validated options, or the sentence that says which flag is wrong.

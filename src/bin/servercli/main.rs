@@ -4,63 +4,18 @@
 //! Exit status: 0 after a clean shutdown (or `--help`), 1 when the server
 //! cannot start (certificates, address in use), 2 for invalid flags.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::Parser;
-use clap::builder::BoolishValueParser;
-use nea::cli::{DurationArg, NotRun, init_logging, parse_args, raise_open_file_limit, runtime};
+use nea::cli::{NotRun, init_logging, parse_args, raise_open_file_limit, runtime};
 use nea::server::{Config, Settings};
 
 /// Exit status for an invalid command line.
 const EXIT_USAGE: u8 = 2;
 
-/// TLS date-and-reverse server: sends each client the date every period and
-/// answers every line with the line reversed.
-#[derive(Debug, Parser)]
-#[command(name = "servercli", version)]
-struct Opts {
-    /// TCP port to listen on, 0 to 65535 (0 picks a free one)
-    #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
-    port: u16,
-    /// Address to listen on (use :: for IPv6 and IPv4)
-    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = nea::DEFAULT_BIND, value_parser = nea::cli::listen_address)]
-    bind: IpAddr,
-    /// Server certificate chain, PEM (default: the development certificate)
-    #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
-    cert: Option<PathBuf>,
-    /// Private key for --cert, PEM
-    #[arg(long, env = "NEA_KEY", value_name = "PEM", requires = "cert")]
-    key: Option<PathBuf>,
-    /// CA certificates, PEM; clients must present a certificate it signed
-    #[arg(long, env = "NEA_CLIENT_CA", value_name = "PEM")]
-    client_ca: Option<PathBuf>,
-    /// Most clients connected at once (1 to 1000000)
-    #[arg(long, env = "NEA_MAX_CLIENTS", value_name = "N", default_value_t = nea::DEFAULT_MAX_CLIENTS)]
-    max_clients: usize,
-    /// Time between two dates sent to a client, e.g. 10s, 250ms, 1.5 (10ms to 24h)
-    #[arg(long, env = "NEA_DATE_PERIOD", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_DATE_PERIOD))]
-    date_period: DurationArg,
-    /// Deadline for a client's TLS handshake (10ms to 1h)
-    #[arg(long, env = "NEA_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_HANDSHAKE_TIMEOUT))]
-    handshake_timeout: DurationArg,
-    /// Most TLS handshakes in progress at once (1 to 100000)
-    #[arg(long, env = "NEA_MAX_HANDSHAKES", value_name = "N", default_value_t = nea::DEFAULT_MAX_HANDSHAKES)]
-    max_handshakes: usize,
-    /// Longest line accepted, in bytes (1 to 1048576)
-    #[arg(long, env = "NEA_MAX_LINE_BYTES", value_name = "N", default_value_t = nea::DEFAULT_MAX_LINE_BYTES)]
-    max_line_bytes: usize,
-    /// Drop a client whose writes stall this long: it is not reading (10ms to 1h)
-    #[arg(long, env = "NEA_WRITE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_WRITE_TIMEOUT))]
-    write_timeout: DurationArg,
-    /// Once listening, write the port to this file (useful with --port 0)
-    #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
-    port_file: Option<PathBuf>,
-    /// Debug logs, including a line for each client as it joins (RUST_LOG overrides)
-    #[arg(long, short, env = "NEA_VERBOSE", value_parser = BoolishValueParser::new())]
-    verbose: bool,
-}
+mod flags;
+
+use flags::Opts;
 
 impl Opts {
     /// The validated settings, or the sentence that says which flag is out
@@ -136,6 +91,9 @@ mod tests {
     //! status 2), and nothing panics. The real binary runs at the bounds in
     //! the integration tests (`tests/it/cli.rs`).
 
+    use std::net::IpAddr;
+
+    use clap::builder::BoolishValueParser;
     use proptest::prelude::*;
 
     use super::*;

@@ -1,0 +1,95 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_loadcli_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_loadcli_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_loadcli_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_loadcli_using_subcommand
+    set -l cmd (__fish_loadcli_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c loadcli -n "__fish_loadcli_needs_command" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_needs_command" -s V -l version -d 'Print version'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -s n -d 'Clients (1 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -s k -d 'Lines in flight per client (1 to 10000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -s m -d 'Lines per client (1 to 100000000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -s l -d 'Bytes per line (1 to 1048576)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l unicode -d 'Mostly-ASCII chat with accents and emoji instead of ASCII'
+complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -s n -d 'Handshakes in progress at once (1 to 10000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -s d -l duration -d 'How long to run (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -s n -d 'Clients, 0 to 100000 (0 measures the server with nobody connected)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -s d -l duration -d 'How long to hold them (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l period -d 'The server\'s --date-period (10ms to 24h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l ramp -d 'Handshakes in progress at once while connecting. Lateness is measured from when our side of the handshake completed, so more than 1 overstates it by the server\'s handshake backlog (1 to 10000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -s n -d 'Clients (1 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l rate -d 'Lines per second per client (0.001 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -s d -l duration -d 'How long to send (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l period -d 'The server\'s --date-period (10ms to 24h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l max-lateness -d 'Fail if a date is later than this (1µs to 1h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l max-rss-growth -d 'Fail if server RSS grows by more than this percentage (0 to 10000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l bind -d 'Address to listen on' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port -d 'Port to listen on (0 picks one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l cert -d 'Certificate chain, PEM' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l key -d 'Private key, PEM' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port-file -d 'Once listening, write the port to this file' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,15 @@
+complete -c servercli -l port -d 'TCP port to listen on, 0 to 65535 (0 picks a free one)' -r
+complete -c servercli -l bind -d 'Address to listen on (use :: for IPv6 and IPv4)' -r
+complete -c servercli -l cert -d 'Server certificate chain, PEM (default: the development certificate)' -r -F
+complete -c servercli -l key -d 'Private key for --cert, PEM' -r -F
+complete -c servercli -l client-ca -d 'CA certificates, PEM; clients must present a certificate it signed' -r -F
+complete -c servercli -l max-clients -d 'Most clients connected at once (1 to 1000000)' -r
+complete -c servercli -l date-period -d 'Time between two dates sent to a client, e.g. 10s, 250ms, 1.5 (10ms to 24h)' -r
+complete -c servercli -l handshake-timeout -d 'Deadline for a client\'s TLS handshake (10ms to 1h)' -r
+complete -c servercli -l max-handshakes -d 'Most TLS handshakes in progress at once (1 to 100000)' -r
+complete -c servercli -l max-line-bytes -d 'Longest line accepted, in bytes (1 to 1048576)' -r
+complete -c servercli -l write-timeout -d 'Drop a client whose writes stall this long: it is not reading (10ms to 1h)' -r
+complete -c servercli -l port-file -d 'Once listening, write the port to this file (useful with --port 0)' -r -F
+complete -c servercli -s v -l verbose -d 'Debug logs, including a line for each client as it joins (RUST_LOG overrides)'
+complete -c servercli -s h -l help -d 'Print help'
+complete -c servercli -s V -l version -d 'Print version'

@@ -1,0 +1,170 @@
+//! `loadcli`'s flags and their ranges, in a file of their own: the binary
+//! parses them, and the docs generator (`tools/docgen`) makes the man page
+//! and shell completions from the same definitions.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use nea::cli::{DurationArg, count_within, duration_within, number_within};
+
+/// `-n` clients (and `hold`'s, which may be 0 to measure an idle server).
+pub(crate) const CLIENTS: RangeInclusive<usize> = 1..=100_000;
+pub(crate) const HELD_CLIENTS: RangeInclusive<usize> = 0..=100_000;
+/// `-k` lines in flight, `handshakes -n`, `hold --ramp`.
+pub(crate) const CONCURRENCY: RangeInclusive<usize> = 1..=10_000;
+/// `-m` lines per client.
+pub(crate) const LINES: RangeInclusive<usize> = 1..=100_000_000;
+/// `-l` bytes per line: at most what the server accepts at most.
+pub(crate) const LINE_BYTES: RangeInclusive<usize> = nea::MAX_LINE_BYTES_RANGE;
+/// `-d` how long a run lasts.
+pub(crate) const RUN_TIME: RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(7 * 24 * 3600);
+/// `--period`: the server's --date-period.
+pub(crate) const PERIOD: RangeInclusive<Duration> = nea::DATE_PERIOD_RANGE;
+/// `--max-lateness`.
+pub(crate) const LATENESS: RangeInclusive<Duration> =
+    Duration::from_micros(1)..=Duration::from_secs(3600);
+/// `--rate`, lines per second per client.
+pub(crate) const RATE: RangeInclusive<f64> = 0.001..=100_000.0;
+/// `--max-rss-growth`, percent.
+pub(crate) const RSS_GROWTH: RangeInclusive<f64> = 0.0..=10_000.0;
+
+/// A value parser for `--server-name`: a name rustls can verify.
+pub(crate) fn server_name(text: &str) -> Result<String, String> {
+    rustls::pki_types::ServerName::try_from(text)
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("'{text}' is neither a DNS name nor an IP address"))
+}
+
+/// Load, latency, punctuality and memory measurements against a nea server
+/// (or the bare baseline server).
+#[derive(Debug, Parser)]
+#[command(name = "loadcli", version)]
+pub(crate) struct Opts {
+    #[command(subcommand)]
+    pub(crate) mode: Mode,
+}
+
+/// Where the server is and how to trust it.
+#[derive(Debug, Args)]
+pub(crate) struct Server {
+    /// Server host name or address (the first address it resolves to is used)
+    #[arg(long, value_name = "NAME", default_value = nea::DEFAULT_HOST, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub(crate) host: String,
+    /// Server port
+    #[arg(long, value_name = "N", default_value_t = nea::DEFAULT_PORT)]
+    pub(crate) port: u16,
+    /// CA certificate that signed the server's, PEM (default: the development CA, as clientcli)
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Name to verify in the server's certificate (default: --host)
+    #[arg(long, value_name = "NAME", value_parser = server_name)]
+    pub(crate) server_name: Option<String>,
+    /// The server is `loadcli baseline-server` (raw reversed lines, no JSON)
+    #[arg(long)]
+    pub(crate) baseline: bool,
+    /// Server process id: read its CPU, memory and context switches (one)
+    #[arg(long, value_name = "PID", num_args = 1..)]
+    pub(crate) pid: Vec<u32>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Mode {
+    /// N clients, K lines in flight each: lines/s, round trips, CPU per line
+    Rtt {
+        #[command(flatten)]
+        server: Server,
+        /// Clients (1 to 100000)
+        #[arg(short = 'n', value_name = "N", default_value_t = 1, value_parser = count_within(CLIENTS))]
+        clients: usize,
+        /// Lines in flight per client (1 to 10000)
+        #[arg(short = 'k', value_name = "N", default_value_t = 1, value_parser = count_within(CONCURRENCY))]
+        in_flight: usize,
+        /// Lines per client (1 to 100000000)
+        #[arg(short = 'm', value_name = "N", default_value_t = 10_000, value_parser = count_within(LINES))]
+        lines: usize,
+        /// Bytes per line (1 to 1048576)
+        #[arg(short = 'l', value_name = "N", default_value_t = 32, value_parser = count_within(LINE_BYTES))]
+        line_bytes: usize,
+        /// Mostly-ASCII chat with accents and emoji instead of ASCII
+        #[arg(long)]
+        unicode: bool,
+    },
+    /// Full TLS handshakes per second, and server CPU per handshake
+    Handshakes {
+        #[command(flatten)]
+        server: Server,
+        /// Handshakes in progress at once (1 to 10000)
+        #[arg(short = 'n', value_name = "N", default_value_t = 4, value_parser = count_within(CONCURRENCY))]
+        concurrency: usize,
+        /// How long to run (1ms to 168h)
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(10)), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
+    },
+    /// N silent clients: date lateness, server RSS per client, idle CPU
+    Hold {
+        #[command(flatten)]
+        server: Server,
+        /// Clients, 0 to 100000 (0 measures the server with nobody connected)
+        #[arg(short = 'n', value_name = "N", default_value_t = 100, value_parser = count_within(HELD_CLIENTS))]
+        clients: usize,
+        /// How long to hold them (1ms to 168h)
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(60)), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
+        /// The server's --date-period (10ms to 24h)
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(PERIOD))]
+        period: DurationArg,
+        /// Handshakes in progress at once while connecting. Lateness is
+        /// measured from when our side of the handshake completed, so more
+        /// than 1 overstates it by the server's handshake backlog (1 to 10000)
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = count_within(CONCURRENCY))]
+        ramp: usize,
+    },
+    /// N clients sending at a steady rate: nothing lost, dates on time, flat memory
+    Soak {
+        #[command(flatten)]
+        server: Server,
+        /// Clients (1 to 100000)
+        #[arg(short = 'n', value_name = "N", default_value_t = 100, value_parser = count_within(CLIENTS))]
+        clients: usize,
+        /// Lines per second per client (0.001 to 100000)
+        #[arg(long, value_name = "N", default_value_t = 10.0, allow_negative_numbers = true, value_parser = number_within(RATE))]
+        rate: f64,
+        /// How long to send (1ms to 168h)
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(600)), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
+        /// The server's --date-period (10ms to 24h)
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(PERIOD))]
+        period: DurationArg,
+        /// Fail if a date is later than this (1µs to 1h)
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_millis(5)), value_parser = duration_within(LATENESS))]
+        max_lateness: DurationArg,
+        /// Fail if server RSS grows by more than this percentage (0 to 10000)
+        #[arg(long, value_name = "PERCENT", default_value_t = 5.0, allow_negative_numbers = true, value_parser = number_within(RSS_GROWTH))]
+        max_rss_growth: f64,
+    },
+    /// The yardstick: a bare tokio-rustls server answering reversed bytes
+    BaselineServer {
+        /// Address to listen on
+        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]), value_parser = nea::cli::listen_address)]
+        bind: IpAddr,
+        /// Port to listen on (0 picks one)
+        #[arg(long, value_name = "N", default_value_t = 3444)]
+        port: u16,
+        /// Certificate chain, PEM
+        #[arg(long, value_name = "PEM")]
+        cert: PathBuf,
+        /// Private key, PEM
+        #[arg(long, value_name = "PEM")]
+        key: PathBuf,
+        /// Once listening, write the port to this file
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
+    },
+}
