@@ -663,3 +663,28 @@ async fn a_server_that_does_not_speak_tls_is_called_that() {
     assert_plain_words(&output);
     plain.abort();
 }
+
+#[tokio::test]
+async fn an_ipv6_host_works_with_and_without_brackets() {
+    // The development certificate is valid for ::1.
+    let home = tempfile::tempdir().expect("tempdir");
+    let dev_dir = home.path().join("nea");
+    let mut command = std::process::Command::new(crate::common::servercli_exe());
+    command
+        .args(["--bind", "::1", "--port", "0"])
+        .env("NEA_DEV_DIR", &dev_dir);
+    let server = Server::spawn(command, Pki::new());
+    let port = server.addr.port().to_string();
+    for host in ["[::1]", "::1"] {
+        let mut command = std::process::Command::new(crate::common::clientcli_exe());
+        command
+            .args(["--host", host, "--port", &port])
+            .env("NEA_DEV_DIR", &dev_dir)
+            .env("NEA_NO_HISTORY", "1");
+        let output = run_with_input(command, b"hi\n").await;
+        assert!(output.status.success(), "{host}: {}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "ih\n", "{host}");
+        assert_connected_first(&output, &format!("[::1]:{port}"));
+    }
+    assert!(server.stop().success());
+}
