@@ -527,14 +527,20 @@ fn a_reader_of_standard_output_that_goes_away_ends_the_client_quietly_with_0() {
     assert!(server.stop().success());
 }
 
-#[tokio::test]
-async fn a_server_that_never_answers_the_handshake_is_status_71() {
-    let pki = Pki::new();
-    // Accepts TCP connections and holds them, saying nothing.
+/// A plain TCP listener on 127.0.0.1 that is not a nea server, and its port.
+async fn plain_listener() -> (tokio::net::TcpListener, u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    (listener, port)
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_handshake_is_status_71() {
+    let pki = Pki::new();
+    // Accepts TCP connections and holds them, saying nothing.
+    let (listener, port) = plain_listener().await;
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
@@ -645,10 +651,7 @@ async fn tls_failures_are_told_in_words_a_person_can_act_on() {
 #[tokio::test]
 async fn a_server_that_does_not_speak_tls_is_called_that() {
     let pki = Pki::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = plain_listener().await;
     let plain = tokio::spawn(async move {
         if let Ok((mut socket, _)) = listener.accept().await {
             let _ = socket
