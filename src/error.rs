@@ -76,6 +76,57 @@ pub struct ConfigError {
     pub value: String,
 }
 
+/// A setting's value as its flag is written (`24h`, `250ms`, `100`).
+pub(crate) trait AsFlag {
+    fn as_flag(&self) -> String;
+}
+
+impl AsFlag for usize {
+    fn as_flag(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl AsFlag for u16 {
+    fn as_flag(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl AsFlag for std::time::Duration {
+    fn as_flag(&self) -> String {
+        crate::cli::DurationArg(*self).to_string()
+    }
+}
+
+impl ConfigError {
+    /// `value`, if `range` holds it; otherwise the error that names
+    /// `setting`. Every validating constructor (the server's
+    /// `ConfigBuilder::build`, the client's `Options`) checks through this.
+    pub(crate) fn within<T>(
+        setting: &'static str,
+        value: T,
+        range: &std::ops::RangeInclusive<T>,
+    ) -> Result<T, Self>
+    where
+        T: PartialOrd + AsFlag,
+    {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(Self {
+                setting,
+                range: format!(
+                    "from {} to {}",
+                    range.start().as_flag(),
+                    range.end().as_flag()
+                ),
+                value: value.as_flag(),
+            })
+        }
+    }
+}
+
 /// The server could not start or stopped on an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -92,10 +92,13 @@
 //! - `cli` (hidden from these docs): what the binaries share: flags checked
 //!   against their ranges, usage errors, logging, the open-file limit, the
 //!   port file.
-//! - `src/bin/servercli.rs`, `src/bin/clientcli.rs`:
-//!   flags, logging and exit codes; nothing else.
+//! - `src/bin/servercli/`, `src/bin/clientcli/`: `flags.rs` defines the
+//!   flags, `main.rs` checks them into settings, sets up logging and maps
+//!   the outcome to an exit status; nothing else.
 //! - `tools/loadcli`: the load and measurement program, a package of its
 //!   own (it is not part of the product).
+//! - `tools/docgen`: the man pages and shell completions in `contrib/`,
+//!   made from the binaries' `flags.rs`.
 //!
 //! Defaults live in this file, in one place, each beside the range of
 //! values the setting accepts ([`server::Config::builder`] refuses any

@@ -85,7 +85,7 @@ impl Options {
                 value: format!("{host:?}"),
             });
         }
-        let port = crate::server::within("port", port, &(1..=u16::MAX))?;
+        let port = ConfigError::within("port", port, &(1..=u16::MAX))?;
         Ok(Self {
             host: host.to_owned(),
             port,
@@ -153,7 +153,7 @@ impl Options {
     /// The deadline for each connection phase (`CONNECT_TIMEOUT_RANGE`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         self.connect_timeout =
-            crate::server::within("connect-timeout", timeout, &crate::CONNECT_TIMEOUT_RANGE)?;
+            ConfigError::within("connect-timeout", timeout, &crate::CONNECT_TIMEOUT_RANGE)?;
         Ok(self)
     }
 

@@ -8,8 +8,15 @@
 //! half-typed line intact. A second thread feeds the printer, because its
 //! `print` blocks until the editor has drawn the previous message.
 //!
+//! Every message is printed with its own newline: between two `readline`
+//! calls the printer writes straight to the terminal, and a message without
+//! one was wiped by the next prompt's redraw.
+//!
 //! Ctrl-D ends input: the session closes with close_notify once every line
 //! is answered. Ctrl-C stops at once, also with close_notify. Both exit 0.
+//! Inside `readline` Ctrl-C is a key; outside it (before the first prompt,
+//! after Ctrl-D, while reconnecting) it is SIGINT, which a task here turns
+//! into the same abort.
 //! When the session ends on its own (the server went away), the editor
 //! thread is still inside `readline`, which has no way to be cancelled; the
 //! session raises SIGINT, which rustyline turns into `Interrupted`, and the

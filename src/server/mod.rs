@@ -10,7 +10,6 @@
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
 
-use std::ops::RangeInclusive;
 use std::time::Duration;
 
 mod admission;
@@ -144,82 +143,35 @@ impl ConfigBuilder {
     /// The configuration, or the first value outside its range.
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.config;
-        within("max-clients", c.max_clients, &crate::MAX_CLIENTS_RANGE)?;
-        within("date-period", c.date_period, &crate::DATE_PERIOD_RANGE)?;
-        within(
+        ConfigError::within("max-clients", c.max_clients, &crate::MAX_CLIENTS_RANGE)?;
+        ConfigError::within("date-period", c.date_period, &crate::DATE_PERIOD_RANGE)?;
+        ConfigError::within(
             "handshake-timeout",
             c.handshake_timeout,
             &crate::HANDSHAKE_TIMEOUT_RANGE,
         )?;
-        within(
+        ConfigError::within(
             "max-handshakes",
             c.max_handshakes,
             &crate::MAX_HANDSHAKES_RANGE,
         )?;
-        within(
+        ConfigError::within(
             "max-line-bytes",
             c.max_line_bytes,
             &crate::MAX_LINE_BYTES_RANGE,
         )?;
-        within(
+        ConfigError::within(
             "write-timeout",
             c.write_timeout,
             &crate::WRITE_TIMEOUT_RANGE,
         )?;
-        within("queue-bytes", c.queue_bytes, &crate::QUEUE_BYTES_RANGE)?;
-        within(
+        ConfigError::within("queue-bytes", c.queue_bytes, &crate::QUEUE_BYTES_RANGE)?;
+        ConfigError::within(
             "shutdown-grace",
             c.shutdown_grace,
             &crate::SHUTDOWN_GRACE_RANGE,
         )?;
         Ok(c)
-    }
-}
-
-/// A setting's value as its flag is written (`24h`, `250ms`, `100`).
-pub(crate) trait AsFlag {
-    fn as_flag(&self) -> String;
-}
-
-impl AsFlag for usize {
-    fn as_flag(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl AsFlag for u16 {
-    fn as_flag(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl AsFlag for Duration {
-    fn as_flag(&self) -> String {
-        crate::cli::DurationArg(*self).to_string()
-    }
-}
-
-/// `value`, if `range` holds it; otherwise the error that names `setting`.
-pub(crate) fn within<T>(
-    setting: &'static str,
-    value: T,
-    range: &RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: PartialOrd + AsFlag,
-{
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ConfigError {
-            setting,
-            range: format!(
-                "from {} to {}",
-                range.start().as_flag(),
-                range.end().as_flag()
-            ),
-            value: value.as_flag(),
-        })
     }
 }
 

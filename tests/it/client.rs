@@ -295,16 +295,7 @@ async fn json_mode_prints_the_shutting_down_frame_then_exits_74() {
     let server = Server::start(&[]);
     let mut command = server.clientcli();
     command.arg("--json");
-    let mut child = spawn_interactive_pipe(command);
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(b"first\n").expect("write");
-    server
-        .wait_for_log("client connected", PATIENCE)
-        .expect("connected");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(server.stop().success());
-    let output = wait_output(child).await;
-    drop(stdin);
+    let output = stopped_under_a_session(server, command).await;
     assert_eq!(output.status.code(), Some(74), "{}", text(&output.stderr));
     let frames: Vec<serde_json::Value> = text(&output.stdout)
         .lines()
@@ -333,10 +324,11 @@ async fn wait_output(child: Child) -> Output {
         .expect("output")
 }
 
-#[tokio::test]
-async fn a_server_shutdown_is_status_74() {
-    let server = Server::start(&[]);
-    let mut child = spawn_interactive_pipe(server.clientcli());
+/// Runs `command` (a `clientcli` for `server`) with "first" sent and its
+/// input kept open, stops the server once the client is connected and
+/// answered, and returns the client's output.
+async fn stopped_under_a_session(server: Server, command: std::process::Command) -> Output {
+    let mut child = spawn_interactive_pipe(command);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"first\n").expect("write");
     server
@@ -346,6 +338,14 @@ async fn a_server_shutdown_is_status_74() {
     assert!(server.stop().success());
     let output = wait_output(child).await;
     drop(stdin);
+    output
+}
+
+#[tokio::test]
+async fn a_server_shutdown_is_status_74() {
+    let server = Server::start(&[]);
+    let command = server.clientcli();
+    let output = stopped_under_a_session(server, command).await;
     assert_eq!(output.status.code(), Some(74), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "tsrif\n");
     assert!(text(&output.stderr).ends_with("clientcli: the server shut down\n"));
