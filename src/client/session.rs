@@ -470,7 +470,11 @@ impl Link {
     fn read_failure(&self, err: &io::Error) -> ClientError {
         if !self.got_frame {
             // After the handshake no name is verified any more.
-            if let Some(failure) = classify_tls_error(err, "", "the server") {
+            // A certificate refused or an alert, not a garbled record: the
+            // handshake succeeded, so the server does speak TLS.
+            if let Some(failure) = classify_tls_error(err, "", "the server")
+                .filter(|failure| !matches!(failure, ClientError::NotTls { .. }))
+            {
                 return failure;
             }
         }

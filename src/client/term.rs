@@ -32,7 +32,7 @@ use rustyline::{DefaultEditor, ExternalPrinter};
 use tokio::sync::mpsc;
 
 use super::Options;
-use super::display::{escape_for_terminal, render};
+use super::display::render;
 use super::session::{Event, Input, Outcome, Session};
 use crate::error::ClientError;
 
@@ -74,8 +74,19 @@ pub async fn run(
 
     let (event_tx, event_rx) = mpsc::channel(256);
     let printer_thread = std::thread::spawn(move || print_events(printer, event_rx));
-    let session = match Session::connect(options, config, event_tx).await {
-        Ok(session) => session,
+    // Ctrl-C while the first connection is being made ends it too.
+    let connected = tokio::select! {
+        connected = Session::connect(options, config, event_tx) => connected.map(Some),
+        _ = sigint.recv() => Ok(None),
+    };
+    let session = match connected {
+        Ok(Some(session)) => session,
+        // The connection attempt, and with it the events' sender, is
+        // dropped: the printer thread ends.
+        Ok(None) => {
+            let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
+            return Ok(Outcome::Aborted);
+        }
         Err(err) => {
             let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
             return Err(err);
@@ -180,10 +191,7 @@ fn edit_lines(
 /// The printer thread: shows each event above the prompt.
 fn print_events<P: ExternalPrinter>(mut printer: P, mut events: mpsc::Receiver<Event>) {
     while let Some(event) = events.blocking_recv() {
-        let mut text = match &event {
-            Event::Reply(text) => escape_for_terminal(text),
-            other => render(other, true).1,
-        };
+        let mut text = render(&event, true).1;
         // Between two `readline` calls the printer writes straight to the
         // terminal, as is: without its own newline, the next prompt's
         // redraw (`\r`, clear line) wiped the message. Inside `readline`

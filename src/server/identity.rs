@@ -77,6 +77,11 @@ impl IdentityFiles {
             local.ip().to_string()
         };
         let mut command = format!("clientcli --host {host} --port {}", local.port());
+        if self.dev_ca.is_some() && host != "localhost" {
+            // The development certificate names localhost and the loopback
+            // addresses only.
+            command.push_str(" --server-name localhost");
+        }
         if self.mutual() {
             command.push_str(" --cert <PEM> --key <PEM>");
         }

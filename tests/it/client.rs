@@ -481,14 +481,19 @@ async fn an_invalid_command_line_is_status_64() {
 
 /// `lines | clientcli | head -1`: the reader of standard output goes away
 /// after the first reply, while thousands of replies are still coming.
-/// Returns clientcli's status and stderr, or `None` if it did not end
-/// within the test's patience (it is killed then).
+/// Standard input stays open, so only the closed output can end the
+/// client. Returns clientcli's status and stderr, or `None` if it did not
+/// end within the test's patience (it is killed then).
 fn run_into_a_reader_that_leaves(server: &Server, lines: usize) -> Option<(Option<i32>, String)> {
     let mut child = spawn_interactive_pipe(server.clientcli());
     let mut stdin = child.stdin.take().expect("stdin");
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let feeder = std::thread::spawn(move || {
         let input = "hello\n".repeat(lines);
         let _ = stdin.write_all(input.as_bytes());
+        // Input does not end until the client has.
+        let _ = finished.recv();
+        drop(stdin);
     });
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
@@ -507,6 +512,7 @@ fn run_into_a_reader_that_leaves(server: &Server, lines: usize) -> Option<(Optio
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    let _ = done.send(());
     let _ = feeder.join();
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
@@ -567,6 +573,7 @@ async fn verbose_logs_what_a_person_debugging_a_connection_needs() {
     for needle in [
         "resolved",
         "127.0.0.1:",
+        "addresses=[127.0.0.1:",
         "TCP connected",
         "TLS handshake done",
         "tls=TLSv1.3",

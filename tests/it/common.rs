@@ -154,8 +154,9 @@ impl Server {
 
     /// Starts `command` (a prepared `servercli` or `loadcli baseline-server`
     /// invocation) and waits until it accepts connections: it is given
-    /// `--port-file`, and the port it writes there is where it listens (on
-    /// 127.0.0.1: every command the harness builds binds there).
+    /// `--port-file`, and the port it writes there is where it listens.
+    /// `addr` is 127.0.0.1 and that port: the commands the harness builds
+    /// bind there; a test that binds elsewhere uses the port only.
     /// Logs are at debug level unless the command sets or removes
     /// `RUST_LOG` itself.
     pub fn spawn(mut command: Command, pki: Pki) -> Self {

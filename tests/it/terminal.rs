@@ -430,6 +430,11 @@ fn the_history_is_kept_across_sessions_owner_only_and_can_be_turned_off() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let dir_mode = std::fs::metadata(file.parent().expect("its directory"))
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "{dir_mode:o}");
 
     // A new session recalls it with Up.
     let mut second = Terminal::open_command(with_history(), ROWS);
@@ -454,4 +459,65 @@ fn the_history_is_kept_across_sessions_owner_only_and_can_be_turned_off() {
     assert!(third.wait_exit().success());
     assert!(!elsewhere.path().join("nea").exists());
     assert!(server.stop().success());
+}
+
+/// Accepts TCP connections on `listener` and holds them without a word: a
+/// TLS handshake with it never ends. The thread ends with the process.
+fn hold_connections(listener: std::net::TcpListener) {
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in listener.incoming().flatten() {
+            held.push(socket);
+        }
+    });
+}
+
+#[test]
+fn ctrl_c_ends_the_client_at_once_during_its_first_handshake() {
+    let pki = crate::common::Pki::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    hold_connections(listener);
+    // The handshake would wait 10 s for an answer that never comes.
+    let mut term = Terminal::open_command(crate::common::clientcli_for(port, &pki.ca_pem), ROWS);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(term.child.try_wait().expect("try_wait").is_none());
+    let pressed = Instant::now();
+    term.type_keys(b"\x03");
+    let status = term.wait_exit();
+    assert!(
+        pressed.elapsed() < Duration::from_secs(2),
+        "Ctrl-C took {:?}:\n{}",
+        pressed.elapsed(),
+        term.output()
+    );
+    assert!(status.success(), "{status:?}\n{}", term.output());
+}
+
+#[test]
+fn ctrl_c_ends_the_client_at_once_while_a_reconnection_hangs() {
+    let server = Server::start(&[]);
+    let port = server.addr.port();
+    let mut command = server.clientcli();
+    command.arg("--reconnect");
+    let mut term = Terminal::open_command(command, ROWS);
+    term.wait_for("> ", 1);
+    assert!(server.stop().success());
+    // Something else takes the port and never answers a handshake: the
+    // next attempt hangs in it for the 10 s connect timeout.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port again");
+    hold_connections(listener);
+    term.wait_for("reconnecting in", 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(term.child.try_wait().expect("try_wait").is_none());
+    let pressed = Instant::now();
+    term.type_keys(b"\x03");
+    let status = term.wait_exit();
+    assert!(
+        pressed.elapsed() < Duration::from_secs(2),
+        "Ctrl-C took {:?}:\n{}",
+        pressed.elapsed(),
+        term.output()
+    );
+    assert!(status.success(), "{status:?}\n{}", term.output());
 }

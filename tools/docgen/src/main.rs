@@ -25,13 +25,29 @@ mod clientcli;
 #[path = "../../loadcli/src/flags.rs"]
 mod loadcli;
 
-/// Each program's name and its command definition.
+/// Each program's command definition.
 fn programs() -> Vec<clap::Command> {
     vec![
         servercli::Opts::command(),
         clientcli::Opts::command(),
         loadcli::Opts::command(),
     ]
+}
+
+/// The man pages to write: one per program, and one per subcommand
+/// (`loadcli-rtt`), which the program's page refers to.
+fn pages() -> Vec<clap::Command> {
+    let mut pages = Vec::new();
+    for command in programs() {
+        let name = command.get_name().to_owned();
+        for sub in command.get_subcommands() {
+            // clap names commands with static strings; this program runs once.
+            let sub_name: &'static str = format!("{name}-{}", sub.get_name()).leak();
+            pages.push(sub.clone().name(sub_name).bin_name(sub_name));
+        }
+        pages.push(command);
+    }
+    pages
 }
 
 /// The shells completions are written for, and the file name each expects.
@@ -47,13 +63,16 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let man = root.join("man");
     std::fs::create_dir_all(&man)?;
-    for command in programs() {
-        let name = command.get_name().to_owned();
+    for command in pages() {
         let mut page = Vec::new();
-        clap_mangen::Man::new(command.clone()).render(&mut page)?;
+        let name = command.get_name().to_owned();
+        clap_mangen::Man::new(command).render(&mut page)?;
         let path = man.join(format!("{name}.1"));
         std::fs::write(&path, page)?;
         written.push(path);
+    }
+    for command in programs() {
+        let name = command.get_name().to_owned();
         for (shell, dir, prefix) in SHELLS {
             let dir = root.join("completions").join(dir);
             std::fs::create_dir_all(&dir)?;
@@ -106,7 +125,7 @@ mod tests {
     fn the_checked_in_pages_and_completions_are_what_the_flags_make() {
         let fresh = tempfile::tempdir().expect("tempdir");
         let written = write_all(fresh.path()).expect("written");
-        assert_eq!(written.len(), 3 * 4);
+        assert_eq!(written.len(), pages().len() + 3 * SHELLS.len());
         for path in written {
             let relative = path.strip_prefix(fresh.path()).expect("under the root");
             let checked_in = std::fs::read(contrib().join(relative)).unwrap_or_default();
@@ -121,7 +140,7 @@ mod tests {
 
     #[test]
     fn each_man_page_names_every_flag_of_its_program() {
-        for command in programs() {
+        for command in pages() {
             let mut page = Vec::new();
             clap_mangen::Man::new(command.clone())
                 .render(&mut page)

@@ -32,11 +32,25 @@ impl Server {
         } else {
             Protocol::Nea
         };
-        let addr = tokio::net::lookup_host((self.host.as_str(), self.port))
+        let addrs: Vec<_> = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| LoadError::Failed(format!("host {} is unknown", self.host)))?;
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let Some(&first) = addrs.first() else {
+            return Err(LoadError::Failed(format!("host {} is unknown", self.host)));
+        };
+        // Like clientcli, use the first address that takes a connection:
+        // `localhost` usually resolves to ::1 first, while a default server
+        // listens on IPv4 only. One probe, then every client uses it.
+        let mut addr = first;
+        if addrs.len() > 1 {
+            for candidate in &addrs {
+                if tokio::net::TcpStream::connect(candidate).await.is_ok() {
+                    addr = *candidate;
+                    break;
+                }
+            }
+        }
         let ca = match &self.ca {
             Some(ca) => ca.clone(),
             None => nea::client::development_ca_file()

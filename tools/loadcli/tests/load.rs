@@ -232,7 +232,9 @@ async fn without_ca_it_trusts_the_development_ca_as_clientcli_does() {
     let port = server.addr.port().to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_loadcli"))
-            .args(["rtt", "-m", "20", "--host", "127.0.0.1", "--port", &port])
+            // The default host, localhost: it may resolve to ::1 first, while
+            // the server listens on 127.0.0.1 only.
+            .args(["rtt", "-m", "20", "--port", &port])
             .env("NEA_DEV_DIR", &dev_dir)
             .output()
             .expect("loadcli runs")
