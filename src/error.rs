@@ -237,6 +237,10 @@ pub enum ClientError {
     /// Every client slot on the server is taken.
     #[error("the server is full; try again later")]
     ServerFull,
+    /// The server holds every client it takes from this address
+    /// (`address_limit`).
+    #[error("the server takes no more clients from this address; try again later")]
+    AddressLimit,
     /// The server said it is shutting down.
     #[error("the server shut down")]
     ServerShutDown,
@@ -265,7 +269,7 @@ impl ClientError {
             Self::Refused { .. } => 69,                                        // EX_UNAVAILABLE
             Self::Unreachable { .. } | Self::HandshakeUnanswered { .. } => 71, // EX_OSERR
             Self::ServerShutDown | Self::ConnectionLost { .. } => 74,          // EX_IOERR
-            Self::ServerFull => 75,                                            // EX_TEMPFAIL
+            Self::ServerFull | Self::AddressLimit => 75,                       // EX_TEMPFAIL
             Self::ClientCertRejected { .. } | Self::Handshake { .. } | Self::NotTls { .. } => 76, // EX_PROTOCOL
             Self::NotTrusted { .. } => 77,   // EX_NOPERM
             Self::NameMismatch { .. } => 78, // EX_CONFIG
@@ -284,6 +288,7 @@ impl ClientError {
                 | Self::Unreachable { .. }
                 | Self::HandshakeUnanswered { .. }
                 | Self::ServerFull
+                | Self::AddressLimit
         )
     }
 }

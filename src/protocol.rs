@@ -91,6 +91,10 @@ pub enum ErrorCode {
     InvalidUtf8,
     /// The server is stopping; the connection is closed after this frame.
     ShuttingDown,
+    /// The client's source address holds every client slot it may
+    /// (`--max-clients-per-address`); the connection is closed after this
+    /// frame.
+    AddressLimit,
     /// A code this version does not know (parsing only).
     #[serde(other)]
     Unknown,
@@ -114,6 +118,9 @@ impl Frame {
             }
             ErrorCode::InvalidUtf8 => "line is not valid UTF-8; dropped".to_owned(),
             ErrorCode::ShuttingDown => "server is shutting down".to_owned(),
+            ErrorCode::AddressLimit => {
+                "too many clients from this address; try again later".to_owned()
+            }
             ErrorCode::Unknown => "unknown error".to_owned(),
         };
         Self::Error { code, payload }
@@ -322,6 +329,7 @@ mod tests {
             (ErrorCode::LineTooLong, "line_too_long"),
             (ErrorCode::InvalidUtf8, "invalid_utf8"),
             (ErrorCode::ShuttingDown, "shutting_down"),
+            (ErrorCode::AddressLimit, "address_limit"),
         ] {
             let line = encoded(&Frame::error(code, 1));
             assert!(line.contains(&format!("\"code\":\"{wire}\"")), "{line}");

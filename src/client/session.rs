@@ -435,6 +435,10 @@ impl Link {
                 ..
             } => (None, Some(ClientError::ServerFull)),
             Frame::Error {
+                code: ErrorCode::AddressLimit,
+                ..
+            } => (None, Some(ClientError::AddressLimit)),
+            Frame::Error {
                 code: ErrorCode::ShuttingDown,
                 ..
             } => (None, Some(ClientError::ServerShutDown)),
