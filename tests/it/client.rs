@@ -94,15 +94,36 @@ async fn dates_go_to_stderr_in_local_time_and_stdout_keeps_only_replies() {
     let mut child = spawn_interactive_pipe(command);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"abc\n").expect("write");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    drop(stdin);
+    // Read stderr until two dates have come, however long a loaded machine
+    // takes to start the client, then end the input.
+    let stderr = child.stderr.take().expect("stderr");
+    let stderr = tokio::task::spawn_blocking(move || {
+        let mut seen = String::new();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let mut dates = 0;
+        while dates < 2 {
+            let Some(Ok(line)) = lines.next() else { break };
+            dates += usize::from(line.starts_with("date: "));
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        drop(stdin);
+        for line in lines.map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    });
+    let stderr = tokio::time::timeout(crate::common::PATIENCE, stderr)
+        .await
+        .expect("two dates within the patience")
+        .expect("task");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("task")
         .expect("output");
     assert!(output.status.success());
     assert_eq!(text(&output.stdout), "cba\n");
-    let stderr = text(&output.stderr);
     let dates: Vec<&str> = stderr.lines().filter(|l| l.starts_with("date: ")).collect();
     assert!(dates.len() >= 2, "{stderr}");
     // `date: 2026-11-26 20:19:17 UTC`
