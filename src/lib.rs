@@ -79,15 +79,19 @@
 //! - [`devca`]: the local development CA that `servercli` creates once, and
 //!   certificate issuing for tests.
 //! - [`server`]: the validated [`server::Config`]; the accept loop and each
-//!   connection's steps (`server::listener`); client slots and rejections
+//!   connection's steps (`server::listener`); handshake slots shared fairly
+//!   between source addresses (`server::handshake_queue`,
+//!   `server::source`); client slots and rejections
 //!   (`server::admission`); the certificate files and the TLS configuration
 //!   read from them (`server::identity`); one client's session
 //!   (`server::conn`).
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front
 //!   ends of `clientcli`.
-//! - `limits`: reading the open-file limit, and giving freed memory back.
-//! - [`shutdown`]: the SIGINT-or-SIGTERM future, built once.
+//! - `limits`: reading the open-file limit, capping each socket's kernel
+//!   buffers, and giving freed memory back.
+//! - [`shutdown`]: what each signal does; the future that stops the server,
+//!   built once.
 //! - [`error`]: error enums whose `Display` is one sentence.
 //! - `cli` (hidden from these docs): what the binaries share: flags checked
 //!   against their ranges, usage errors, logging, the open-file limit, the
@@ -149,6 +153,14 @@ pub const DEFAULT_MAX_CLIENTS: usize = 100;
 /// semaphore can count.
 pub const MAX_CLIENTS_RANGE: RangeInclusive<usize> = 1..=1_000_000;
 
+/// Most clients connected at once from one source address (an IPv4
+/// address, an IPv6 /64; SPEC §6); 0 means no limit.
+pub const DEFAULT_MAX_CLIENTS_PER_ADDRESS: usize = 0;
+
+/// `--max-clients-per-address`: 0 (no limit) up to the largest
+/// `--max-clients`.
+pub const MAX_CLIENTS_PER_ADDRESS_RANGE: RangeInclusive<usize> = 0..=1_000_000;
+
 /// Time between two `date` frames to one client (SPEC §5).
 pub const DEFAULT_DATE_PERIOD: Duration = Duration::from_secs(10);
 
@@ -164,9 +176,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT_RANGE: RangeInclusive<Duration> =
     Duration::from_millis(10)..=Duration::from_secs(3600);
 
-/// Most TLS handshakes in progress at once. Further connections wait in the
-/// kernel's accept backlog until a handshake finishes or times out, so a
-/// flood of idle sockets cannot exhaust memory or file descriptors.
+/// Most TLS handshakes in progress at once. Further connections wait for
+/// a turn, shared fairly between source addresses, and then in the
+/// kernel's accept backlog, so a flood of idle sockets cannot exhaust
+/// memory or file descriptors, nor keep other addresses out.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
 /// `--max-handshakes`: from 1 to 100,000.

@@ -29,6 +29,27 @@ pub(crate) fn release_free_memory() {
     }
 }
 
+/// The most bytes the kernel may buffer for one client socket in each
+/// direction, as asked of `SO_SNDBUF` and `SO_RCVBUF` (Linux doubles the
+/// value asked for, to cover its own bookkeeping, and reports that).
+///
+/// Without a cap, the kernel grows an unread socket's send buffer up to
+/// `net.ipv4.tcp_wmem`'s maximum (4 MiB on common systems): a client that
+/// stops reading would make the kernel hold megabytes for it, outside the
+/// server's own per-client bound. 64 KiB matches the outgoing queue
+/// (`DEFAULT_QUEUE_BYTES`), keeps a steady reader's stream flowing, and
+/// turns off autotuning for the socket.
+pub(crate) const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Caps the kernel's buffers for one client socket
+/// ([`SOCKET_BUFFER_BYTES`]). A socket that refuses keeps the kernel's
+/// defaults: it still works, only with the kernel's larger bound.
+pub(crate) fn bound_socket_buffers(tcp: &tokio::net::TcpStream) {
+    let socket = socket2::SockRef::from(tcp);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+}
+
 /// File descriptors a server needs besides its clients: the listener,
 /// handshakes in progress, the runtime's own, standard streams, and slack.
 pub(crate) const SERVER_SPARE_FILES: u64 = 64;

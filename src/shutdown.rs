@@ -1,25 +1,46 @@
-//! The signal that stops the server: SIGINT or SIGTERM (SPEC §8).
+//! What each signal does to the server (SPEC §8).
 //!
-//! Both handlers are registered when [`termination`] is called, before the
+//! | signal | effect |
+//! |---|---|
+//! | SIGINT, SIGTERM, SIGQUIT | graceful shutdown: answer, `shutting_down`, close_notify, exit 0 |
+//! | SIGHUP | logged; the configuration is not reloaded yet, serving goes on |
+//! | SIGUSR1, SIGUSR2 | logged and ignored |
+//! | SIGPIPE | ignored (a closed peer is an error on its own write) |
+//!
+//! Every handler is registered when [`termination`] is called, before the
 //! server reports that it is listening, so a signal sent as soon as the
-//! listening line appears is never lost. The returned future is built once
-//! and polled across the accept loop (re-creating `ctrl_c()` on every loop
-//! turn can miss a signal that arrives in between).
+//! listening line appears is never lost, and none of these kills the
+//! process silently. The returned future is built once and polled across
+//! the accept loop (re-creating `ctrl_c()` on every loop turn can miss a
+//! signal that arrives in between).
 
 use std::future::Future;
 use std::io;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Registers SIGINT and SIGTERM handlers and returns a future that completes
-/// (and logs which signal came) when either arrives.
+/// Registers the handlers of the table above and returns a future that
+/// completes (and logs which signal came) when a signal asks the server to
+/// stop. The other signals are logged as they come.
 pub fn termination() -> io::Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut user1 = signal(SignalKind::user_defined1())?;
+    let mut user2 = signal(SignalKind::user_defined2())?;
     Ok(async move {
-        let name = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
+        let name = loop {
+            tokio::select! {
+                _ = interrupt.recv() => break "SIGINT",
+                _ = terminate.recv() => break "SIGTERM",
+                _ = quit.recv() => break "SIGQUIT",
+                _ = hangup.recv() => tracing::info!(
+                    "SIGHUP received; reloading is not supported yet: nothing changed, serving goes on"
+                ),
+                _ = user1.recv() => tracing::info!("SIGUSR1 received; it means nothing to the server: ignored"),
+                _ = user2.recv() => tracing::info!("SIGUSR2 received; it means nothing to the server: ignored"),
+            }
         };
         tracing::info!("{name} received");
     })

@@ -7,31 +7,49 @@
 //! not an error: it is told why in one `error` frame and closed cleanly, and
 //! no connected client notices anything.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn;
+use super::source::Source;
 use crate::protocol::{ErrorCode, Frame};
 
 /// Longest a rejection may take: write, close, linger.
 const REJECT_DEADLINE: Duration = Duration::from_secs(2);
 
-/// The client slots, `max` in all.
+/// The client slots: `max` in all, and at most `per_source` for one
+/// source when that limit is set.
 #[derive(Debug)]
 pub(super) struct ClientSlots {
-    /// One permit per free slot. Invariant: permits held + available = `max`.
-    free: Arc<Semaphore>,
+    taken: Mutex<Taken>,
     /// `--max-clients`.
     max: usize,
+    /// `--max-clients-per-address`; 0 for no limit.
+    per_source: usize,
+}
+
+/// The slots held right now.
+#[derive(Debug, Default)]
+struct Taken {
+    /// Slots held. Invariant: at most `max`, and the sum of `by_source`
+    /// when the per-source limit is set.
+    total: usize,
+    /// Slots held by each source, only while a per-source limit is set.
+    /// Invariant: no zero entry, none above `per_source`.
+    by_source: HashMap<Source, usize>,
 }
 
 /// One client's place among the slots, held from the end of its handshake
-/// until its last frame is written; dropping it frees the place.
-pub(super) type ClientSlot = OwnedSemaphorePermit;
+/// until its last frame is written; dropping it frees the place at once.
+#[derive(Debug)]
+pub(super) struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    source: Source,
+}
 
 /// Why a client whose handshake succeeded is not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +59,11 @@ pub(super) enum Rejection {
         /// `--max-clients`.
         max: usize,
     },
+    /// The client's source holds every slot it may.
+    AddressLimit {
+        /// `--max-clients-per-address`.
+        max: usize,
+    },
 }
 
 impl Rejection {
@@ -48,38 +71,77 @@ impl Rejection {
     fn code(self) -> ErrorCode {
         match self {
             Self::ServerFull { .. } => ErrorCode::ServerFull,
+            Self::AddressLimit { .. } => ErrorCode::AddressLimit,
         }
     }
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ServerFull { max: 1 } => f.write_str("server full (1 client); sent server_full"),
-            Self::ServerFull { max } => write!(f, "server full ({max} clients); sent server_full"),
-        }
+        let (what, max, code) = match *self {
+            Self::ServerFull { max } => ("server full", max, "server_full"),
+            Self::AddressLimit { max } => ("address at its limit", max, "address_limit"),
+        };
+        let clients = if max == 1 { "client" } else { "clients" };
+        write!(f, "{what} ({max} {clients}); sent {code}")
     }
 }
 
 impl ClientSlots {
-    pub(super) fn new(max: usize) -> Self {
-        Self {
-            free: Arc::new(Semaphore::new(max)),
+    pub(super) fn new(max: usize, per_source: usize) -> Arc<Self> {
+        Arc::new(Self {
+            taken: Mutex::new(Taken::default()),
             max,
-        }
+            per_source,
+        })
     }
 
-    /// A slot for a client whose handshake just completed, without waiting.
-    pub(super) fn admit(&self) -> Result<ClientSlot, Rejection> {
-        self.free
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Rejection::ServerFull { max: self.max })
+    fn lock(&self) -> MutexGuard<'_, Taken> {
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a client from `source` whose handshake just completed,
+    /// without waiting. A source at its own limit is told so even when the
+    /// server is full too: that is the limit it would meet again.
+    pub(super) fn admit(self: &Arc<Self>, source: Source) -> Result<ClientSlot, Rejection> {
+        let mut taken = self.lock();
+        if self.per_source > 0 {
+            let held = taken.by_source.get(&source).copied().unwrap_or(0);
+            if held >= self.per_source {
+                return Err(Rejection::AddressLimit {
+                    max: self.per_source,
+                });
+            }
+        }
+        if taken.total >= self.max {
+            return Err(Rejection::ServerFull { max: self.max });
+        }
+        taken.total += 1;
+        if self.per_source > 0 {
+            *taken.by_source.entry(source).or_insert(0) += 1;
+        }
+        Ok(ClientSlot {
+            slots: self.clone(),
+            source,
+        })
     }
 
     /// Clients holding a slot right now.
     pub(super) fn connected(&self) -> usize {
-        self.max - self.free.available_permits()
+        self.lock().total
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut taken = self.slots.lock();
+        taken.total -= 1;
+        if let Some(held) = taken.by_source.get_mut(&self.source) {
+            *held -= 1;
+            if *held == 0 {
+                taken.by_source.remove(&self.source);
+            }
+        }
     }
 }
 
@@ -109,16 +171,50 @@ mod tests {
 
     use super::*;
 
+    fn source(last: u8) -> Source {
+        Source::from(std::net::IpAddr::from([127, 0, 0, last]))
+    }
+
     #[test]
     fn a_freed_slot_is_free_again_at_once() {
-        let slots = ClientSlots::new(2);
-        let first = slots.admit().expect("a slot");
-        let _second = slots.admit().expect("a slot");
+        let slots = ClientSlots::new(2, 0);
+        let first = slots.admit(source(1)).expect("a slot");
+        let _second = slots.admit(source(1)).expect("a slot");
         assert_eq!(slots.connected(), 2);
-        assert_eq!(slots.admit().err(), Some(Rejection::ServerFull { max: 2 }));
+        assert_eq!(
+            slots.admit(source(2)).err(),
+            Some(Rejection::ServerFull { max: 2 })
+        );
         drop(first);
         assert_eq!(slots.connected(), 1);
-        assert!(slots.admit().is_ok());
+        assert!(slots.admit(source(1)).is_ok());
+    }
+
+    #[test]
+    fn a_source_at_its_limit_is_told_so_and_others_are_served() {
+        let slots = ClientSlots::new(3, 2);
+        let first = slots.admit(source(1)).expect("a slot");
+        let _second = slots.admit(source(1)).expect("a slot");
+        assert_eq!(
+            slots.admit(source(1)).err(),
+            Some(Rejection::AddressLimit { max: 2 })
+        );
+        let _other = slots.admit(source(2)).expect("another source is served");
+        // Full, and source 1 at its limit too: the limit it would meet again.
+        assert_eq!(
+            slots.admit(source(1)).err(),
+            Some(Rejection::AddressLimit { max: 2 })
+        );
+        assert_eq!(
+            slots.admit(source(3)).err(),
+            Some(Rejection::ServerFull { max: 3 })
+        );
+        drop(first);
+        assert_eq!(slots.connected(), 2);
+        assert!(
+            slots.admit(source(1)).is_ok(),
+            "its freed slot is its again"
+        );
     }
 
     #[test]
@@ -130,6 +226,10 @@ mod tests {
         assert_eq!(
             Rejection::ServerFull { max: 100 }.to_string(),
             "server full (100 clients); sent server_full"
+        );
+        assert_eq!(
+            Rejection::AddressLimit { max: 10 }.to_string(),
+            "address at its limit (10 clients); sent address_limit"
         );
     }
 

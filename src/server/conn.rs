@@ -31,7 +31,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
@@ -126,13 +125,14 @@ impl DateSchedule {
 
 /// Serves one client until it leaves, stalls, or the server shuts down.
 ///
-/// `slot` is the client's place among `--max-clients`; it is released as
-/// soon as the session's last frame is written, before the final close.
-pub(super) async fn serve<S>(
+/// `slot` is the client's place among `--max-clients` (any value whose drop
+/// frees it); it is released as soon as the session's last frame is
+/// written, before the final close.
+pub(super) async fn serve<S, Slot>(
     mut stream: S,
     config: &Config,
     shutdown: &CancellationToken,
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
 ) -> Report
 where
     S: AsyncRead + AsyncWrite + Unpin,

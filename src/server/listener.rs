@@ -1,15 +1,18 @@
 //! Accepting clients (SPEC §1, §6, §7, §8): the accept loop, and each
 //! connection's steps from the TCP accept to the end of its session.
 //!
-//! The accept loop never awaits a handshake. It takes a *handshake slot*
-//! before each `accept()`, so at most `max_handshakes` handshakes run at
-//! once and further connections wait in the kernel's backlog; each accepted
-//! socket gets its own task, which takes it through three steps:
+//! The accept loop never awaits a handshake. It keeps accepting, and puts
+//! each socket in its source's queue for a *handshake slot*
+//! ([`super::handshake_queue`]: at most `max_handshakes` at once, shared
+//! fairly between sources). Each accepted socket gets its own task, which
+//! takes it through its steps, all of them before the session bounded by
+//! one handshake deadline counted from the accept:
 //!
-//! 1. [`handshake`]: TLS, bounded by the handshake deadline;
-//! 2. admission ([`super::admission`]): a client slot without waiting, or
-//!    a rejection (`server_full`) and a clean close;
-//! 3. [`serve_client`]: the session ([`super::conn`]) and its log line.
+//! 1. its turn for a handshake slot (or being shed when too many wait);
+//! 2. the TLS handshake ([`handshake`]);
+//! 3. admission ([`super::admission`]): a client slot without waiting, or
+//!    a rejection (`server_full`, `address_limit`) and a clean close;
+//! 4. [`serve_client`]: the session ([`super::conn`]) and its log line.
 //!
 //! The steps are generic over the stream, so that a step before the
 //! handshake (reading a PROXY protocol header) fits in without widening
@@ -17,7 +20,9 @@
 //!
 //! Shutdown follows tokio's graceful-shutdown pattern: one
 //! [`CancellationToken`] tells every task to stop, and a [`TaskTracker`]
-//! waits for them, each bounded by the shutdown grace.
+//! waits for them, each bounded by the shutdown grace. A handshake under
+//! way when shutdown starts is finished (within the grace), so that its
+//! client is told `shutting_down` and closed cleanly rather than reset.
 
 use std::fmt;
 use std::future::Future;
@@ -29,8 +34,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, timeout};
+use tokio::sync::Notify;
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
@@ -40,10 +45,21 @@ use tracing::{debug, info, warn};
 use super::Config;
 use super::admission::{self, ClientSlot, ClientSlots};
 use super::conn;
+use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
+use super::source::Source;
 
-/// Pause after a failed `accept()` (for example, out of file descriptors),
-/// so the loop neither spins nor dies.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// First pause after a failed `accept()` (for example, out of file
+/// descriptors), so the loop neither spins nor dies; it doubles up to
+/// [`ACCEPT_BACKOFF_MAX`] while accepting keeps failing, and a connection
+/// that closes (freeing its descriptor) ends it at once.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Longest pause between two attempts to accept.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Sockets that may wait for a handshake slot, per slot (before the
+/// open-file limit lowers it).
+const WAITING_PER_HANDSHAKE: usize = 8;
 
 /// What every connection task shares.
 struct Shared {
@@ -53,13 +69,22 @@ struct Shared {
     acceptor: TlsAcceptor,
     /// The `max_clients` client slots. A session holds its slot from the
     /// end of its handshake until its last frame is written.
-    client_slots: ClientSlots,
+    client_slots: Arc<ClientSlots>,
+    /// The handshake slots, and the sockets waiting for one.
+    handshakes: Arc<HandshakeQueue>,
     /// Cancelled once, when the server starts shutting down.
     shutdown: CancellationToken,
     /// Failed or timed-out handshakes, reported at most once a second.
     handshake_failures: RateLimitedLog,
     /// Clients turned away by a full server, reported at most once a second.
     rejections: RateLimitedLog,
+    /// Waiting sockets shed to make room, reported at most once a second.
+    sheds: RateLimitedLog,
+    /// Failed `accept()` calls, reported at most once a second.
+    accept_failures: RateLimitedLog,
+    /// Told each time a connection's socket is closed: a descriptor is free
+    /// again, for an accept loop that ran out of them.
+    socket_closed: Notify,
     /// Gives freed memory back when the last client leaves, at most once a
     /// second (clients that come and go one at a time would otherwise pay
     /// for it on every departure).
@@ -77,6 +102,27 @@ impl Shared {
     fn connected(&self) -> usize {
         self.client_slots.connected()
     }
+
+    /// Completes once shutdown has started and its grace has passed: every
+    /// step of a connection ends by then.
+    async fn grace_over(&self) {
+        self.shutdown.cancelled().await;
+        tokio::time::sleep(self.config.shutdown_grace).await;
+    }
+}
+
+/// How many sockets may wait for a handshake slot: eight per slot, fewer
+/// if the open-file limit cannot hold them beside the clients, never fewer
+/// than the slots.
+fn waiting_bound(config: &Config) -> usize {
+    let files = crate::limits::open_file_limit();
+    let spare = files
+        .saturating_sub((config.max_clients + config.max_handshakes) as u64)
+        .saturating_sub(crate::limits::SERVER_SPARE_FILES);
+    let spare = usize::try_from(spare).unwrap_or(usize::MAX);
+    (config.max_handshakes * WAITING_PER_HANDSHAKE)
+        .min(spare)
+        .max(config.max_handshakes)
 }
 
 /// One session counted in [`Shared::sessions`], from its admission until
@@ -113,34 +159,53 @@ pub async fn run(
     shutdown: impl Future,
 ) {
     let tracker = TaskTracker::new();
-    let handshake_slots = Arc::new(Semaphore::new(config.max_handshakes));
     let shared = Arc::new(Shared {
         acceptor: TlsAcceptor::from(tls),
-        client_slots: ClientSlots::new(config.max_clients),
+        client_slots: ClientSlots::new(config.max_clients, config.max_clients_per_address),
+        handshakes: HandshakeQueue::new(config.max_handshakes, waiting_bound(&config)),
         shutdown: CancellationToken::new(),
         handshake_failures: RateLimitedLog::default(),
         rejections: RateLimitedLog::default(),
+        sheds: RateLimitedLog::default(),
+        accept_failures: RateLimitedLog {
+            warning: true,
+            ..RateLimitedLog::default()
+        },
+        socket_closed: Notify::new(),
         memory_release: OncePerSecond::default(),
         sessions: AtomicUsize::new(0),
         config,
     });
     tokio::pin!(shutdown);
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
         let accepted = tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            accepted = accept(&listener, &handshake_slots) => accepted,
+            accepted = accept(&listener, &shared.handshakes) => accepted,
         };
         match accepted {
-            Ok((tcp, peer, handshake_slot)) => {
-                tracker.spawn(handle(tcp, peer, handshake_slot, shared.clone()));
+            Ok((tcp, peer)) => {
+                backoff = ACCEPT_BACKOFF;
+                let ticket = shared.handshakes.enqueue(Source::from(peer.ip()));
+                let shared = shared.clone();
+                tracker.spawn(async move {
+                    handle(tcp, peer, ticket, &shared).await;
+                    // Everything of the connection is dropped by now.
+                    shared.socket_closed.notify_one();
+                });
             }
             Err(err) => {
-                warn!("accept failed: {err}; retrying in {ACCEPT_BACKOFF:?}");
+                shared.accept_failures.report(
+                    None,
+                    format_args!("accept failed: {err}; retrying within {backoff:?}"),
+                );
                 tokio::select! {
                     _ = &mut shutdown => break,
-                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shared.socket_closed.notified() => {}
                 }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }
@@ -157,43 +222,44 @@ pub async fn run(
         .handshake_failures
         .flush("handshake failures not reported yet");
     shared.rejections.flush("rejections not reported yet");
+    shared.sheds.flush("sockets shed not reported yet");
+    shared
+        .accept_failures
+        .flush("accept failures not reported yet");
     info!("stopped");
 }
 
-/// Waits for a free handshake slot, then for a connection.
+/// Waits until the handshake queue has room, then for a connection.
 async fn accept(
     listener: &TcpListener,
-    handshake_slots: &Arc<Semaphore>,
-) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let slot = handshake_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| io::Error::other("handshake slots closed"))?;
-    let (tcp, peer) = listener.accept().await?;
-    Ok((tcp, peer, slot))
+    handshakes: &HandshakeQueue,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    handshakes.room().await;
+    listener.accept().await
 }
 
 /// One connection, from the TCP accept to the end of its session.
-async fn handle(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    handshake_slot: OwnedSemaphorePermit,
-    shared: Arc<Shared>,
-) {
+async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &Arc<Shared>) {
     // Frames are small and interactive: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
-    let Some(stream) = handshake(tcp, peer, &shared).await else {
+    crate::limits::bound_socket_buffers(&tcp);
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let Some(handshake_slot) = wait_for_turn(ticket, peer, deadline, shared).await else {
         return;
     };
-    match shared.client_slots.admit() {
+    let Some(stream) = handshake(tcp, peer, deadline, shared).await else {
+        return;
+    };
+    match shared.client_slots.admit(Source::from(peer.ip())) {
         Ok(slot) => {
             // The handshake is over: the next connection may start its own.
             drop(handshake_slot);
             serve_client(stream, peer, slot, LiveSession::new(shared.clone())).await;
         }
         Err(rejection) => {
-            shared.rejections.report(peer, format_args!("{rejection}"));
+            shared
+                .rejections
+                .report(Some(peer), format_args!("{rejection}"));
             // The rejection keeps its handshake slot until it is closed, so
             // a flood at a full server is bounded like handshakes are.
             admission::reject(stream, rejection).await;
@@ -202,26 +268,66 @@ async fn handle(
     }
 }
 
-/// The TLS handshake, under the handshake deadline; `None` if it fails or
-/// times out (after a rate-limited log line), or if shutdown starts.
-async fn handshake<IO>(io: IO, peer: SocketAddr, shared: &Shared) -> Option<TlsStream<IO>>
+/// The socket's turn for a handshake slot, before `deadline`; `None` if it
+/// is shed to make room, if the deadline passes first, or if the shutdown
+/// grace ends (each after a rate-limited log line, but the last).
+async fn wait_for_turn(
+    ticket: WaitTicket,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Option<HandshakeSlot> {
+    let turn = tokio::select! {
+        turn = timeout_at(deadline, ticket.turn()) => turn,
+        () = shared.grace_over() => return None,
+    };
+    match turn {
+        Ok(Ok(slot)) => Some(slot),
+        Ok(Err(_shed)) => {
+            shared.sheds.report(
+                Some(peer),
+                format_args!("closed before its handshake: too many connections waiting, most of them from its address"),
+            );
+            None
+        }
+        Err(_) => {
+            let waited = shared.config.handshake_timeout;
+            shared.handshake_failures.report(
+                Some(peer),
+                format_args!("TLS handshake timed out after {waited:?}, waiting for its turn"),
+            );
+            None
+        }
+    }
+}
+
+/// The TLS handshake, before `deadline`; `None` if it fails or times out
+/// (after a rate-limited log line), or if the shutdown grace ends first. A
+/// handshake is finished even after shutdown starts, so that its client is
+/// told and closed cleanly.
+async fn handshake<IO>(
+    io: IO,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Option<TlsStream<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let deadline = shared.config.handshake_timeout;
+    let limit = shared.config.handshake_timeout;
     tokio::select! {
-        handshake = timeout(deadline, shared.acceptor.accept(io)) => match handshake {
+        handshake = timeout_at(deadline, shared.acceptor.accept(io)) => match handshake {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(err)) => {
-                shared.handshake_failures.report(peer, format_args!("TLS handshake failed: {err}"));
+                shared.handshake_failures.report(Some(peer), format_args!("TLS handshake failed: {err}"));
                 None
             }
             Err(_) => {
-                shared.handshake_failures.report(peer, format_args!("TLS handshake timed out after {deadline:?}"));
+                shared.handshake_failures.report(Some(peer), format_args!("TLS handshake timed out after {limit:?}"));
                 None
             }
         },
-        () = shared.shutdown.cancelled() => None,
+        () = shared.grace_over() => None,
     }
 }
 
@@ -252,10 +358,7 @@ async fn serve_client<IO>(
         "client connected"
     );
     let session = conn::serve(stream, &shared.config, &shared.shutdown, slot);
-    let grace_over = async {
-        shared.shutdown.cancelled().await;
-        tokio::time::sleep(shared.config.shutdown_grace).await;
-    };
+    let grace_over = shared.grace_over();
     tokio::select! {
         report = session => info!(
             %peer,
@@ -314,10 +417,13 @@ impl OncePerSecond {
 }
 
 /// A log line that a flood cannot turn into a storm: the first event in any
-/// one-second window is logged at INFO with the number of events suppressed
-/// since the last one; the others go to DEBUG.
+/// one-second window is logged at INFO (WARN if `warning`) with the number
+/// of events suppressed since the last one; the others go to DEBUG.
 #[derive(Default)]
 struct RateLimitedLog {
+    /// Whether the events are a problem of the server's own (WARN), not of
+    /// a peer (INFO).
+    warning: bool,
     /// Whether this event may be logged at INFO.
     window: OncePerSecond,
     /// Events sent to DEBUG since the last INFO line.
@@ -334,13 +440,19 @@ impl RateLimitedLog {
         }
     }
 
-    fn report(&self, peer: SocketAddr, message: fmt::Arguments<'_>) {
+    /// Logs one event, about `peer` if it concerns one connection.
+    fn report(&self, peer: Option<SocketAddr>, message: fmt::Arguments<'_>) {
+        let peer = peer.map(tracing::field::display);
         if self.window.ready() {
             let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-            info!(%peer, suppressed, "{message}");
+            if self.warning {
+                warn!(peer, suppressed, "{message}");
+            } else {
+                info!(peer, suppressed, "{message}");
+            }
         } else {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
-            debug!(%peer, "{message}");
+            debug!(peer, "{message}");
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The server: [`run`] serves TLS clients on a bound listener until a
 //! shutdown future completes.
 //!
-//! - `listener` owns accepting, the handshake cap and deadline, and each
-//!   connection's steps (SPEC §1, §6).
-//! - `admission` owns the client slots and the rejections.
+//! - `listener` owns accepting, the handshake deadline, and each
+//!   connection's steps (SPEC §1, §6, §8).
+//! - `handshake_queue` owns the handshake slots, shared fairly between
+//!   sources, and the sockets waiting for one; `source` says which
+//!   connections share a source (an IPv4 address, an IPv6 /64).
+//! - `admission` owns the client slots, in all and per source, and the
+//!   rejections.
 //! - `identity` owns the certificate files and the TLS configuration read
 //!   from them.
 //! - `conn` owns one client's session: lines in, frames out, its date
@@ -14,8 +18,10 @@ use std::time::Duration;
 
 mod admission;
 mod conn;
+mod handshake_queue;
 mod identity;
 mod listener;
+mod source;
 
 use crate::error::{ConfigError, ServerError};
 use identity::IdentityFiles;
@@ -33,6 +39,9 @@ pub struct Config {
     /// Most clients connected at once; one slot is held from the end of a
     /// client's TLS handshake until its connection closes.
     pub(crate) max_clients: usize,
+    /// Most clients connected at once from one source address; 0 for no
+    /// limit.
+    pub(crate) max_clients_per_address: usize,
     /// Time between two `date` frames to one client.
     pub(crate) date_period: Duration,
     /// Deadline for a TLS handshake, from the TCP accept.
@@ -55,6 +64,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_clients: crate::DEFAULT_MAX_CLIENTS,
+            max_clients_per_address: crate::DEFAULT_MAX_CLIENTS_PER_ADDRESS,
             date_period: crate::DEFAULT_DATE_PERIOD,
             handshake_timeout: crate::DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: crate::DEFAULT_MAX_HANDSHAKES,
@@ -92,6 +102,13 @@ impl ConfigBuilder {
     /// Most clients connected at once (`MAX_CLIENTS_RANGE`).
     pub fn max_clients(mut self, n: usize) -> Self {
         self.config.max_clients = n;
+        self
+    }
+
+    /// Most clients at once from one source address, 0 for no limit
+    /// (`MAX_CLIENTS_PER_ADDRESS_RANGE`).
+    pub fn max_clients_per_address(mut self, n: usize) -> Self {
+        self.config.max_clients_per_address = n;
         self
     }
 
@@ -144,6 +161,11 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.config;
         ConfigError::within("max-clients", c.max_clients, &crate::MAX_CLIENTS_RANGE)?;
+        ConfigError::within(
+            "max-clients-per-address",
+            c.max_clients_per_address,
+            &crate::MAX_CLIENTS_PER_ADDRESS_RANGE,
+        )?;
         ConfigError::within("date-period", c.date_period, &crate::DATE_PERIOD_RANGE)?;
         ConfigError::within(
             "handshake-timeout",
@@ -272,6 +294,9 @@ mod tests {
             )
         );
         refused(Config::builder().max_clients(0));
+        ok(Config::builder().max_clients_per_address(0));
+        ok(Config::builder().max_clients_per_address(1_000_000));
+        refused(Config::builder().max_clients_per_address(1_000_001));
         refused(Config::builder().max_handshakes(0));
         refused(Config::builder().max_handshakes(usize::MAX));
         refused(Config::builder().max_line_bytes(usize::MAX));

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod abuse;
 mod capacity;
 mod cli;
 mod client;

@@ -32,6 +32,9 @@ pub(crate) struct Opts {
     /// Most clients connected at once (1 to 1000000)
     #[arg(long, env = "NEA_MAX_CLIENTS", value_name = "N", default_value_t = nea::DEFAULT_MAX_CLIENTS)]
     pub(crate) max_clients: usize,
+    /// Most clients connected at once from one address, an IPv4 address or an IPv6 /64 (0 for no limit, up to 1000000)
+    #[arg(long, env = "NEA_MAX_CLIENTS_PER_ADDRESS", value_name = "N", default_value_t = nea::DEFAULT_MAX_CLIENTS_PER_ADDRESS)]
+    pub(crate) max_clients_per_address: usize,
     /// Time between two dates sent to a client, e.g. 10s, 250ms, 1.5 (10ms to 24h)
     #[arg(long, env = "NEA_DATE_PERIOD", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_DATE_PERIOD))]
     pub(crate) date_period: DurationArg,

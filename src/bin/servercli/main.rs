@@ -23,6 +23,7 @@ impl Opts {
     fn into_settings(self) -> Result<Settings, NotRun> {
         let config = Config::builder()
             .max_clients(self.max_clients)
+            .max_clients_per_address(self.max_clients_per_address)
             .date_period(self.date_period.0)
             .handshake_timeout(self.handshake_timeout.0)
             .max_handshakes(self.max_handshakes)
@@ -121,12 +122,13 @@ mod tests {
         ]
     }
 
-    const VALUED_FLAGS: [&str; 10] = [
+    const VALUED_FLAGS: [&str; 11] = [
         "--client-ca",
         "--port-file",
         "--port",
         "--bind",
         "--max-clients",
+        "--max-clients-per-address",
         "--date-period",
         "--handshake-timeout",
         "--max-handshakes",
@@ -149,6 +151,7 @@ mod tests {
             "--port" => value.parse::<u16>().is_ok(),
             "--bind" => value.parse::<IpAddr>().is_ok(),
             "--max-clients" => count(nea::MAX_CLIENTS_RANGE),
+            "--max-clients-per-address" => count(nea::MAX_CLIENTS_PER_ADDRESS_RANGE),
             "--max-handshakes" => count(nea::MAX_HANDSHAKES_RANGE),
             "--max-line-bytes" => count(nea::MAX_LINE_BYTES_RANGE),
             "--date-period" => duration(nea::DATE_PERIOD_RANGE),
