@@ -169,7 +169,8 @@ pub const DEFAULT_DATE_PERIOD: Duration = Duration::from_secs(10);
 pub const DATE_PERIOD_RANGE: RangeInclusive<Duration> =
     Duration::from_millis(10)..=Duration::from_secs(24 * 3600);
 
-/// Longest a TLS handshake may take before the socket is closed (SPEC §6).
+/// Longest a TLS handshake may take before the socket is closed (SPEC §6),
+/// from the moment it gets its handshake slot.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `--handshake-timeout`: from 10 ms to an hour.

@@ -20,8 +20,9 @@
 //!   in the kernel's backlog rather than being shed: nobody else is there
 //!   to be fair to.
 //!
-//! Every waiting socket is still bounded by its handshake deadline, which
-//! counts from the accept.
+//! A socket's handshake deadline counts from its turn: waiting is bounded
+//! by the number of sockets that may wait, not by time, so that a burst of
+//! thousands from one address waits its turn instead of timing out.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};

@@ -5,11 +5,11 @@
 //! each socket in its source's queue for a *handshake slot*
 //! ([`super::handshake_queue`]: at most `max_handshakes` at once, shared
 //! fairly between sources). Each accepted socket gets its own task, which
-//! takes it through its steps, all of them before the session bounded by
-//! one handshake deadline counted from the accept:
+//! takes it through its steps:
 //!
 //! 1. its turn for a handshake slot (or being shed when too many wait);
-//! 2. the TLS handshake ([`handshake`]);
+//! 2. the TLS handshake ([`handshake`]), bounded by the handshake deadline
+//!    from the start of its turn;
 //! 3. admission ([`super::admission`]): a client slot without waiting, or
 //!    a rejection (`server_full`, `address_limit`) and a clean close;
 //! 4. [`serve_client`]: the session ([`super::conn`]) and its log line.
@@ -57,9 +57,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between two attempts to accept.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Sockets that may wait for a handshake slot, per slot (before the
-/// open-file limit lowers it).
-const WAITING_PER_HANDSHAKE: usize = 8;
+/// Most sockets that may wait for a handshake slot, whatever the open-file
+/// limit: each costs a descriptor, a task and the kernel's buffers for the
+/// bytes it sent (a few KiB), so this bounds them to tens of MiB.
+const MAX_WAITING: usize = 16 * 1024;
 
 /// What every connection task shares.
 struct Shared {
@@ -111,18 +112,17 @@ impl Shared {
     }
 }
 
-/// How many sockets may wait for a handshake slot: eight per slot, fewer
-/// if the open-file limit cannot hold them beside the clients, never fewer
-/// than the slots.
+/// How many sockets may wait for a handshake slot: as many as the
+/// open-file limit holds beside the clients and the handshakes (so that a
+/// burst from one address is taken in rather than left to overflow the
+/// kernel's backlog), at most [`MAX_WAITING`], never fewer than the slots.
 fn waiting_bound(config: &Config) -> usize {
     let files = crate::limits::open_file_limit();
     let spare = files
         .saturating_sub((config.max_clients + config.max_handshakes) as u64)
         .saturating_sub(crate::limits::SERVER_SPARE_FILES);
     let spare = usize::try_from(spare).unwrap_or(usize::MAX);
-    (config.max_handshakes * WAITING_PER_HANDSHAKE)
-        .min(spare)
-        .max(config.max_handshakes)
+    spare.min(MAX_WAITING).max(config.max_handshakes)
 }
 
 /// One session counted in [`Shared::sessions`], from its admission until
@@ -243,10 +243,12 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &A
     // Frames are small and interactive: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
     crate::limits::bound_socket_buffers(&tcp);
-    let deadline = Instant::now() + shared.config.handshake_timeout;
-    let Some(handshake_slot) = wait_for_turn(ticket, peer, deadline, shared).await else {
+    let Some(handshake_slot) = wait_for_turn(ticket, peer, shared).await else {
         return;
     };
+    // The deadline counts from the turn, not the accept: a burst of
+    // thousands from one address waits its turn without timing out.
+    let deadline = Instant::now() + shared.config.handshake_timeout;
     let Some(stream) = handshake(tcp, peer, deadline, shared).await else {
         return;
     };
@@ -268,33 +270,27 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &A
     }
 }
 
-/// The socket's turn for a handshake slot, before `deadline`; `None` if it
-/// is shed to make room, if the deadline passes first, or if the shutdown
-/// grace ends (each after a rate-limited log line, but the last).
+/// The socket's turn for a handshake slot; `None` if it is shed to make
+/// room (after a rate-limited log line) or if the shutdown grace ends
+/// first. The wait has no deadline of its own: the sockets waiting are
+/// bounded in number, and the busiest address's are shed first.
 async fn wait_for_turn(
     ticket: WaitTicket,
     peer: SocketAddr,
-    deadline: Instant,
     shared: &Shared,
 ) -> Option<HandshakeSlot> {
     let turn = tokio::select! {
-        turn = timeout_at(deadline, ticket.turn()) => turn,
+        turn = ticket.turn() => turn,
         () = shared.grace_over() => return None,
     };
     match turn {
-        Ok(Ok(slot)) => Some(slot),
-        Ok(Err(_shed)) => {
+        Ok(slot) => Some(slot),
+        Err(_shed) => {
             shared.sheds.report(
                 Some(peer),
-                format_args!("closed before its handshake: too many connections waiting, most of them from its address"),
-            );
-            None
-        }
-        Err(_) => {
-            let waited = shared.config.handshake_timeout;
-            shared.handshake_failures.report(
-                Some(peer),
-                format_args!("TLS handshake timed out after {waited:?}, waiting for its turn"),
+                format_args!(
+                    "closed before its handshake: too many connections waiting, most of them from its address"
+                ),
             );
             None
         }

@@ -224,12 +224,10 @@ pub async fn start(
     let identity = IdentityFiles::locate(settings.identity, settings.client_ca)?;
     let tls_config = identity.load()?;
     warn_if_too_few_files(&settings.config);
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: settings.listen.to_string(),
-            source,
-        })?;
+    let listener = bind(settings.listen).map_err(|source| ServerError::Bind {
+        addr: settings.listen.to_string(),
+        source,
+    })?;
     let local = listener.local_addr().map_err(|source| ServerError::Io {
         phase: "reading the listening address",
         source,
@@ -249,6 +247,24 @@ pub async fn start(
     tracing::info!("{}", identity.how_to_connect(local));
     run(listener, tls_config, settings.config, shutdown).await;
     Ok(())
+}
+
+/// Connections the kernel may hold for the server before it accepts them
+/// (the kernel caps it at `net.core.somaxconn`, 4096 on current Linux).
+/// tokio's default, 1024, overflowed when 10,000 clients connected at once
+/// and the kernel fell back to SYN cookies.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr`, with [`LISTEN_BACKLOG`].
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As tokio's own `bind` does: a restarted server can bind at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Warns when the open-file limit cannot hold `--max-clients` clients plus

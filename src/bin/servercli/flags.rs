@@ -38,7 +38,7 @@ pub(crate) struct Opts {
     /// Time between two dates sent to a client, e.g. 10s, 250ms, 1.5 (10ms to 24h)
     #[arg(long, env = "NEA_DATE_PERIOD", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_DATE_PERIOD))]
     pub(crate) date_period: DurationArg,
-    /// Deadline for a client's TLS handshake (10ms to 1h)
+    /// Deadline for a client's TLS handshake, from its turn (10ms to 1h)
     #[arg(long, env = "NEA_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_HANDSHAKE_TIMEOUT))]
     pub(crate) handshake_timeout: DurationArg,
     /// Most TLS handshakes in progress at once (1 to 100000)
