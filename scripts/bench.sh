@@ -7,12 +7,12 @@
 #   RUNS=5 bash scripts/bench.sh     # more runs
 #   SOAK=600s bash scripts/bench.sh  # with the 10-minute soak (default 60s)
 #   PARTS="hold soak" bash scripts/bench.sh   # only some parts (compare hold
-#                                             # scale soak instructions micro)
+#                                             # scale abuse soak instructions micro)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
-PARTS=${PARTS:-compare hold scale soak instructions micro}
+PARTS=${PARTS:-compare hold scale abuse soak instructions micro}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 SOAK=${SOAK:-60s}
 TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0
@@ -97,6 +97,24 @@ if part scale; then
     load hold -n 10000 -d 60s >"$OUT/hold-10000-tuned.json"
     stop_server
     NEA_TUNABLES=$TUNABLES compare handshakes-tuned handshakes -n 2 -d 10s
+fi
+
+# Abuse (SPEC §6, §7): 600 stalled handshakes from 127.0.0.2 while
+# 127.0.0.3 measures 50 handshakes; 10,000 clients connecting at once from
+# one address; 50 clients that never read, each sent 30 lines of 65,536
+# control characters (replies six times that size).
+if part abuse; then
+    for run in $(seq "$RUNS"); do
+        start_server nea
+        load flood --stalled 600 --probes 50 >"$OUT/flood-600.$run.json"
+        stop_server
+    done
+    start_server nea --date-period 1s --max-clients 10000
+    load hold -n 10000 -d 10s --ramp 10000 >"$OUT/hold-10000-at-once.json"
+    stop_server
+    start_server nea --write-timeout 60s
+    load unread -n 50 -m 30 -l 65536 >"$OUT/unread-50.json"
+    stop_server
 fi
 
 if part soak; then

@@ -28,6 +28,8 @@ complete -c loadcli -n "__fish_loadcli_needs_command" -s h -l help -d 'Print hel
 complete -c loadcli -n "__fish_loadcli_needs_command" -s V -l version -d 'Print version'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
@@ -55,6 +57,31 @@ complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -s d -l dura
 complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
 complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -l json -d 'Print the report as JSON'
 complete -c loadcli -n "__fish_loadcli_using_subcommand handshakes" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l stalled -d 'Sockets that send one byte of a ClientHello and stall (0 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l attacker -d 'Source address of the stalled sockets (any of 127.0.0.0/8 is local)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l probes -d 'Handshakes to measure, one at a time (1 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l prober -d 'Source address of the measured handshakes' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l settle -d 'Time for the server to take in the stalled sockets first (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -s n -d 'Clients (1 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -s m -d 'Lines each client sends (1 to 100000000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -s l -d 'Bytes per line, all control characters (1 to 1048576)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l settle -d 'Time for the queues to fill before they are read (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -s h -l help -d 'Print help'
 complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l port -d 'Server port' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand hold" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
@@ -87,9 +114,11 @@ complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l cert
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l key -d 'Private key, PEM' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port-file -d 'Once listening, write the port to this file' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -s h -l help -d 'Print help'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes hold soak baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -107,6 +107,43 @@ pub(crate) enum Mode {
         #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(10)), value_parser = duration_within(RUN_TIME))]
         duration: DurationArg,
     },
+    /// Stalled handshakes from one address; handshake times from another
+    Flood {
+        #[command(flatten)]
+        server: Server,
+        /// Sockets that send one byte of a ClientHello and stall (0 to 100000)
+        #[arg(long, value_name = "N", default_value_t = 600, value_parser = count_within(HELD_CLIENTS))]
+        stalled: usize,
+        /// Source address of the stalled sockets (any of 127.0.0.0/8 is local)
+        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 2]))]
+        attacker: IpAddr,
+        /// Handshakes to measure, one at a time (1 to 100000)
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = count_within(CLIENTS))]
+        probes: usize,
+        /// Source address of the measured handshakes
+        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 3]))]
+        prober: IpAddr,
+        /// Time for the server to take in the stalled sockets first (1ms to 168h)
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(1)), value_parser = duration_within(RUN_TIME))]
+        settle: DurationArg,
+    },
+    /// N clients that send and never read: the kernel's queues for them, server memory
+    Unread {
+        #[command(flatten)]
+        server: Server,
+        /// Clients (1 to 100000)
+        #[arg(short = 'n', value_name = "N", default_value_t = 50, value_parser = count_within(CLIENTS))]
+        clients: usize,
+        /// Lines each client sends (1 to 100000000)
+        #[arg(short = 'm', value_name = "N", default_value_t = 30, value_parser = count_within(LINES))]
+        lines: usize,
+        /// Bytes per line, all control characters (1 to 1048576)
+        #[arg(short = 'l', value_name = "N", default_value_t = 65_536, value_parser = count_within(LINE_BYTES))]
+        line_bytes: usize,
+        /// Time for the queues to fill before they are read (1ms to 168h)
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(Duration::from_secs(3)), value_parser = duration_within(RUN_TIME))]
+        settle: DurationArg,
+    },
     /// N silent clients: date lateness, server RSS per client, idle CPU
     Hold {
         #[command(flatten)]

@@ -15,7 +15,7 @@ use nea::cli::{NotRun, parse_args, raise_open_file_limit, runtime};
 
 mod load;
 
-use load::{LoadError, Protocol, Target, baseline, handshakes, hold, rtt, soak};
+use load::{LoadError, Protocol, Target, baseline, flood, handshakes, hold, rtt, soak, unread};
 
 /// Exit status for an invalid command line.
 const EXIT_USAGE: u8 = 2;
@@ -93,6 +93,8 @@ impl Mode {
             Self::Rtt { server, .. }
             | Self::Handshakes { server, .. }
             | Self::Hold { server, .. }
+            | Self::Flood { server, .. }
+            | Self::Unread { server, .. }
             | Self::Soak { server, .. } => Some(server),
             Self::BaselineServer { .. } => None,
         }
@@ -145,6 +147,45 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
             )
             .await?;
             print(&report, server.json);
+        }
+        Mode::Flood {
+            server,
+            stalled,
+            attacker,
+            probes,
+            prober,
+            settle,
+        } => {
+            let plan = flood::Plan {
+                stalled,
+                attacker,
+                probes,
+                prober,
+                settle: settle.0,
+            };
+            print(
+                &flood::run(&server.target().await?, &plan).await?,
+                server.json,
+            );
+        }
+        Mode::Unread {
+            server,
+            clients,
+            lines,
+            line_bytes,
+            settle,
+        } => {
+            let plan = unread::Plan {
+                clients,
+                lines,
+                line_bytes,
+                settle: settle.0,
+                server_pid: server.pid(),
+            };
+            print(
+                &unread::run(&server.target().await?, &plan).await?,
+                server.json,
+            );
         }
         Mode::Hold {
             server,
@@ -284,6 +325,15 @@ mod tests {
             ("hold", "-d", |v| duration(RUN_TIME, v)),
             ("hold", "--period", |v| duration(PERIOD, v)),
             ("hold", "--ramp", |v| count(CONCURRENCY, v)),
+            ("flood", "--stalled", |v| count(HELD_CLIENTS, v)),
+            ("unread", "-n", |v| count(CLIENTS, v)),
+            ("unread", "-l", |v| count(LINE_BYTES, v)),
+            ("unread", "--settle", |v| duration(RUN_TIME, v)),
+            ("flood", "--probes", |v| count(CLIENTS, v)),
+            ("flood", "--settle", |v| duration(RUN_TIME, v)),
+            ("flood", "--attacker", |v| {
+                v.parse::<std::net::IpAddr>().is_ok()
+            }),
             ("soak", "-n", |v| count(CLIENTS, v)),
             ("soak", "--rate", |v| number(RATE, v)),
             ("soak", "-d", |v| duration(RUN_TIME, v)),

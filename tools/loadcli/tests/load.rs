@@ -148,6 +148,50 @@ async fn hold_measures_dates_and_memory() {
     assert!(server.stop().success());
 }
 
+#[tokio::test]
+async fn flood_measures_handshakes_from_another_address_while_one_stalls() {
+    let server = Server::start(&["--handshake-timeout", "60s"]);
+    let mut command = args(&[
+        "flood",
+        "--stalled",
+        "300",
+        "--probes",
+        "5",
+        "--settle",
+        "200ms",
+        "--json",
+    ]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["stalled"], 300);
+    assert_eq!(report["attacker"], "127.0.0.2");
+    assert_eq!(report["handshake"]["count"], 5);
+    // Fair handshakes: far below the 60 s the stalled sockets could hold
+    // every slot for.
+    let p99_ms = report["handshake"]["p99_us"].as_u64().expect("p99") / 1000;
+    assert!(p99_ms < 5_000, "p99 {p99_ms} ms");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn unread_reports_the_kernel_queues_of_clients_that_never_read() {
+    let server = Server::start(&["--write-timeout", "60s"]);
+    let mut command = args(&["unread", "-n", "5", "-m", "10", "--settle", "1s", "--json"]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    command.extend(args(&["--pid", &server.pid().to_string()]));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["clients"], 5);
+    assert_eq!(report["connections"], 5);
+    let most = report["max_send_queue_bytes"].as_u64().expect("bytes");
+    assert!(most > 0 && most <= 128 * 1024, "{report}");
+    assert!(report["server_rss_growth_kib"].as_i64().is_some());
+    assert!(server.stop().success());
+}
+
 /// The CI version of the endurance run: 100 clients at 10 lines/s for 20 s.
 /// Correctness is strict (nothing lost, duplicated or misordered); the
 /// punctuality and memory limits are loose here because this build is
@@ -215,7 +259,14 @@ fn bare_loadcli_lists_its_modes_and_exits_2() {
         .expect("loadcli runs");
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    for mode in ["rtt", "handshakes", "hold", "soak", "baseline-server"] {
+    for mode in [
+        "rtt",
+        "handshakes",
+        "flood",
+        "hold",
+        "soak",
+        "baseline-server",
+    ] {
         assert!(stderr.contains(mode), "{mode} missing:\n{stderr}");
     }
 }

@@ -11,10 +11,14 @@
 //!   lines/s, round-trip latency percentiles, server CPU per line.
 //! - [`handshakes`]: full TLS handshakes per second, server CPU per
 //!   handshake.
+//! - [`flood`]: stalled handshakes from one address, and how long a
+//!   client from another address takes to complete its own.
 //! - [`hold`]: N silent clients: each date's lateness against its absolute
 //!   deadline, server memory per connection, CPU and wake-ups while holding.
 //! - [`soak`]: N clients sending at a steady rate for a long time: no lost,
 //!   duplicated or misordered reply, punctual dates, flat memory.
+//! - [`unread`]: clients that send and never read: what the kernel holds
+//!   for them.
 //! - [`proc`]: the server's CPU time, memory and context switches, read
 //!   from `/proc`.
 //! - [`baseline`]: the yardstick server: a bare tokio-rustls server that
@@ -32,11 +36,13 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 pub(crate) mod baseline;
+pub(crate) mod flood;
 pub(crate) mod handshakes;
 pub(crate) mod hold;
 pub(crate) mod proc;
 pub(crate) mod rtt;
 pub(crate) mod soak;
+pub(crate) mod unread;
 
 /// A failure of a load run. A mismatch is the one that matters most: it
 /// means the server answered wrongly.
@@ -130,11 +136,15 @@ impl Target {
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|source| connect_failure(client, self.addr, source))?;
-        tcp.set_nodelay(true).map_err(io)?;
+        self.handshake(tcp).await.map_err(io)
+    }
+
+    /// A full handshake over a connected socket.
+    pub(crate) async fn handshake(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        tcp.set_nodelay(true)?;
         TlsConnector::from(self.tls.clone())
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(io)
     }
 
     /// What the server must answer to `line`.
