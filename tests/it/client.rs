@@ -389,10 +389,12 @@ async fn a_lost_connection_is_status_74() {
 async fn reconnect_resends_unanswered_lines_and_lines_typed_meanwhile() {
     let pki = Pki::new();
     // The first "server" takes one line and drops the connection unanswered.
+    let (line_read, read) = tokio::sync::oneshot::channel();
     let addr = scripted_server(&pki, |mut stream| async move {
         let mut line = String::new();
         let _ = BufReader::new(&mut stream).read_line(&mut line).await;
         assert_eq!(line, "one\n");
+        let _ = line_read.send(());
     })
     .await;
     let mut command = clientcli_for(addr.port(), &pki.ca_pem);
@@ -400,7 +402,12 @@ async fn reconnect_resends_unanswered_lines_and_lines_typed_meanwhile() {
     let mut child = spawn_interactive_pipe(command);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"one\n").expect("write");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // However long the client takes to start: the line is in, and the
+    // scripted server's port is free.
+    tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("the first server reads the line")
+        .expect("the script ran");
     // Typed while disconnected.
     stdin.write_all(b"two\n").expect("write");
     // The real server comes up on the same port.

@@ -500,6 +500,9 @@ where
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.expect("accept");
+        // One connection only: the port is free again for a test that
+        // starts a real server there.
+        drop(listener);
         let stream = tokio_rustls::TlsAcceptor::from(config)
             .accept(tcp)
             .await
