@@ -83,7 +83,8 @@
 //!   between source addresses (`server::handshake_queue`,
 //!   `server::source`); client slots and rejections
 //!   (`server::admission`); the certificate files and the TLS configuration
-//!   read from them (`server::identity`); one client's session
+//!   read from them (`server::identity`), read again on SIGHUP or when
+//!   they change (`server::reload`); one client's session
 //!   (`server::conn`).
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front

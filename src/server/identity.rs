@@ -9,6 +9,33 @@ use std::sync::Arc;
 use crate::error::{DevCaError, ServerError};
 use crate::{devca, tls};
 
+/// An identity read from its files: the TLS configuration, and what the
+/// log says about its certificate.
+#[derive(Debug, Clone)]
+pub(super) struct Identity {
+    /// The configuration new handshakes use.
+    pub(super) config: Arc<rustls::ServerConfig>,
+    /// SHA-256 of the leaf certificate, colon-separated hex.
+    pub(super) fingerprint: String,
+    /// When the leaf certificate expires, if it can be read.
+    pub(super) expiry: Option<jiff::Timestamp>,
+}
+
+impl Identity {
+    /// Logs the certificate in force: its file, fingerprint and expiry.
+    pub(super) fn log(&self, files: &IdentityFiles, what: &str) {
+        let expires = self
+            .expiry
+            .map_or_else(|| "unknown".to_owned(), |at| at.to_string());
+        tracing::info!(
+            cert = files.cert.display().to_string().as_str(),
+            sha256 = %self.fingerprint,
+            expires = %expires,
+            "{what}"
+        );
+    }
+}
+
 /// The files the server's identity is read from.
 #[derive(Debug, Clone)]
 pub(super) struct IdentityFiles {
@@ -54,18 +81,28 @@ impl IdentityFiles {
         })
     }
 
-    /// Reads the files into a server TLS configuration, and logs the
-    /// certificate's fingerprint.
-    pub(super) fn load(&self) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    /// Reads the files into a server TLS configuration. Nothing is logged:
+    /// the caller says whether this is the start or a reload.
+    pub(super) fn load(&self) -> Result<Identity, ServerError> {
         let chain = tls::load_certs(&self.cert)?;
         let key = tls::load_key(&self.key)?;
-        tracing::info!(
-            cert = self.cert.display().to_string().as_str(),
-            sha256 = %tls::fingerprint(&chain[0]),
-            "server certificate"
-        );
+        let fingerprint = tls::fingerprint(&chain[0]);
+        let expiry = tls::expiry(&chain[0]);
         let client_ca = self.client_ca.as_deref().map(tls::load_certs).transpose()?;
-        Ok(tls::server_config(chain, key, client_ca)?)
+        Ok(Identity {
+            config: tls::server_config(chain, key, client_ca)?,
+            fingerprint,
+            expiry,
+        })
+    }
+
+    /// The files to watch for a change: the certificate, the key and the
+    /// client CA.
+    pub(super) fn files(&self) -> impl Iterator<Item = &std::path::Path> {
+        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
     }
 
     /// How a person connects to a server listening on `local`: the

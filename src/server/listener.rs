@@ -46,6 +46,7 @@ use super::Config;
 use super::admission::{self, ClientSlot, ClientSlots};
 use super::conn;
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
+use super::reload::CurrentTls;
 use super::source::Source;
 
 /// First pause after a failed `accept()` (for example, out of file
@@ -66,8 +67,8 @@ const MAX_WAITING: usize = 16 * 1024;
 struct Shared {
     /// Limits and periods.
     config: Config,
-    /// Performs TLS handshakes with the server's configuration.
-    acceptor: TlsAcceptor,
+    /// The TLS configuration new handshakes use (replaced by a reload).
+    tls: Arc<CurrentTls>,
     /// The `max_clients` client slots. A session holds its slot from the
     /// end of its handshake until its last frame is written.
     client_slots: Arc<ClientSlots>,
@@ -158,9 +159,19 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) {
+    serve(listener, CurrentTls::new(tls), config, shutdown).await;
+}
+
+/// [`run`], with a TLS configuration that a reload may replace.
+pub(super) async fn serve(
+    listener: TcpListener,
+    tls: Arc<CurrentTls>,
+    config: Config,
+    shutdown: impl Future,
+) {
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
-        acceptor: TlsAcceptor::from(tls),
+        tls,
         client_slots: ClientSlots::new(config.max_clients, config.max_clients_per_address),
         handshakes: HandshakeQueue::new(config.max_handshakes, waiting_bound(&config)),
         shutdown: CancellationToken::new(),
@@ -312,7 +323,7 @@ where
 {
     let limit = shared.config.handshake_timeout;
     tokio::select! {
-        handshake = timeout_at(deadline, shared.acceptor.accept(io)) => match handshake {
+        handshake = timeout_at(deadline, TlsAcceptor::from(shared.tls.get()).accept(io)) => match handshake {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(err)) => {
                 shared.handshake_failures.report(Some(peer), format_args!("TLS handshake failed: {err}"));

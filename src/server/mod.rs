@@ -9,7 +9,8 @@
 //! - `admission` owns the client slots, in all and per source, and the
 //!   rejections.
 //! - `identity` owns the certificate files and the TLS configuration read
-//!   from them.
+//!   from them; `reload` reads them again on SIGHUP or when they change
+//!   (SPEC §11).
 //! - `conn` owns one client's session: lines in, frames out, its date
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
@@ -21,6 +22,7 @@ mod conn;
 mod handshake_queue;
 mod identity;
 mod listener;
+mod reload;
 mod source;
 
 use crate::error::{ConfigError, ServerError};
@@ -216,13 +218,18 @@ pub struct Settings {
 }
 
 /// Loads (or creates) the certificates, binds the listener, logs where it
-/// listens, and serves until `shutdown` completes.
+/// listens, and serves until `shutdown` completes. Each message on
+/// `reloads` (the binary sends one per SIGHUP), and each change of the
+/// certificate files, reloads them (SPEC §11); an embedder that wants no
+/// requests passes a receiver whose sender is dropped.
 pub async fn start(
     settings: Settings,
     shutdown: impl std::future::Future,
+    reloads: tokio::sync::mpsc::Receiver<()>,
 ) -> Result<(), ServerError> {
     let identity = IdentityFiles::locate(settings.identity, settings.client_ca)?;
-    let tls_config = identity.load()?;
+    let first = reload::first(&identity)?;
+    let tls = reload::CurrentTls::new(first.config.clone());
     warn_if_too_few_files(&settings.config);
     let listener = bind(settings.listen).map_err(|source| ServerError::Bind {
         addr: settings.listen.to_string(),
@@ -245,7 +252,17 @@ pub async fn start(
         "listening on {local}"
     );
     tracing::info!("{}", identity.how_to_connect(local));
-    run(listener, tls_config, settings.config, shutdown).await;
+    let stop_reloading = tokio_util::sync::CancellationToken::new();
+    let reloading = tokio::spawn(reload::reload_on_change(
+        identity,
+        first.fingerprint,
+        tls.clone(),
+        reloads,
+        stop_reloading.clone(),
+    ));
+    listener::serve(listener, tls, settings.config, shutdown).await;
+    stop_reloading.cancel();
+    let _ = reloading.await;
     Ok(())
 }
 

@@ -466,6 +466,7 @@ fn copy_pki(pki: &Pki) -> Pki {
         to
     };
     Pki {
+        authority: pki.authority.clone(),
         ca_pem: copy(&pki.ca_pem, "ca.pem"),
         cert: copy(&pki.cert, "server.pem"),
         key: copy(&pki.key, "server-key.pem"),

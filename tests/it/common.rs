@@ -58,6 +58,8 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// A CA and a server certificate for `localhost`/`127.0.0.1`, as files.
 pub struct Pki {
     pub dir: tempfile::TempDir,
+    /// The CA itself, to issue more certificates.
+    pub authority: Arc<CertificateAuthority>,
     pub ca_pem: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -75,6 +77,7 @@ impl Pki {
         let key = write(dir.path(), "server-key.pem", &server.key_pem);
         Self {
             dir,
+            authority: Arc::new(ca),
             ca_pem,
             cert,
             key,

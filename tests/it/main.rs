@@ -15,6 +15,7 @@ mod dates;
 mod handshake;
 mod interop;
 mod mtls;
+mod reload;
 mod reversal;
 mod shutdown;
 mod slow;

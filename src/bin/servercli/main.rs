@@ -69,12 +69,12 @@ fn main() -> ExitCode {
         Err(status) => return status,
     };
     let result = runtime.block_on(async {
-        let shutdown =
+        let (shutdown, reloads) =
             nea::shutdown::termination().map_err(|source| nea::error::ServerError::Io {
                 phase: "installing signal handlers",
                 source,
             })?;
-        nea::server::start(settings, shutdown).await
+        nea::server::start(settings, shutdown, reloads).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -251,7 +251,7 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
                 nea::cli::write_port_file(&path, local.port()).map_err(io)?;
             }
             eprintln!("listening on {local}");
-            let shutdown = nea::shutdown::termination().map_err(io)?;
+            let (shutdown, _reloads) = nea::shutdown::termination().map_err(io)?;
             baseline::serve(listener, tls, shutdown).await;
         }
     }
