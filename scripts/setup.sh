@@ -8,6 +8,16 @@ if ! command -v openssl >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
 fi
+if ! command -v systemd-socket-activate >/dev/null 2>&1; then
+    # The service-manager tests pass a listening socket through it.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+fi
+if ! command -v prlimit >/dev/null 2>&1; then
+    # The file-descriptor exhaustion test runs the server under it.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux
+fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
     rustup component add llvm-tools
 fi

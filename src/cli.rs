@@ -236,6 +236,13 @@ pub fn raise_open_file_limit() -> u64 {
     }
 }
 
+/// The listening TCP socket a service manager passed (`LISTEN_FDS`, for
+/// this process: `LISTEN_PID`), if any; the variables are cleared, so that
+/// children do not take it too. Call it before starting threads.
+pub fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
+    listenfd::ListenFd::from_env().take_tcp_listener(0)
+}
+
 /// Writes `port` and a newline to `path`, for whoever started the program
 /// on port 0 and needs to know where it listens. The file appears whole or
 /// not at all: it is written beside `path` and renamed over it.

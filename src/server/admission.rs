@@ -30,6 +30,9 @@ pub(super) struct ClientSlots {
     max: usize,
     /// `--max-clients-per-address`; 0 for no limit.
     per_source: usize,
+    /// Told each time a slot is taken or freed (for the service manager's
+    /// status line).
+    changed: tokio::sync::Notify,
 }
 
 /// The slots held right now.
@@ -93,6 +96,7 @@ impl ClientSlots {
             taken: Mutex::new(Taken::default()),
             max,
             per_source,
+            changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -120,6 +124,7 @@ impl ClientSlots {
         if self.per_source > 0 {
             *taken.by_source.entry(source).or_insert(0) += 1;
         }
+        self.changed.notify_one();
         Ok(ClientSlot {
             slots: self.clone(),
             source,
@@ -129,6 +134,17 @@ impl ClientSlots {
     /// Clients holding a slot right now.
     pub(super) fn connected(&self) -> usize {
         self.lock().total
+    }
+
+    /// `--max-clients`.
+    pub(super) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Completes once a slot has been taken or freed since the last time
+    /// it completed (or since the start).
+    pub(super) async fn changed(&self) {
+        self.changed.notified().await;
     }
 }
 
@@ -142,6 +158,8 @@ impl Drop for ClientSlot {
                 taken.by_source.remove(&self.source);
             }
         }
+        drop(taken);
+        self.slots.changed.notify_one();
     }
 }
 

@@ -47,6 +47,7 @@ use super::admission::{self, ClientSlot, ClientSlots};
 use super::conn;
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
 use super::reload::CurrentTls;
+use super::service_manager;
 use super::source::Source;
 
 /// First pause after a failed `accept()` (for example, out of file
@@ -187,6 +188,12 @@ pub(super) async fn serve(
         sessions: AtomicUsize::new(0),
         config,
     });
+    if service_manager::listening() {
+        tracker.spawn(service_manager::report_clients(
+            shared.client_slots.clone(),
+            shared.shutdown.clone(),
+        ));
+    }
     tokio::pin!(shutdown);
     let mut backoff = ACCEPT_BACKOFF;
     loop {
@@ -221,6 +228,7 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
+    service_manager::stopping(shared.connected());
     info!(clients = shared.connected(), "shutting down");
     shared.shutdown.cancel();
     tracker.close();

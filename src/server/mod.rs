@@ -11,6 +11,8 @@
 //! - `identity` owns the certificate files and the TLS configuration read
 //!   from them; `reload` reads them again on SIGHUP or when they change
 //!   (SPEC §11).
+//! - `service_manager` tells systemd (`NOTIFY_SOCKET`) when the server is
+//!   ready, reloading or stopping, and how many clients it has.
 //! - `conn` owns one client's session: lines in, frames out, its date
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
@@ -23,6 +25,7 @@ mod handshake_queue;
 mod identity;
 mod listener;
 mod reload;
+mod service_manager;
 mod source;
 
 use crate::error::{ConfigError, ServerError};
@@ -202,10 +205,15 @@ impl ConfigBuilder {
 /// Everything [`start`] needs: where to listen, which identity to present,
 /// and the [`Config`] to serve with. (`Config` is what serving needs once a
 /// listener is bound; `Settings` adds what setting one up needs.)
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
-    /// Address and port to listen on (port 0 picks a free port).
+    /// Address and port to listen on (port 0 picks a free port), unless
+    /// `inherited` is set.
     pub listen: std::net::SocketAddr,
+    /// A listening socket passed by the service manager (`LISTEN_FDS`),
+    /// served instead of binding `listen`: a restart never refuses a
+    /// connection, because the socket outlives the process.
+    pub inherited: Option<std::net::TcpListener>,
     /// Certificate chain and key files; `None` uses the development CA.
     pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// CA file whose certificates clients must present (mutual TLS).
@@ -231,7 +239,14 @@ pub async fn start(
     let first = reload::first(&identity)?;
     let tls = reload::CurrentTls::new(first.config.clone());
     warn_if_too_few_files(&settings.config);
-    let listener = bind(settings.listen).map_err(|source| ServerError::Bind {
+    let inherited = settings.inherited.is_some();
+    let listener = match settings.inherited {
+        Some(socket) => socket
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(socket)),
+        None => bind(settings.listen),
+    }
+    .map_err(|source| ServerError::Bind {
         addr: settings.listen.to_string(),
         source,
     })?;
@@ -245,11 +260,16 @@ pub async fn start(
             source,
         })?;
     }
+    let passed = if inherited {
+        " (the socket the service manager passed)"
+    } else {
+        ""
+    };
     tracing::info!(
         max_clients = settings.config.max_clients(),
         date_period = ?settings.config.date_period,
         mutual_tls = identity.mutual(),
-        "listening on {local}"
+        "listening on {local}{passed}"
     );
     tracing::info!("{}", identity.how_to_connect(local));
     let stop_reloading = tokio_util::sync::CancellationToken::new();
@@ -260,6 +280,7 @@ pub async fn start(
         reloads,
         stop_reloading.clone(),
     ));
+    service_manager::ready(&service_manager::status(0, settings.config.max_clients()));
     listener::serve(listener, tls, settings.config, shutdown).await;
     stop_reloading.cancel();
     let _ = reloading.await;

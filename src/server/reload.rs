@@ -94,6 +94,7 @@ pub(super) async fn reload_on_change(
                 Trigger::Files
             }
         };
+        super::service_manager::reloading();
         match files.load() {
             Ok(identity) => {
                 let unchanged = identity.fingerprint == fingerprint;
@@ -109,6 +110,7 @@ pub(super) async fn reload_on_change(
                 tracing::error!("certificate reload failed, keeping the certificate in use: {err}")
             }
         }
+        super::service_manager::reloaded();
     }
 }
 

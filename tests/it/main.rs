@@ -17,6 +17,7 @@ mod interop;
 mod mtls;
 mod reload;
 mod reversal;
+mod service;
 mod shutdown;
 mod slow;
 mod terminal;

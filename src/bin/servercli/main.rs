@@ -32,6 +32,7 @@ impl Opts {
             .build()?;
         Ok(Settings {
             listen: SocketAddr::new(self.bind, self.port),
+            inherited: None,
             identity: self.cert.zip(self.key),
             client_ca: self.client_ca,
             port_file: self.port_file,
@@ -52,10 +53,18 @@ where
 }
 
 fn main() -> ExitCode {
-    let (settings, verbose) = match configure(std::env::args_os()) {
+    let (mut settings, verbose) = match configure(std::env::args_os()) {
         Ok(configured) => configured,
         Err(not_run) => return not_run.exit("servercli", EXIT_USAGE),
     };
+    // Before any thread starts: taking the socket clears LISTEN_FDS.
+    match nea::cli::inherited_listener() {
+        Ok(inherited) => settings.inherited = inherited,
+        Err(err) => {
+            eprintln!("servercli: the socket passed in LISTEN_FDS cannot be used: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     init_logging(if verbose {
         "warn,nea=debug"
     } else {
