@@ -262,6 +262,68 @@ fn colour_wanted(terminal: bool, no_color: Option<OsString>) -> bool {
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` if set and by
 /// `default` (an `EnvFilter` directive such as `warn,nea=info`) otherwise.
+/// How the server writes its log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event: time, level, message, `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message` and each
+    /// field by its name, at the top level.
+    Json,
+}
+
+/// The server's logging, set up by [`init_server_logging`]. Keep it until
+/// the program ends: dropping it writes out the lines still queued.
+#[must_use = "dropping it stops the log writer"]
+pub struct ServerLogging {
+    /// Flushes the writer thread when dropped.
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+    /// Lines dropped because standard error took them too slowly.
+    dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+impl ServerLogging {
+    /// Lines dropped so far because standard error did not keep up.
+    pub fn dropped_lines(&self) -> usize {
+        self.dropped.dropped_lines()
+    }
+}
+
+/// Logging for the server: `format`, to standard error, through a writer
+/// thread of its own, so that a slow standard error never delays the
+/// serving of clients. When the writer falls 128,000 lines behind, new
+/// lines are dropped and counted ([`ServerLogging::dropped_lines`]) rather
+/// than waited for.
+pub fn init_server_logging(default: &str, format: LogFormat) -> ServerLogging {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let dropped = writer.error_counter();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(colour_wanted(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+    ServerLogging {
+        _writer: guard,
+        dropped,
+    }
+}
+
 pub fn init_logging(default: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

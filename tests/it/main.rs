@@ -14,6 +14,7 @@ mod client;
 mod dates;
 mod handshake;
 mod interop;
+mod logs;
 mod mtls;
 mod reload;
 mod reversal;

@@ -53,6 +53,9 @@ pub(crate) struct Opts {
     /// Once listening, write the port to this file (useful with --port 0)
     #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
     pub(crate) port_file: Option<PathBuf>,
+    /// Log lines as text or as JSON objects (one per line)
+    #[arg(long, env = "NEA_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = nea::cli::LogFormat::Text)]
+    pub(crate) log_format: nea::cli::LogFormat,
     /// Debug logs, including a line for each client as it joins (RUST_LOG overrides)
     #[arg(long, short, env = "NEA_VERBOSE", value_parser = BoolishValueParser::new())]
     pub(crate) verbose: bool,

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use nea::cli::{NotRun, init_logging, parse_args, raise_open_file_limit, runtime};
+use nea::cli::{NotRun, init_server_logging, parse_args, raise_open_file_limit, runtime};
 use nea::server::{Config, Settings};
 
 /// Exit status for an invalid command line.
@@ -41,19 +41,29 @@ impl Opts {
     }
 }
 
-/// The settings a command line asks for, and whether to log verbosely.
-fn configure<I, A>(args: I) -> Result<(Settings, bool), NotRun>
+/// How the server logs: verbosely or not, as text or JSON.
+#[derive(Debug, Clone, Copy)]
+struct Logs {
+    verbose: bool,
+    format: nea::cli::LogFormat,
+}
+
+/// The settings a command line asks for, and how to log.
+fn configure<I, A>(args: I) -> Result<(Settings, Logs), NotRun>
 where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
     let opts: Opts = parse_args(args)?;
-    let verbose = opts.verbose;
-    Ok((opts.into_settings()?, verbose))
+    let logs = Logs {
+        verbose: opts.verbose,
+        format: opts.log_format,
+    };
+    Ok((opts.into_settings()?, logs))
 }
 
 fn main() -> ExitCode {
-    let (mut settings, verbose) = match configure(std::env::args_os()) {
+    let (mut settings, logs) = match configure(std::env::args_os()) {
         Ok(configured) => configured,
         Err(not_run) => return not_run.exit("servercli", EXIT_USAGE),
     };
@@ -65,11 +75,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    init_logging(if verbose {
-        "warn,nea=debug"
-    } else {
-        "warn,nea=info"
-    });
+    let logging = init_server_logging(
+        if logs.verbose {
+            "warn,nea=debug"
+        } else {
+            "warn,nea=info"
+        },
+        logs.format,
+    );
     // One file descriptor per client: the soft limit (often 1024) would cap
     // --max-clients far below what the administrator's hard limit allows.
     raise_open_file_limit();
@@ -85,6 +98,14 @@ fn main() -> ExitCode {
             })?;
         nea::server::start(settings, shutdown, reloads).await
     });
+    // Every line queued is written before the last words below.
+    let dropped = logging.dropped_lines();
+    drop(logging);
+    if dropped > 0 {
+        eprintln!(
+            "servercli: {dropped} log lines were dropped: standard error took them too slowly"
+        );
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -131,7 +152,8 @@ mod tests {
         ]
     }
 
-    const VALUED_FLAGS: [&str; 11] = [
+    const VALUED_FLAGS: [&str; 12] = [
+        "--log-format",
         "--client-ca",
         "--port-file",
         "--port",
@@ -161,6 +183,7 @@ mod tests {
             "--bind" => value.parse::<IpAddr>().is_ok(),
             "--max-clients" => count(nea::MAX_CLIENTS_RANGE),
             "--max-clients-per-address" => count(nea::MAX_CLIENTS_PER_ADDRESS_RANGE),
+            "--log-format" => value == "text" || value == "json",
             "--max-handshakes" => count(nea::MAX_HANDSHAKES_RANGE),
             "--max-line-bytes" => count(nea::MAX_LINE_BYTES_RANGE),
             "--date-period" => duration(nea::DATE_PERIOD_RANGE),

@@ -1,0 +1,68 @@
+//! SPEC §11, logs, on the real binary: `--log-format json` (or
+//! `NEA_LOG_FORMAT=json`) writes one JSON object per line, with the field
+//! names README documents.
+
+use crate::common::{PATIENCE, Pki, Server};
+
+/// The server's log lines, each parsed as a JSON object.
+fn objects(log: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    log.lines()
+        .map(|line| match serde_json::from_str(line) {
+            Ok(serde_json::Value::Object(object)) => object,
+            other => panic!("not a JSON object: {line:?} ({other:?})"),
+        })
+        .collect()
+}
+
+async fn logs_json(server: Server) {
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("json").await, "nosj");
+    client.shutdown_write().await;
+    assert!(client.clean_end().await);
+    server
+        .wait_for_log("client left", PATIENCE)
+        .expect("the client's line");
+    let mut server = server;
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(server.wait_exit(PATIENCE).expect("exits").success());
+    // Everything written before the exit, read to the end.
+    server
+        .wait_for_log("\"stopped\"", PATIENCE)
+        .expect("the last line");
+    let lines = objects(&server.log());
+    for line in &lines {
+        for field in ["timestamp", "level", "message"] {
+            assert!(line.contains_key(field), "{field} missing: {line:?}");
+        }
+    }
+    let left = lines
+        .iter()
+        .find(|line| line["message"] == "client left")
+        .expect("a client left line");
+    assert_eq!(left["level"], "INFO");
+    for field in [
+        "peer", "tls", "cipher", "subject", "duration", "lines", "reason", "clients",
+    ] {
+        assert!(left.contains_key(field), "{field} missing: {left:?}");
+    }
+    assert_eq!(left["reason"], "closed by client");
+    assert_eq!(left["lines"], 1);
+    assert!(lines.iter().any(|line| {
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"))
+    }));
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line() {
+    logs_json(Server::start(&["--log-format", "json"])).await;
+}
+
+#[tokio::test]
+async fn the_log_format_comes_from_the_environment_too() {
+    let pki = Pki::new();
+    let mut command = Server::command_with(&pki, &[]);
+    command.env("NEA_LOG_FORMAT", "json");
+    logs_json(Server::spawn(command, pki)).await;
+}
