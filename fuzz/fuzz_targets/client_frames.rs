@@ -1,0 +1,10 @@
+//! Fuzz target `client_frames`: the property is `properties::client_frames` in
+//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+#![no_main]
+
+// Each target uses one of the shared properties.
+#[allow(dead_code)]
+#[path = "../properties.rs"]
+mod properties;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| properties::client_frames(data));

@@ -1,0 +1,10 @@
+//! Fuzz target `reverse`: the property is `properties::reverse` in
+//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+#![no_main]
+
+// Each target uses one of the shared properties.
+#[allow(dead_code)]
+#[path = "../properties.rs"]
+mod properties;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| properties::reverse(data));
