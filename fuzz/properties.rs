@@ -408,25 +408,10 @@ fn durations(text: &str) {
             let shown = DurationArg(*duration).to_string();
             let back = parse_duration(&shown).expect("a shown duration parses");
             assert_eq!(shown.parse::<DurationArg>(), Ok(DurationArg(back)));
-            if shown.ends_with("ms") {
-                // Known, not yet fixed (fuzz/regressions/flags/crash-8c7f28f1…):
-                // parse_duration multiplies a count of milliseconds by 0.001,
-                // which binary floating point does not hold exactly, so the
-                // result can be one f64 step off. "5108087.6" is shown as
-                // "5108087600ms", which parses as 5108087.600000001s. Dividing
-                // by 1000 rounds once and would make this exact: then this
-                // branch can go.
-                let slack = one_step(*duration) + Duration::from_nanos(1);
-                assert!(
-                    back.abs_diff(*duration) <= slack,
-                    "{text:?} gave {duration:?}, shown as {shown:?}, which gives {back:?}"
-                );
-            } else {
-                assert_eq!(
-                    back, *duration,
-                    "{text:?} gave {duration:?}, shown as {shown:?}"
-                );
-            }
+            assert_eq!(
+                back, *duration,
+                "{text:?} gave {duration:?}, shown as {shown:?}"
+            );
         }
         Err(sentence) => assert!(!sentence.is_empty()),
     }
@@ -453,12 +438,6 @@ fn durations(text: &str) {
             assert!(!sentence.is_empty());
         }
     }
-}
-
-/// The gap between `duration` in seconds as an `f64` and the next `f64`.
-fn one_step(duration: Duration) -> Duration {
-    let seconds = duration.as_secs_f64();
-    Duration::from_secs_f64(f64::from_bits(seconds.to_bits() + 1) - seconds)
 }
 
 fn counts(text: &str) {

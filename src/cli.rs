@@ -14,22 +14,25 @@ use std::time::Duration;
 /// binaries take is a period or a deadline.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
+    // Seconds per unit, as a fraction: milliseconds are divided by 1000,
+    // not multiplied by 0.001, which binary floating point cannot hold
+    // exactly (the product could be one step off what was written).
+    let (number, per, unit) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1.0, 1000.0)
     } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
+        (s, 1.0, 1.0)
     } else if let Some(m) = text.strip_suffix('m') {
-        (m, 60.0)
+        (m, 60.0, 1.0)
     } else if let Some(h) = text.strip_suffix('h') {
-        (h, 3600.0)
+        (h, 3600.0, 1.0)
     } else {
-        (text, 1.0)
+        (text, 1.0, 1.0)
     };
     let value: f64 = number
         .trim()
         .parse()
         .map_err(|_| format!("'{text}' is not a duration (use e.g. 250ms, 1.5s, 2m, 1h or 10)"))?;
-    let seconds = value * scale;
+    let seconds = value * per / unit;
     if !seconds.is_finite() || seconds <= 0.0 || seconds > 1e9 {
         return Err(format!("'{text}' must be a positive duration"));
     }
@@ -351,6 +354,17 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration(" 3 s "), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_duration_shown_in_milliseconds_parses_back_exactly() {
+        // Found by fuzzing: 5108087.6 s is shown as 5108087600ms, which
+        // parsed as 5108087.600000001 s when milliseconds were multiplied
+        // by 0.001.
+        let duration = parse_duration("5108087.6").expect("a duration");
+        let shown = DurationArg(duration).to_string();
+        assert_eq!(shown, "5108087600ms");
+        assert_eq!(parse_duration(&shown), Ok(duration));
     }
 
     #[test]
