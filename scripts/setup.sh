@@ -13,6 +13,11 @@ if ! command -v systemd-socket-activate >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
 fi
+if ! command -v promtool >/dev/null 2>&1; then
+    # The metrics test checks a live scrape with promtool (package prometheus).
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
 if ! command -v prlimit >/dev/null 2>&1; then
     # The file-descriptor exhaustion test runs the server under it.
     apt-get update -qq

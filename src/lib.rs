@@ -85,7 +85,9 @@
 //!   (`server::admission`); the certificate files and the TLS configuration
 //!   read from them (`server::identity`), read again on SIGHUP or when
 //!   they change (`server::reload`); one client's session
-//!   (`server::conn`).
+//!   (`server::conn`); the metrics and the admin endpoint
+//!   (`server::metrics`, `server::admin`); systemd notifications
+//!   (`server::service_manager`).
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front
 //!   ends of `clientcli`.

@@ -33,6 +33,8 @@ pub(super) struct ClientSlots {
     /// Told each time a slot is taken or freed (for the service manager's
     /// status line).
     changed: tokio::sync::Notify,
+    /// The `nea_clients_connected` gauge, set whenever `total` changes.
+    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// The slots held right now.
@@ -70,6 +72,14 @@ pub(super) enum Rejection {
 }
 
 impl Rejection {
+    /// The code, as it is written on the wire (a metric's label).
+    pub(super) fn wire_code(self) -> &'static str {
+        match self {
+            Self::ServerFull { .. } => "server_full",
+            Self::AddressLimit { .. } => "address_limit",
+        }
+    }
+
     /// The code of the `error` frame that tells the client.
     fn code(self) -> ErrorCode {
         match self {
@@ -81,22 +91,28 @@ impl Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (what, max, code) = match *self {
-            Self::ServerFull { max } => ("server full", max, "server_full"),
-            Self::AddressLimit { max } => ("address at its limit", max, "address_limit"),
+        let (what, max) = match *self {
+            Self::ServerFull { max } => ("server full", max),
+            Self::AddressLimit { max } => ("address at its limit", max),
         };
+        let code = self.wire_code();
         let clients = if max == 1 { "client" } else { "clients" };
         write!(f, "{what} ({max} {clients}); sent {code}")
     }
 }
 
 impl ClientSlots {
-    pub(super) fn new(max: usize, per_source: usize) -> Arc<Self> {
+    pub(super) fn new(
+        max: usize,
+        per_source: usize,
+        gauge: prometheus_client::metrics::gauge::Gauge,
+    ) -> Arc<Self> {
         Arc::new(Self {
             taken: Mutex::new(Taken::default()),
             max,
             per_source,
             changed: tokio::sync::Notify::new(),
+            gauge,
         })
     }
 
@@ -121,6 +137,8 @@ impl ClientSlots {
             return Err(Rejection::ServerFull { max: self.max });
         }
         taken.total += 1;
+        self.gauge
+            .set(i64::try_from(taken.total).unwrap_or(i64::MAX));
         if self.per_source > 0 {
             *taken.by_source.entry(source).or_insert(0) += 1;
         }
@@ -152,6 +170,9 @@ impl Drop for ClientSlot {
     fn drop(&mut self) {
         let mut taken = self.slots.lock();
         taken.total -= 1;
+        self.slots
+            .gauge
+            .set(i64::try_from(taken.total).unwrap_or(i64::MAX));
         if let Some(held) = taken.by_source.get_mut(&self.source) {
             *held -= 1;
             if *held == 0 {
@@ -195,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_freed_slot_is_free_again_at_once() {
-        let slots = ClientSlots::new(2, 0);
+        let slots = ClientSlots::new(2, 0, Default::default());
         let first = slots.admit(source(1)).expect("a slot");
         let _second = slots.admit(source(1)).expect("a slot");
         assert_eq!(slots.connected(), 2);
@@ -210,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_source_at_its_limit_is_told_so_and_others_are_served() {
-        let slots = ClientSlots::new(3, 2);
+        let slots = ClientSlots::new(3, 2, Default::default());
         let first = slots.admit(source(1)).expect("a slot");
         let _second = slots.admit(source(1)).expect("a slot");
         assert_eq!(

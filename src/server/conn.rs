@@ -30,6 +30,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -96,6 +97,12 @@ pub(super) struct Report {
     pub(super) reason: EndReason,
     /// Lines answered (replies and per-line error frames).
     pub(super) lines: u64,
+    /// Of those, lines answered by `line_too_long`.
+    pub(super) too_long: u64,
+    /// Of those, lines answered by `invalid_utf8`.
+    pub(super) invalid_utf8: u64,
+    /// Date frames sent.
+    pub(super) dates: u64,
 }
 
 /// A client's date deadlines: the n-th date is due at `start + n × period`.
@@ -133,11 +140,12 @@ pub(super) async fn serve<S, Slot>(
     config: &Config,
     shutdown: &CancellationToken,
     slot: Slot,
+    lateness: &Histogram,
 ) -> Report
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut exchange = Exchange::new(config, Instant::now());
+    let mut exchange = Exchange::new(config, Instant::now(), lateness.clone());
     // Built once: each `cancelled()` future registers with the token.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
@@ -154,6 +162,9 @@ where
     Report {
         reason,
         lines: exchange.lines,
+        too_long: exchange.too_long,
+        invalid_utf8: exchange.invalid_utf8,
+        dates: exchange.dates_sent,
     }
 }
 
@@ -245,10 +256,17 @@ struct Exchange {
     stall: StallTimer,
     /// Lines answered so far.
     lines: u64,
+    /// Of those, answered by `line_too_long` and by `invalid_utf8`.
+    too_long: u64,
+    invalid_utf8: u64,
+    /// Date frames queued so far.
+    dates_sent: u64,
+    /// Where each date's lateness against its deadline is recorded.
+    lateness: Histogram,
 }
 
 impl Exchange {
-    fn new(config: &Config, start: Instant) -> Self {
+    fn new(config: &Config, start: Instant, lateness: Histogram) -> Self {
         Self {
             decoder: LineDecoder::new(config.max_line_bytes),
             chunk: vec![0; READ_CHUNK],
@@ -259,6 +277,10 @@ impl Exchange {
             reading: Reading::Open,
             stall: StallTimer::new(config.write_timeout),
             lines: 0,
+            too_long: 0,
+            invalid_utf8: 0,
+            dates_sent: 0,
+            lateness,
         }
     }
 
@@ -274,8 +296,11 @@ impl Exchange {
             if cancelled.poll(cx).is_ready() {
                 self.reading = Reading::Draining;
             } else {
-                while self.dates.poll_next(cx).is_ready() {
+                while let Poll::Ready(deadline) = self.dates.poll_next(cx) {
                     Frame::date_now().encode(&mut self.outgoing);
+                    self.dates_sent += 1;
+                    let late = Instant::now().saturating_duration_since(deadline);
+                    self.lateness.observe(late.as_secs_f64());
                 }
             }
         }
@@ -337,10 +362,12 @@ impl Exchange {
                 Inbound::Line(text) => Frame::encode_reply(text, &mut self.outgoing),
                 Inbound::TooLong => {
                     Frame::error(ErrorCode::LineTooLong, self.decoder.max_line_bytes())
-                        .encode(&mut self.outgoing)
+                        .encode(&mut self.outgoing);
+                    self.too_long += 1;
                 }
                 Inbound::InvalidUtf8 => {
                     Frame::error(ErrorCode::InvalidUtf8, 0).encode(&mut self.outgoing);
+                    self.invalid_utf8 += 1;
                 }
             }
             self.lines += 1;
@@ -458,6 +485,11 @@ mod tests {
 
     use super::*;
 
+    /// A histogram for sessions whose lateness nobody reads.
+    fn no_histogram() -> Histogram {
+        Histogram::new(std::iter::empty())
+    }
+
     const PERIOD: Duration = Duration::from_secs(10);
 
     struct Peer {
@@ -475,7 +507,10 @@ mod tests {
         let slot = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a free slot");
-        let session = tokio::spawn(async move { serve(server, &config, &token, slot).await });
+        let session =
+            tokio::spawn(
+                async move { serve(server, &config, &token, slot, &no_histogram()).await },
+            );
         let (read, writer) = tokio::io::split(client);
         Peer {
             lines: BufReader::new(read).lines(),
@@ -778,7 +813,14 @@ mod tests {
             input: b"a line\n",
             writes: 0,
         };
-        let ended = serve(stream, &config(), &CancellationToken::new(), slot).await;
+        let ended = serve(
+            stream,
+            &config(),
+            &CancellationToken::new(),
+            slot,
+            &no_histogram(),
+        )
+        .await;
         assert!(
             matches!(&ended.reason, EndReason::ReadFailed(err) if err.kind() == io::ErrorKind::ConnectionReset),
             "{:?}",

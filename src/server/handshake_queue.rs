@@ -36,6 +36,9 @@ use super::source::Source;
 #[derive(Debug)]
 pub(super) struct HandshakeQueue {
     state: Mutex<State>,
+    /// The `nea_handshakes_in_progress` gauge, set whenever
+    /// `State::in_progress` changes.
+    gauge: prometheus_client::metrics::gauge::Gauge,
     /// Woken each time a waiting socket leaves the queue, for an accept
     /// loop paused at the bound.
     room: Notify,
@@ -106,9 +109,14 @@ pub(super) struct Shed;
 
 impl HandshakeQueue {
     /// `max_handshakes` slots, and room for `max_waiting` sockets waiting.
-    pub(super) fn new(max_handshakes: usize, max_waiting: usize) -> Arc<Self> {
+    pub(super) fn new(
+        max_handshakes: usize,
+        max_waiting: usize,
+        gauge: prometheus_client::metrics::gauge::Gauge,
+    ) -> Arc<Self> {
         let max_handshakes = max_handshakes.max(1);
         Arc::new(Self {
+            gauge,
             state: Mutex::new(State {
                 max_handshakes,
                 reserved: Self::reserved(max_handshakes),
@@ -221,6 +229,9 @@ impl State {
             }
             self.waiting -= 1;
             self.in_progress += 1;
+            queue
+                .gauge
+                .set(i64::try_from(self.in_progress).unwrap_or(i64::MAX));
             queue.room.notify_one();
             let slot = HandshakeSlot {
                 queue: queue.clone(),
@@ -333,6 +344,9 @@ impl Drop for HandshakeSlot {
         {
             let mut state = self.queue.lock();
             state.in_progress -= 1;
+            self.queue
+                .gauge
+                .set(i64::try_from(state.in_progress).unwrap_or(i64::MAX));
             if let Some(entry) = state.sources.get_mut(&self.source) {
                 entry.in_progress -= 1;
             }
@@ -410,7 +424,7 @@ mod tests {
 
     #[test]
     fn a_new_source_gets_a_reserved_slot_while_another_holds_the_rest() {
-        let queue = HandshakeQueue::new(8, 100);
+        let queue = HandshakeQueue::new(8, 100, Default::default());
         let mut held = Vec::new();
         let mut waiting = Vec::new();
         for _ in 0..20 {
@@ -433,7 +447,7 @@ mod tests {
 
     #[test]
     fn free_slots_go_to_sources_in_turn() {
-        let queue = HandshakeQueue::new(1, 100);
+        let queue = HandshakeQueue::new(1, 100, Default::default());
         let mut first = queue.enqueue(source(9));
         let mut slot = take(&mut first).expect("the free slot");
         let mut a: Vec<_> = (0..3).map(|_| queue.enqueue(source(2))).collect();
@@ -464,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_sheds_the_oldest_of_the_source_with_the_most_waiting() {
-        let queue = HandshakeQueue::new(1, 4);
+        let queue = HandshakeQueue::new(1, 4, Default::default());
         let _busy = take(&mut queue.enqueue(source(9))).expect("the slot");
         let mut a: Vec<_> = (0..3).map(|_| queue.enqueue(source(2))).collect();
         let mut b = queue.enqueue(source(3));
@@ -478,7 +492,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_pauses_accepting_only_while_one_source_waits() {
-        let queue = HandshakeQueue::new(1, 2);
+        let queue = HandshakeQueue::new(1, 2, Default::default());
         let _busy = take(&mut queue.enqueue(source(9))).expect("the slot");
         let first = queue.enqueue(source(2));
         assert!(has_room(&queue));
@@ -496,7 +510,7 @@ mod tests {
 
     #[test]
     fn a_slot_handed_to_a_socket_that_gave_up_goes_to_the_next() {
-        let queue = HandshakeQueue::new(1, 10);
+        let queue = HandshakeQueue::new(1, 10, Default::default());
         let mut first = queue.enqueue(source(2));
         let slot = take(&mut first).expect("the slot");
         let late = queue.enqueue(source(3));
@@ -529,7 +543,7 @@ mod tests {
                 0..80,
             ),
         ) {
-            let queue = HandshakeQueue::new(max_handshakes, max_waiting);
+            let queue = HandshakeQueue::new(max_handshakes, max_waiting, Default::default());
             let mut tickets: Vec<WaitTicket> = Vec::new();
             let mut slots: Vec<HandshakeSlot> = Vec::new();
             for op in ops {

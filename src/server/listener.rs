@@ -46,6 +46,7 @@ use super::Config;
 use super::admission::{self, ClientSlot, ClientSlots};
 use super::conn;
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
+use super::metrics::{Metrics, label};
 use super::reload::CurrentTls;
 use super::service_manager;
 use super::source::Source;
@@ -70,6 +71,8 @@ struct Shared {
     config: Config,
     /// The TLS configuration new handshakes use (replaced by a reload).
     tls: Arc<CurrentTls>,
+    /// What the admin endpoint reports.
+    metrics: Arc<Metrics>,
     /// The `max_clients` client slots. A session holds its slot from the
     /// end of its handshake until its last frame is written.
     client_slots: Arc<ClientSlots>,
@@ -160,7 +163,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) {
-    serve(listener, CurrentTls::new(tls), config, shutdown).await;
+    let metrics = Arc::new(Metrics::new(config.max_clients));
+    serve(listener, CurrentTls::new(tls), config, shutdown, metrics).await;
 }
 
 /// [`run`], with a TLS configuration that a reload may replace.
@@ -169,12 +173,22 @@ pub(super) async fn serve(
     tls: Arc<CurrentTls>,
     config: Config,
     shutdown: impl Future,
+    metrics: Arc<Metrics>,
 ) {
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
         tls,
-        client_slots: ClientSlots::new(config.max_clients, config.max_clients_per_address),
-        handshakes: HandshakeQueue::new(config.max_handshakes, waiting_bound(&config)),
+        client_slots: ClientSlots::new(
+            config.max_clients,
+            config.max_clients_per_address,
+            metrics.clients_connected.clone(),
+        ),
+        handshakes: HandshakeQueue::new(
+            config.max_handshakes,
+            waiting_bound(&config),
+            metrics.handshakes_in_progress.clone(),
+        ),
+        metrics,
         shutdown: CancellationToken::new(),
         handshake_failures: RateLimitedLog::default(),
         rejections: RateLimitedLog::default(),
@@ -205,6 +219,7 @@ pub(super) async fn serve(
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = ACCEPT_BACKOFF;
+                shared.metrics.connections.inc();
                 let ticket = shared.handshakes.enqueue(Source::from(peer.ip()));
                 let shared = shared.clone();
                 tracker.spawn(async move {
@@ -228,6 +243,7 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
+    shared.metrics.stop_accepting();
     service_manager::stopping(shared.connected());
     info!(clients = shared.connected(), "shutting down");
     shared.shutdown.cancel();
@@ -267,10 +283,15 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &A
     };
     // The deadline counts from the turn, not the accept: a burst of
     // thousands from one address waits its turn without timing out.
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let turn = Instant::now();
+    let deadline = turn + shared.config.handshake_timeout;
     let Some(stream) = handshake(tcp, peer, deadline, shared).await else {
         return;
     };
+    shared
+        .metrics
+        .handshake_duration
+        .observe(turn.elapsed().as_secs_f64());
     match shared.client_slots.admit(Source::from(peer.ip())) {
         Ok(slot) => {
             // The handshake is over: the next connection may start its own.
@@ -278,6 +299,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &A
             serve_client(stream, peer, slot, LiveSession::new(shared.clone())).await;
         }
         Err(rejection) => {
+            shared
+                .metrics
+                .rejections
+                .get_or_create(&label("code", rejection.wire_code()))
+                .inc();
             shared
                 .rejections
                 .report(Some(peer), format_args!("{rejection}"));
@@ -305,6 +331,11 @@ async fn wait_for_turn(
     match turn {
         Ok(slot) => Some(slot),
         Err(_shed) => {
+            shared
+                .metrics
+                .handshake_failures
+                .get_or_create(&label("reason", "shed"))
+                .inc();
             shared.sheds.report(
                 Some(peer),
                 format_args!(
@@ -334,10 +365,12 @@ where
         handshake = timeout_at(deadline, TlsAcceptor::from(shared.tls.get()).accept(io)) => match handshake {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(err)) => {
+                shared.metrics.handshake_failures.get_or_create(&label("reason", "failed")).inc();
                 shared.handshake_failures.report(Some(peer), format_args!("TLS handshake failed: {err}"));
                 None
             }
             Err(_) => {
+                shared.metrics.handshake_failures.get_or_create(&label("reason", "timed_out")).inc();
                 shared.handshake_failures.report(Some(peer), format_args!("TLS handshake timed out after {limit:?}"));
                 None
             }
@@ -372,10 +405,18 @@ async fn serve_client<IO>(
         clients = shared.connected(),
         "client connected"
     );
-    let session = conn::serve(stream, &shared.config, &shared.shutdown, slot);
+    let session = conn::serve(
+        stream,
+        &shared.config,
+        &shared.shutdown,
+        slot,
+        &shared.metrics.date_lateness,
+    );
     let grace_over = shared.grace_over();
     tokio::select! {
-        report = session => info!(
+        report = session => {
+            count(&shared.metrics, &report);
+            info!(
             %peer,
             tls = %version,
             cipher,
@@ -385,7 +426,8 @@ async fn serve_client<IO>(
             reason = report.reason.to_string().as_str(),
             clients = shared.connected(),
             "client left"
-        ),
+        );
+        }
         () = grace_over => warn!(
             %peer,
             duration = ?started.elapsed(),
@@ -395,6 +437,28 @@ async fn serve_client<IO>(
     }
     // The session, its stream and its buffers are dropped by now; `live`
     // goes last.
+}
+
+/// Folds a finished session's counts into the metrics.
+fn count(metrics: &Metrics, report: &conn::Report) {
+    let errors = report.too_long + report.invalid_utf8;
+    metrics.lines_answered.inc_by(report.lines - errors);
+    if report.too_long > 0 {
+        metrics
+            .line_errors
+            .get_or_create(&label("code", "line_too_long"))
+            .inc_by(report.too_long);
+    }
+    if report.invalid_utf8 > 0 {
+        metrics
+            .line_errors
+            .get_or_create(&label("code", "invalid_utf8"))
+            .inc_by(report.invalid_utf8);
+    }
+    metrics.dates_sent.inc_by(report.dates);
+    if matches!(report.reason, conn::EndReason::SlowReader(_)) {
+        metrics.slow_reader_drops.inc();
+    }
 }
 
 /// The negotiated protocol version, cipher suite and, under mutual TLS, the

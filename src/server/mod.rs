@@ -11,6 +11,8 @@
 //! - `identity` owns the certificate files and the TLS configuration read
 //!   from them; `reload` reads them again on SIGHUP or when they change
 //!   (SPEC §11).
+//! - `metrics` keeps the counters, gauges and histograms, and `admin`
+//!   serves them, with the health check, on `--admin-addr` (SPEC §11).
 //! - `service_manager` tells systemd (`NOTIFY_SOCKET`) when the server is
 //!   ready, reloading or stopping, and how many clients it has.
 //! - `conn` owns one client's session: lines in, frames out, its date
@@ -19,11 +21,13 @@
 
 use std::time::Duration;
 
+mod admin;
 mod admission;
 mod conn;
 mod handshake_queue;
 mod identity;
 mod listener;
+mod metrics;
 mod reload;
 mod service_manager;
 mod source;
@@ -221,6 +225,9 @@ pub struct Settings {
     /// File to write the listening port to once the server accepts
     /// connections (for a supervisor or test that started it on port 0).
     pub port_file: Option<std::path::PathBuf>,
+    /// Where to serve `/metrics` and `/healthz` over plain HTTP; `None`
+    /// for nowhere.
+    pub admin: Option<std::net::SocketAddr>,
     /// Limits and periods.
     pub config: Config,
 }
@@ -272,18 +279,45 @@ pub async fn start(
         "listening on {local}{passed}"
     );
     tracing::info!("{}", identity.how_to_connect(local));
-    let stop_reloading = tokio_util::sync::CancellationToken::new();
+    let metrics = std::sync::Arc::new(metrics::Metrics::new(settings.config.max_clients()));
+    metrics.set_expiry(first.expiry);
+    // The helpers (reload, admin endpoint) run until serving has ended.
+    let stop_helpers = tokio_util::sync::CancellationToken::new();
+    let admin = match settings.admin {
+        Some(addr) => {
+            let admin = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            let at = admin.local_addr().unwrap_or(addr);
+            tracing::info!("admin endpoint on http://{at}/metrics and http://{at}/healthz");
+            Some(tokio::spawn(admin::serve(
+                admin,
+                metrics.clone(),
+                stop_helpers.clone(),
+            )))
+        }
+        None => None,
+    };
     let reloading = tokio::spawn(reload::reload_on_change(
-        identity,
-        first.fingerprint,
-        tls.clone(),
+        reload::Reloadable {
+            files: identity,
+            fingerprint: first.fingerprint,
+            current: tls.clone(),
+            metrics: metrics.clone(),
+        },
         reloads,
-        stop_reloading.clone(),
+        stop_helpers.clone(),
     ));
     service_manager::ready(&service_manager::status(0, settings.config.max_clients()));
-    listener::serve(listener, tls, settings.config, shutdown).await;
-    stop_reloading.cancel();
+    listener::serve(listener, tls, settings.config, shutdown, metrics).await;
+    stop_helpers.cancel();
     let _ = reloading.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     Ok(())
 }
 

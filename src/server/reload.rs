@@ -64,16 +64,32 @@ enum Trigger {
     Files,
 }
 
+/// What a reload reads, and what it updates.
+pub(super) struct Reloadable {
+    /// The files to read.
+    pub(super) files: IdentityFiles,
+    /// The fingerprint of the certificate in use.
+    pub(super) fingerprint: String,
+    /// Where new handshakes find their configuration.
+    pub(super) current: Arc<CurrentTls>,
+    /// Counts the reloads and shows the certificate's expiry.
+    pub(super) metrics: Arc<super::metrics::Metrics>,
+}
+
 /// Reloads `current` from `files` on each request and on each change of the
 /// files, until `shutdown` is cancelled. `requests` ending (its senders
 /// gone) only stops the requests; the files are still watched.
 pub(super) async fn reload_on_change(
-    files: IdentityFiles,
-    mut fingerprint: String,
-    current: Arc<CurrentTls>,
+    reloadable: Reloadable,
     mut requests: mpsc::Receiver<()>,
     shutdown: CancellationToken,
 ) {
+    let Reloadable {
+        files,
+        mut fingerprint,
+        current,
+        metrics,
+    } = reloadable;
     let (changed, mut changes) = mpsc::channel(1);
     // Kept alive for as long as this runs; dropping it stops the watch.
     let _watcher = watch(&files, changed);
@@ -99,6 +115,11 @@ pub(super) async fn reload_on_change(
             Ok(identity) => {
                 let unchanged = identity.fingerprint == fingerprint;
                 current.set(identity.config.clone());
+                metrics.set_expiry(identity.expiry);
+                metrics
+                    .reloads
+                    .get_or_create(&super::metrics::label("result", "ok"))
+                    .inc();
                 if trigger == Trigger::Files && unchanged {
                     tracing::debug!("certificate files changed; the certificate is the same");
                 } else {
@@ -107,7 +128,11 @@ pub(super) async fn reload_on_change(
                 fingerprint = identity.fingerprint;
             }
             Err(err) => {
-                tracing::error!("certificate reload failed, keeping the certificate in use: {err}")
+                metrics
+                    .reloads
+                    .get_or_create(&super::metrics::label("result", "failed"))
+                    .inc();
+                tracing::error!("certificate reload failed, keeping the certificate in use: {err}");
             }
         }
         super::service_manager::reloaded();

@@ -8,6 +8,7 @@
 mod common;
 
 mod abuse;
+mod admin;
 mod capacity;
 mod cli;
 mod client;

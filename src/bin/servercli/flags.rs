@@ -50,6 +50,9 @@ pub(crate) struct Opts {
     /// Drop a client whose writes stall this long: it is not reading (10ms to 1h)
     #[arg(long, env = "NEA_WRITE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_WRITE_TIMEOUT))]
     pub(crate) write_timeout: DurationArg,
+    /// Serve /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9443 (off by default)
+    #[arg(long, env = "NEA_ADMIN_ADDR", value_name = "ADDR:PORT")]
+    pub(crate) admin_addr: Option<std::net::SocketAddr>,
     /// Once listening, write the port to this file (useful with --port 0)
     #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
     pub(crate) port_file: Option<PathBuf>,

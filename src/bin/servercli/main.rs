@@ -36,6 +36,7 @@ impl Opts {
             identity: self.cert.zip(self.key),
             client_ca: self.client_ca,
             port_file: self.port_file,
+            admin: self.admin_addr,
             config,
         })
     }
@@ -152,8 +153,9 @@ mod tests {
         ]
     }
 
-    const VALUED_FLAGS: [&str; 12] = [
+    const VALUED_FLAGS: [&str; 13] = [
         "--log-format",
+        "--admin-addr",
         "--client-ca",
         "--port-file",
         "--port",
@@ -184,6 +186,7 @@ mod tests {
             "--max-clients" => count(nea::MAX_CLIENTS_RANGE),
             "--max-clients-per-address" => count(nea::MAX_CLIENTS_PER_ADDRESS_RANGE),
             "--log-format" => value == "text" || value == "json",
+            "--admin-addr" => value.parse::<std::net::SocketAddr>().is_ok(),
             "--max-handshakes" => count(nea::MAX_HANDSHAKES_RANGE),
             "--max-line-bytes" => count(nea::MAX_LINE_BYTES_RANGE),
             "--date-period" => duration(nea::DATE_PERIOD_RANGE),
