@@ -291,6 +291,11 @@ impl ServerLogging {
     pub fn dropped_lines(&self) -> usize {
         self.dropped.dropped_lines()
     }
+
+    /// The writer's count of dropped lines, for the metrics.
+    pub fn drops(&self) -> tracing_appender::non_blocking::ErrorCounter {
+        self.dropped.clone()
+    }
 }
 
 /// Logging for the server: `format`, to standard error, through a writer

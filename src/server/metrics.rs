@@ -48,6 +48,11 @@ pub(crate) struct Metrics {
     pub(super) handshake_duration: Histogram,
     /// The certificate in use's expiry, in seconds since the Unix epoch.
     pub(super) certificate_expiry: Gauge,
+    /// Log lines dropped because the log writer fell behind.
+    log_lines_dropped: Counter,
+    /// Where the log writer counts the lines it dropped, when it does;
+    /// read at each scrape.
+    log_drops: std::sync::Mutex<Option<LogDrops>>,
     /// False once shutdown has started (for `/healthz`).
     accepting: AtomicBool,
     /// `--max-clients`.
@@ -58,6 +63,13 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
+}
+
+/// The log writer's count of the lines it dropped, and how many of them
+/// the metrics have counted already.
+struct LogDrops {
+    counter: tracing_appender::non_blocking::ErrorCounter,
+    counted: u64,
 }
 
 /// Whether the server takes clients now, and if not, why.
@@ -158,8 +170,16 @@ impl Metrics {
             "When the server certificate in use expires, in seconds since the Unix epoch",
             certificate_expiry.clone(),
         );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because standard error took them too slowly",
+            log_lines_dropped.clone(),
+        );
         Self {
             registry,
+            log_lines_dropped,
+            log_drops: std::sync::Mutex::new(None),
             clients_connected,
             handshakes_in_progress,
             connections,
@@ -178,8 +198,26 @@ impl Metrics {
         }
     }
 
+    /// Counts the lines the log writer drops (read at each scrape).
+    pub(super) fn count_log_drops(&self, counter: tracing_appender::non_blocking::ErrorCounter) {
+        if let Ok(mut drops) = self.log_drops.lock() {
+            *drops = Some(LogDrops {
+                counter,
+                counted: 0,
+            });
+        }
+    }
+
     /// The exposition, in the Prometheus text format (version 0.0.4).
     pub(super) fn encode(&self) -> String {
+        if let Ok(mut guard) = self.log_drops.lock()
+            && let Some(drops) = guard.as_mut()
+        {
+            let now = drops.counter.dropped_lines() as u64;
+            self.log_lines_dropped
+                .inc_by(now.saturating_sub(drops.counted));
+            drops.counted = now;
+        }
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_text::encode(&mut text, &self.registry);

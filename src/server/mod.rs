@@ -228,6 +228,9 @@ pub struct Settings {
     /// Where to serve `/metrics` and `/healthz` over plain HTTP; `None`
     /// for nowhere.
     pub admin: Option<std::net::SocketAddr>,
+    /// The log writer's count of dropped lines, shown in the metrics
+    /// (`crate::cli::ServerLogging::drops`).
+    pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
     /// Limits and periods.
     pub config: Config,
 }
@@ -281,6 +284,9 @@ pub async fn start(
     tracing::info!("{}", identity.how_to_connect(local));
     let metrics = std::sync::Arc::new(metrics::Metrics::new(settings.config.max_clients()));
     metrics.set_expiry(first.expiry);
+    if let Some(drops) = settings.log_drops {
+        metrics.count_log_drops(drops);
+    }
     // The helpers (reload, admin endpoint) run until serving has ended.
     let stop_helpers = tokio_util::sync::CancellationToken::new();
     let admin = match settings.admin {

@@ -37,6 +37,7 @@ impl Opts {
             client_ca: self.client_ca,
             port_file: self.port_file,
             admin: self.admin_addr,
+            log_drops: None,
             config,
         })
     }
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         },
         logs.format,
     );
+    settings.log_drops = Some(logging.drops());
     // One file descriptor per client: the soft limit (often 1024) would cap
     // --max-clients far below what the administrator's hard limit allows.
     raise_open_file_limit();
