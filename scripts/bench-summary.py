@@ -105,3 +105,15 @@ if soak:
         f"max {s['lateness']['max_us']} µs; RSS {s.get('rss_first_kib')} -> {s.get('rss_end_kib')} KiB "
         f"({(s.get('rss_growth') or 0) * 100:+.2f}%)"
     )
+
+# The metrics' cost (PARTS=admin): nea without and with --admin-addr, run by run.
+off = load("rtt-admin-off.*.json")
+on = load("rtt-admin-on.*.json")
+if off and on:
+    pairs = [(a["server_cpu_us_per_line"], b["server_cpu_us_per_line"]) for a, b in zip(off, on)]
+    ratios = sorted(b / a for a, b in pairs)
+    print()
+    print("| run | admin off CPU µs/line | admin on CPU µs/line | ratio per run | median ratio |")
+    print("|---|---|---|---|---|")
+    print(f"| rtt-100x8x32 | {span([a for a, _ in pairs])} | {span([b for _, b in pairs])} | "
+          + ", ".join(f"{b / a:.3f}" for a, b in pairs) + f" | {ratios[len(ratios) // 2]:.3f} |")

@@ -7,12 +7,12 @@
 #   RUNS=5 bash scripts/bench.sh     # more runs
 #   SOAK=600s bash scripts/bench.sh  # with the 10-minute soak (default 60s)
 #   PARTS="hold soak" bash scripts/bench.sh   # only some parts (compare hold
-#                                             # scale abuse soak instructions micro)
+#                                             # admin scale abuse soak instructions micro)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
-PARTS=${PARTS:-compare hold scale abuse soak instructions micro}
+PARTS=${PARTS:-compare admin hold scale abuse soak instructions micro}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 SOAK=${SOAK:-60s}
 TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0
@@ -74,6 +74,25 @@ if part compare; then
     compare rtt-1x1x32      rtt -n 1 -k 1 -m 20000 -l 32
     compare handshakes      handshakes -n 2 -d 10s
     NEA_LOG=warn compare handshakes-quiet handshakes -n 2 -d 10s
+fi
+
+# The metrics' cost: nea alone, then with --admin-addr (scraped once a
+# second meanwhile, as Prometheus would at the most), run by run.
+if part admin; then
+    for run in $(seq "$RUNS"); do
+        start_server nea
+        load rtt -n 100 -k 8 -m 2000 -l 32 >"$OUT/rtt-admin-off.$run.json"
+        stop_server
+        ADMIN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        start_server nea --admin-addr "127.0.0.1:$ADMIN"
+        (while sleep 1; do
+            { exec 3<>"/dev/tcp/127.0.0.1/$ADMIN" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3 >/dev/null; } 2>/dev/null || true
+        done) &
+        SCRAPER=$!
+        load rtt -n 100 -k 8 -m 2000 -l 32 >"$OUT/rtt-admin-on.$run.json"
+        kill "$SCRAPER"
+        stop_server
+    done
 fi
 
 if part hold; then
