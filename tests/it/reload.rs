@@ -239,3 +239,34 @@ async fn a_kubernetes_style_symlink_swap_is_seen() {
     assert_eq!(connected.round_trip("same").await, "emas");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn with_the_development_ca_sighup_reloads_its_files_too() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+    let mut command = std::process::Command::new(crate::common::servercli_exe());
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("NEA_DEV_DIR", &dir);
+    let server = Server::spawn(command, Pki::new());
+    server
+        .wait_for_log("development certificates in", PATIENCE)
+        .expect("the development CA is used");
+    // A new server certificate from another CA, in the development files.
+    let other = Pki::new();
+    std::fs::copy(&other.key, dir.join("server-key.pem")).expect("key");
+    std::fs::copy(&other.cert, dir.join("server.pem")).expect("cert");
+    server.signal(Signal::SIGHUP);
+    let new = fingerprint_of(&other.cert);
+    server
+        .wait_for_log(&format!("sha256={new}"), PATIENCE)
+        .unwrap_or_else(|| panic!("the development files were not reloaded:\n{}", server.log()));
+    // New handshakes present it (trusting the other CA to see it).
+    let stream = crate::common::tls_connect(server.addr, other.client_config())
+        .await
+        .expect("the reloaded certificate is presented");
+    let (_, session) = stream.get_ref();
+    let chain = session.peer_certificates().expect("a certificate");
+    assert_eq!(nea::tls::fingerprint(&chain[0]), new);
+    assert!(server.stop().success());
+}
