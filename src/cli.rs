@@ -404,4 +404,53 @@ mod tests {
             Ok(3)
         );
     }
+
+    #[test]
+    fn the_longest_duration_accepted_is_a_billion_seconds() {
+        assert_eq!(
+            parse_duration("1000000000"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
+        for too_long in ["1000000001", "16666667m", "1e30h"] {
+            assert_eq!(
+                parse_duration(too_long),
+                Err(format!("'{too_long}' must be a positive duration"))
+            );
+        }
+    }
+
+    #[test]
+    fn each_way_of_not_running_has_its_exit_status() {
+        // `ExitCode` has no equality; its debug form shows the status.
+        let status = |code: std::process::ExitCode| format!("{code:?}");
+        assert_eq!(
+            status(NotRun::Printed.exit("prog", 2)),
+            status(std::process::ExitCode::SUCCESS)
+        );
+        assert_eq!(
+            status(NotRun::PrintedUsage.exit("prog", 2)),
+            status(std::process::ExitCode::from(2))
+        );
+        assert_eq!(
+            status(NotRun::Usage("wrong".into()).exit("prog", 64)),
+            status(std::process::ExitCode::from(64))
+        );
+    }
+
+    #[test]
+    fn a_listen_address_is_an_ip_address_not_a_host_name() {
+        assert_eq!(
+            listen_address("127.0.0.1"),
+            Ok(std::net::IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(
+            listen_address("::"),
+            Ok(std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED))
+        );
+        let err = listen_address("localhost").expect_err("a host name");
+        assert!(
+            err.starts_with("'localhost' is not an IP address;"),
+            "{err}"
+        );
+    }
 }
