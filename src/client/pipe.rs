@@ -185,4 +185,27 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn a_line_of_the_limit_is_sent_and_a_longer_one_is_not() {
+        // Both lines span many reads from the source.
+        let mut bytes = vec![b'a'; MAX_INPUT_LINE];
+        bytes.push(b'\n');
+        bytes.extend(std::iter::repeat_n(b'b', MAX_INPUT_LINE + 1));
+        bytes.extend_from_slice(b"\nok\n");
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(read_lines(std::io::Cursor::new(bytes), tx));
+        let mut inputs = Vec::new();
+        while let Some(input) = rx.recv().await {
+            inputs.push(input);
+        }
+        assert_eq!(
+            inputs,
+            [
+                Input::Line(vec![b'a'; MAX_INPUT_LINE]),
+                Input::Line(b"ok".to_vec()),
+                Input::End
+            ]
+        );
+    }
 }
