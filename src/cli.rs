@@ -453,4 +453,35 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_soft_limit_below_the_hard_one_is_raised_to_it() {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        // The limit is process-wide and the test above reads it, so the
+        // lowered limit is tried in a child process that runs this test
+        // alone.
+        const LOWERED: &str = "NEA_TEST_LOWERED_OPEN_FILE_LIMIT";
+        const NAME: &str = "cli::tests::a_soft_limit_below_the_hard_one_is_raised_to_it";
+        if std::env::var_os(LOWERED).is_some() {
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("readable");
+            setrlimit(Resource::RLIMIT_NOFILE, hard.saturating_sub(1), hard).expect("lowered");
+            assert_eq!(raise_open_file_limit(), hard);
+            assert_eq!(
+                getrlimit(Resource::RLIMIT_NOFILE).expect("readable"),
+                (hard, hard)
+            );
+            return;
+        }
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", NAME, "--test-threads=1"])
+            .env(LOWERED, "1")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        assert!(child.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test: {stdout}"
+        );
+    }
 }
