@@ -187,11 +187,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_line_of_the_limit_is_sent_and_a_longer_one_is_not() {
-        // Both lines span many reads from the source.
-        let mut bytes = vec![b'a'; MAX_INPUT_LINE];
+    async fn a_line_of_16_mib_is_sent_and_a_longer_one_is_not() {
+        // The documented limit, written out: a smaller one would still
+        // agree with itself. Both lines span many reads from the source.
+        let limit = 16 * 1024 * 1024;
+        let mut bytes = vec![b'a'; limit];
         bytes.push(b'\n');
-        bytes.extend(std::iter::repeat_n(b'b', MAX_INPUT_LINE + 1));
+        bytes.extend(std::iter::repeat_n(b'b', limit + 1));
         bytes.extend_from_slice(b"\nok\n");
         let (tx, mut rx) = mpsc::channel(16);
         tokio::spawn(read_lines(std::io::Cursor::new(bytes), tx));
@@ -202,10 +204,19 @@ mod tests {
         assert_eq!(
             inputs,
             [
-                Input::Line(vec![b'a'; MAX_INPUT_LINE]),
+                Input::Line(vec![b'a'; limit]),
                 Input::Line(b"ok".to_vec()),
                 Input::End
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn input_of_one_unterminated_line_is_sent_then_end() {
+        assert_eq!(
+            inputs_from(b"only").await,
+            [Input::Line(b"only".to_vec()), Input::End]
+        );
+        assert_eq!(inputs_from(b"").await, [Input::End]);
     }
 }
