@@ -108,10 +108,13 @@ unviable=$(count unviable .)
 timeout=$(count timeout .)
 viable=$((caught + missed + timeout))
 printf '%-28s %7s %7s %9s %8s\n' total "$caught" "$missed" "$unviable" "$timeout"
+percent() { echo "$(($1 * 1000 / viable / 10)).$(($1 * 1000 / viable % 10))%"; }
 if ((viable > 0)); then
-    # A timeout is a mutant that made the tests hang: noticed, but not
+    # A timeout is a mutant that made some test hang (a server test waiting
+    # for a reply that never comes): the tests did not pass, but it is not
     # counted as caught.
-    echo "caught: $((caught * 1000 / viable / 10)).$((caught * 1000 / viable % 10))% of $viable viable mutants"
+    echo "caught: $(percent "$caught") of $viable viable mutants;" \
+        "caught or timed out: $(percent $((caught + timeout)))"
 fi
 
 # Every survivor must be listed in MUTANTS.md as "<file>: <description>",
