@@ -55,12 +55,14 @@ EXCLUDE_RE=(
 )
 
 # cargo-mutants builds each mutant in a scratch copy of the tree. One job at
-# a time, the copy uses this tree's own target directory, so dependencies
-# (aws-lc-sys takes minutes) are built once, not once per run; the copy's
-# own crate gets artifacts of its own there. Parallel jobs would queue on
-# that directory's lock, so with more jobs each copy builds for itself.
+# a time, the copies of every run share target/mutants, so dependencies
+# (aws-lc-sys takes minutes) are built once, not once per run. Not the
+# tree's own target directory: the copy's artifacts have the same names as
+# the tree's, and a build here during a run would be taken for the
+# mutant's (or the last mutant's for the tree's). With more jobs, copies
+# would use each other's builds the same way, so each builds for itself.
 if [[ $JOBS == 1 && -z ${CARGO_TARGET_DIR:-} ]]; then
-    export CARGO_TARGET_DIR="$PWD/target"
+    export CARGO_TARGET_DIR="$PWD/target/mutants"
 fi
 
 # One cargo-mutants run; its exit status is 0 (all caught), 2 (some missed)
