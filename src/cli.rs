@@ -492,4 +492,84 @@ mod tests {
             Ok(3)
         );
     }
+
+    #[test]
+    fn the_longest_duration_accepted_is_a_billion_seconds() {
+        assert_eq!(
+            parse_duration("1000000000"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
+        for too_long in ["1000000001", "16666667m", "1e30h"] {
+            assert_eq!(
+                parse_duration(too_long),
+                Err(format!("'{too_long}' must be a positive duration"))
+            );
+        }
+    }
+
+    #[test]
+    fn each_way_of_not_running_has_its_exit_status() {
+        // `ExitCode` has no equality; its debug form shows the status.
+        let status = |code: std::process::ExitCode| format!("{code:?}");
+        assert_eq!(
+            status(NotRun::Printed.exit("prog", 2)),
+            status(std::process::ExitCode::SUCCESS)
+        );
+        assert_eq!(
+            status(NotRun::PrintedUsage.exit("prog", 2)),
+            status(std::process::ExitCode::from(2))
+        );
+        assert_eq!(
+            status(NotRun::Usage("wrong".into()).exit("prog", 64)),
+            status(std::process::ExitCode::from(64))
+        );
+    }
+
+    #[test]
+    fn a_listen_address_is_an_ip_address_not_a_host_name() {
+        assert_eq!(
+            listen_address("127.0.0.1"),
+            Ok(std::net::IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(
+            listen_address("::"),
+            Ok(std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED))
+        );
+        let err = listen_address("localhost").expect_err("a host name");
+        assert!(
+            err.starts_with("'localhost' is not an IP address;"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_soft_limit_below_the_hard_one_is_raised_to_it() {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        // The limit is process-wide and the test above reads it, so the
+        // lowered limit is tried in a child process that runs this test
+        // alone.
+        const LOWERED: &str = "NEA_TEST_LOWERED_OPEN_FILE_LIMIT";
+        const NAME: &str = "cli::tests::a_soft_limit_below_the_hard_one_is_raised_to_it";
+        if std::env::var_os(LOWERED).is_some() {
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("readable");
+            setrlimit(Resource::RLIMIT_NOFILE, hard.saturating_sub(1), hard).expect("lowered");
+            assert_eq!(raise_open_file_limit(), hard);
+            assert_eq!(
+                getrlimit(Resource::RLIMIT_NOFILE).expect("readable"),
+                (hard, hard)
+            );
+            return;
+        }
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", NAME, "--test-threads=1"])
+            .env(LOWERED, "1")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        assert!(child.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test: {stdout}"
+        );
+    }
 }

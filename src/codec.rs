@@ -323,4 +323,40 @@ mod tests {
         assert!(decoder.has_partial_line());
         assert_eq!(decoder.buffered(), 4);
     }
+
+    #[test]
+    fn the_decoder_reports_the_limit_it_was_given() {
+        // The server names this limit in its `line_too_long` sentence.
+        assert_eq!(LineDecoder::new(65_536).max_line_bytes(), 65_536);
+        assert_eq!(LineDecoder::new(8).max_line_bytes(), 8);
+    }
+
+    #[test]
+    fn a_line_split_across_chunks_is_judged_by_its_whole_length() {
+        // Neither piece is too long, and together they fit.
+        assert_eq!(decode_all(8, &[b"abc", b"defg\n"]), [line("abcdefg")]);
+        // The second piece is longer than the first, and together they do
+        // not fit.
+        assert_eq!(
+            decode_all(4, &[b"ab", b"cdefgh\nok\n"]),
+            [Err(Inbound::TooLong), line("ok")]
+        );
+    }
+
+    #[test]
+    fn an_over_long_line_is_reported_as_soon_as_the_limit_is_passed() {
+        // One byte over the limit, and not a '\r' that could end the line:
+        // reported at once, with nothing kept.
+        let mut decoder = LineDecoder::new(4);
+        let mut input: &[u8] = b"abcde";
+        assert_eq!(decoder.decode(&mut input), Some(Inbound::TooLong));
+        assert_eq!(decoder.buffered(), 0);
+        // Far over the limit, even ending with '\r'.
+        let mut decoder = LineDecoder::new(4);
+        let mut input: &[u8] = b"abcdefgh\r";
+        assert_eq!(decoder.decode(&mut input), Some(Inbound::TooLong));
+        assert_eq!(decoder.buffered(), 0);
+        let mut input: &[u8] = b"\nok\n";
+        assert_eq!(decoder.decode(&mut input), Some(Inbound::Line("ok")));
+    }
 }

@@ -356,4 +356,55 @@ mod tests {
             proptest::prop_assert_eq!(encoded(&frame), expected);
         }
     }
+
+    #[test]
+    fn a_payload_of_only_quotes_or_backslashes_is_escaped() {
+        for payload in ["\"", "\\", "\"\"", "\\\\"] {
+            let frame = Frame::String {
+                payload: payload.into(),
+            };
+            let line = encoded(&frame);
+            assert_eq!(
+                Frame::parse(line.trim_end()).expect("parses"),
+                frame,
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn characters_to_escape_are_found_past_the_first_32_bytes_too() {
+        // Long payloads are checked 32 bytes at a time: one escape, two in
+        // the same block (which must not cancel out), and escapes of every
+        // kind at the start, the middle and the end.
+        let filler = "x".repeat(40);
+        for payload in [
+            format!("\"{filler}"),
+            format!("a\"b\"c{filler}"),
+            format!("\\\\{filler}"),
+            format!("{filler}\u{1}{filler}"),
+            format!("{filler}{filler}\n"),
+        ] {
+            let frame = Frame::String { payload };
+            let line = encoded(&frame);
+            assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+            assert_eq!(Frame::parse(line.trim_end()).expect("parses"), frame);
+        }
+    }
+
+    #[test]
+    fn only_quotes_backslashes_and_control_characters_need_escaping() {
+        // A space is the first character JSON leaves as it is; DEL and
+        // everything beyond ASCII too.
+        assert!(!needs_escape(" "));
+        assert!(!needs_escape("plain text, l\u{eb}on \u{7f}"));
+        assert!(!needs_escape(&"long plain text ".repeat(8)));
+        for text in ["\"", "\\", "\u{0}", "\u{1f}", "\t"] {
+            assert!(needs_escape(text), "{text:?}");
+            assert!(
+                needs_escape(&format!("{}{text}", "x".repeat(40))),
+                "{text:?}"
+            );
+        }
+    }
 }

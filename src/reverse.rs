@@ -344,4 +344,93 @@ mod tests {
             }
         }
     }
+
+    // The helpers below choose the fast paths. Whatever they answer, the
+    // reversal stays right (the property tests check that), so only their
+    // own documented contracts show a change that would cost speed.
+
+    #[test]
+    fn mostly_non_ascii_means_under_a_quarter_ascii_in_the_first_256_bytes() {
+        let text = |ascii: usize, two_byte: usize| {
+            format!("{}{}", "a".repeat(ascii), "é".repeat(two_byte))
+        };
+        for (ascii, two_byte, expected) in [
+            (0, 0, false),
+            (0, 3, true),
+            // Exactly a quarter, in a 32-byte block: not under it.
+            (8, 12, false),
+            (7, 13, true),
+            (1, 2, true),
+            (2, 3, false),
+            (3, 5, true),
+            (4, 6, false),
+            (64, 96, false),
+            (63, 97, true),
+            (256, 0, false),
+        ] {
+            assert_eq!(
+                mostly_non_ascii(text(ascii, two_byte).as_bytes()),
+                expected,
+                "{ascii} ASCII, {two_byte} two-byte"
+            );
+        }
+        // Only the first 256 bytes count.
+        let late_ascii = format!("{}{}", "é".repeat(128), "a".repeat(1000));
+        assert!(mostly_non_ascii(late_ascii.as_bytes()));
+        let late_letters = format!("{}{}", "a".repeat(256), "é".repeat(1000));
+        assert!(!mostly_non_ascii(late_letters.as_bytes()));
+    }
+
+    #[test]
+    fn simple_characters_are_ascii_but_cr_and_the_two_byte_latin_letters() {
+        for (c, expected) in [
+            ('a', Some(1)),
+            ('\n', Some(1)),
+            ('~', Some(1)),
+            ('\r', None),
+            ('\u{c0}', Some(2)),
+            ('é', Some(2)),
+            ('\u{24f}', Some(2)),
+            ('\u{27f}', Some(2)),
+            ('\u{bf}', None),
+            ('\u{280}', None),
+            ('\u{301}', None),
+            ('日', None),
+            ('😀', None),
+        ] {
+            assert_eq!(simple_len(c.to_string().as_bytes()), expected, "{c:?}");
+        }
+        assert_eq!(simple_len(b""), None);
+    }
+
+    #[test]
+    fn a_character_length_comes_from_its_lead_byte() {
+        for c in [
+            '\r', '\u{280}', '\u{301}', '\u{7ff}', '日', '\u{ffff}', '😀',
+        ] {
+            let bytes = c.to_string().into_bytes();
+            assert_eq!(char_len(bytes[0]), c.len_utf8(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn plain_runs_are_the_insides_of_runs_of_three_simple_characters_or_more() {
+        let runs = |text: &str| -> Vec<(usize, usize, bool)> {
+            plain_runs(text.as_bytes())
+                .map(|run| (run.start, run.end, run.ascii))
+                .collect()
+        };
+        assert_eq!(runs("xyz"), [(1, 2, true)]);
+        // Two simple characters have no inside; "cdef" has "de".
+        assert_eq!(runs("ab日cdef"), [(6, 8, true)]);
+        assert_eq!(runs("abcd日"), [(1, 3, true)]);
+        assert_eq!(runs("x\u{301}abc\u{301}"), [(4, 5, true)]);
+        // The flag covers the whole run, its ends included.
+        assert_eq!(runs("àbcé"), [(2, 4, false)]);
+        assert_eq!(runs("aébc"), [(1, 4, false)]);
+        assert_eq!(runs("ab\rcde\rfg"), [(4, 5, true)]);
+        for none in ["", "ab", "日本語", "a日b日c"] {
+            assert_eq!(runs(none), [], "{none:?}");
+        }
+    }
 }

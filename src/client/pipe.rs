@@ -185,4 +185,38 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn a_line_of_16_mib_is_sent_and_a_longer_one_is_not() {
+        // The documented limit, written out: a smaller one would still
+        // agree with itself. Both lines span many reads from the source.
+        let limit = 16 * 1024 * 1024;
+        let mut bytes = vec![b'a'; limit];
+        bytes.push(b'\n');
+        bytes.extend(std::iter::repeat_n(b'b', limit + 1));
+        bytes.extend_from_slice(b"\nok\n");
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(read_lines(std::io::Cursor::new(bytes), tx));
+        let mut inputs = Vec::new();
+        while let Some(input) = rx.recv().await {
+            inputs.push(input);
+        }
+        assert_eq!(
+            inputs,
+            [
+                Input::Line(vec![b'a'; limit]),
+                Input::Line(b"ok".to_vec()),
+                Input::End
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn input_of_one_unterminated_line_is_sent_then_end() {
+        assert_eq!(
+            inputs_from(b"only").await,
+            [Input::Line(b"only".to_vec()), Input::End]
+        );
+        assert_eq!(inputs_from(b"").await, [Input::End]);
+    }
 }

@@ -604,4 +604,35 @@ mod tests {
         assert_eq!(lines.take(None), Taken::Kept);
         assert!(!lines.listening());
     }
+
+    #[tokio::test]
+    async fn waiting_for_an_abort_keeps_the_lines_typed_meanwhile() {
+        let (tx, mut rx) = mpsc::channel(8);
+        for input in [
+            Input::Line(b"a".to_vec()),
+            Input::Line(b"b".to_vec()),
+            Input::End,
+            Input::Abort,
+            Input::Line(b"after".to_vec()),
+        ] {
+            tx.send(input).await.expect("queued");
+        }
+        let mut lines = Lines::default();
+        lines.until_abort(&mut rx).await;
+        assert_eq!(lines.pending, [b"a".to_vec(), b"b".to_vec()]);
+        assert!(lines.input_done);
+        // What follows the abort is left for whoever reads next.
+        assert_eq!(rx.recv().await, Some(Input::Line(b"after".to_vec())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_inputs_left_an_abort_is_awaited_forever() {
+        let (tx, mut rx) = mpsc::channel::<Input>(1);
+        drop(tx);
+        let mut lines = Lines::default();
+        let waited =
+            tokio::time::timeout(Duration::from_secs(3600), lines.until_abort(&mut rx)).await;
+        assert!(waited.is_err(), "until_abort returned");
+        assert!(lines.input_done && !lines.listening());
+    }
 }
