@@ -66,3 +66,56 @@ async fn the_log_format_comes_from_the_environment_too() {
     command.env("NEA_LOG_FORMAT", "json");
     logs_json(Server::spawn(command, pki)).await;
 }
+
+#[tokio::test]
+async fn a_standard_error_nobody_reads_does_not_stop_the_serving() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port_file = dir.path().join("port");
+    // stderr is a pipe that this test never reads: once its 64 KiB are
+    // full, every write(2) to it blocks.
+    let child = Server::command_with(&pki, &[])
+        .arg("--port-file")
+        .arg(&port_file)
+        .env("RUST_LOG", "nea=debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("servercli starts");
+    // Killed however the test ends.
+    let _child = KillOnDrop(child);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let port: u16 = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            break text.trim().parse().expect("a port");
+        }
+        assert!(std::time::Instant::now() < deadline, "no port file");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // Two log lines per client, a few hundred bytes each: twice what the
+    // pipe holds.
+    let served = tokio::time::timeout(3 * PATIENCE, async {
+        for i in 0..250 {
+            let mut client = crate::common::Client::connect(addr, pki.client_config())
+                .await
+                .expect("connects");
+            let line = format!("client {i} with a long enough line to make the log grow");
+            assert_eq!(client.round_trip(&line).await, nea::reverse::reverse(&line));
+            client.close().await;
+        }
+    })
+    .await;
+    served.expect("every client is served while standard error is full");
+}
+
+/// A child process killed when the test is done with it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
