@@ -143,17 +143,27 @@ async fn clientcli_reports_the_address_limit_in_its_own_sentence() {
     let server = Server::start(&["--max-clients-per-address", "1"]);
     let mut holder = server.connect().await;
     assert_eq!(holder.round_trip("mine").await, "enim");
-    let output = tokio::task::spawn_blocking({
-        let mut command = server.clientcli();
-        move || {
-            command
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("clientcli runs")
-        }
-    })
+    // Standard input stays open (a person who has not typed yet): the
+    // client waits for the server, which tells it why it is turned away.
+    // (With an input already ended, the client may close first, with
+    // nothing to wait for.)
+    let mut command = server.clientcli();
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("clientcli runs");
+    let stdin = child.stdin.take().expect("stdin");
+    let output = tokio::time::timeout(
+        PATIENCE,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
     .await
-    .expect("task");
+    .expect("clientcli ends by itself")
+    .expect("task")
+    .expect("output");
+    drop(stdin);
     assert_eq!(output.status.code(), Some(75), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
