@@ -65,8 +65,6 @@ struct State {
     /// turn. Invariant: holds each source with `waiting > 0` exactly once,
     /// and no other.
     turns: VecDeque<Source>,
-    /// Numbers the waiting sockets, oldest first.
-    next_id: u64,
 }
 
 #[derive(Debug, Default)]
@@ -125,7 +123,6 @@ impl HandshakeQueue {
                 waiting: 0,
                 sources: HashMap::new(),
                 turns: VecDeque::new(),
-                next_id: 0,
             }),
             room: Notify::new(),
         })
@@ -150,7 +147,6 @@ impl HandshakeQueue {
             if state.waiting >= state.max_waiting {
                 state.shed_one();
             }
-            state.next_id += 1;
             state.waiting += 1;
             let entry = state.sources.entry(source).or_default();
             entry.waiting += 1;
