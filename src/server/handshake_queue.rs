@@ -294,6 +294,18 @@ fn pop_waiting(
 }
 
 impl WaitTicket {
+    /// The same socket in `source`'s queue instead (its PROXY protocol
+    /// header named a client elsewhere): it leaves its place, and any slot
+    /// it was just given, and waits at the back of the new source's queue.
+    pub(super) fn requeue(self, source: Source) -> Self {
+        if source == self.source {
+            return self;
+        }
+        let queue = self.queue.clone();
+        drop(self);
+        queue.enqueue(source)
+    }
+
     /// Waits for this socket's handshake slot; `Err(Shed)` if the socket
     /// was shed to make room.
     pub(super) async fn turn(mut self) -> Result<HandshakeSlot, Shed> {
@@ -518,9 +530,28 @@ mod tests {
         check(&queue);
     }
 
+    #[test]
+    fn a_requeued_socket_gives_up_its_place_and_any_slot_it_was_handed() {
+        let queue = HandshakeQueue::new(1, 10, Default::default());
+        // Handed the free slot while its PROXY header was being read.
+        let proxied = queue.enqueue(source(1));
+        let mut other = queue.enqueue(source(1));
+        let mut proxied = proxied.requeue(source(7));
+        check(&queue);
+        let slot = take(&mut other).expect("the slot went to the next socket");
+        assert!(take(&mut proxied).is_none(), "it waits, now as source 7");
+        drop(slot);
+        let _held = take(&mut proxied).expect("its turn as source 7");
+        // Requeued to its own source, it keeps its place.
+        let mut same = queue.enqueue(source(2)).requeue(source(2));
+        assert!(take(&mut same).is_none() && !shed(&mut same));
+        check(&queue);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Accept(u8),
+        Requeue(usize, u8),
         GiveUp(usize),
         Finish(usize),
     }
@@ -533,6 +564,7 @@ mod tests {
             ops in proptest::collection::vec(
                 prop_oneof![
                     (0u8..4).prop_map(Op::Accept),
+                    (any::<usize>(), 0u8..4).prop_map(|(i, s)| Op::Requeue(i, s)),
                     any::<usize>().prop_map(Op::GiveUp),
                     any::<usize>().prop_map(Op::Finish),
                 ],
@@ -545,6 +577,10 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Accept(s) => tickets.push(queue.enqueue(source(s))),
+                    Op::Requeue(i, s) if !tickets.is_empty() => {
+                        let ticket = tickets.swap_remove(i % tickets.len());
+                        tickets.push(ticket.requeue(source(s)));
+                    }
                     Op::GiveUp(i) if !tickets.is_empty() => {
                         drop(tickets.swap_remove(i % tickets.len()));
                     }

@@ -47,6 +47,7 @@ use super::admission::{self, ClientSlot, ClientSlots};
 use super::conn;
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
 use super::metrics::{Metrics, label};
+use super::proxy;
 use super::reload::CurrentTls;
 use super::service_manager;
 use super::source::Source;
@@ -273,26 +274,60 @@ async fn accept(
     listener.accept().await
 }
 
+/// Who a connection is from.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    /// The client's address: the socket's, or the one a trusted
+    /// balancer's PROXY protocol header names.
+    addr: SocketAddr,
+    /// The balancer's address, when a header named the client.
+    via: Option<SocketAddr>,
+}
+
 /// One connection, from the TCP accept to the end of its session.
-async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &Arc<Shared>) {
+async fn handle(mut tcp: TcpStream, socket: SocketAddr, ticket: WaitTicket, shared: &Arc<Shared>) {
     // Frames are small and interactive: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
     crate::limits::bound_socket_buffers(&tcp);
-    let Some(handshake_slot) = wait_for_turn(ticket, peer, shared).await else {
+    let trusted = shared.config.proxies.trusts(socket.ip());
+    let (peer, ticket) = if trusted {
+        // Read while waiting in the balancer's queue; then wait in the
+        // client's, as any connection from there would.
+        match proxy_header(&mut tcp, socket, shared).await {
+            Some(proxy::Header::Client(client)) => (
+                Peer {
+                    addr: client,
+                    via: Some(socket),
+                },
+                ticket.requeue(Source::from(client.ip())),
+            ),
+            Some(proxy::Header::Local) => (Peer::direct(socket), ticket),
+            None => return,
+        }
+    } else {
+        (Peer::direct(socket), ticket)
+    };
+    let Some(handshake_slot) = wait_for_turn(ticket, peer.addr, shared).await else {
         return;
     };
     // The deadline counts from the turn, not the accept: a burst of
     // thousands from one address waits its turn without timing out.
     let turn = Instant::now();
     let deadline = turn + shared.config.handshake_timeout;
-    let Some(stream) = handshake(tcp, peer, deadline, shared).await else {
+    if !trusted
+        && !shared.config.proxies.is_empty()
+        && unexpected_header(&tcp, deadline, shared).await
+    {
+        return;
+    }
+    let Some(stream) = handshake(tcp, peer.addr, deadline, shared).await else {
         return;
     };
     shared
         .metrics
         .handshake_duration
         .observe(turn.elapsed().as_secs_f64());
-    match shared.client_slots.admit(Source::from(peer.ip())) {
+    match shared.client_slots.admit(Source::from(peer.addr.ip())) {
         Ok(slot) => {
             // The handshake is over: the next connection may start its own.
             drop(handshake_slot);
@@ -306,13 +341,71 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ticket: WaitTicket, shared: &A
                 .inc();
             shared
                 .rejections
-                .report(Some(peer), format_args!("{rejection}"));
+                .report(Some(peer.addr), format_args!("{rejection}"));
             // The rejection keeps its handshake slot until it is closed, so
             // a flood at a full server is bounded like handshakes are.
             admission::reject(stream, rejection).await;
             drop(handshake_slot);
         }
     }
+}
+
+impl Peer {
+    /// A connection whose socket's address is the client's.
+    fn direct(addr: SocketAddr) -> Self {
+        Self { addr, via: None }
+    }
+}
+
+/// The PROXY protocol header a trusted balancer sends first, within the
+/// handshake deadline from the accept; `None` (after a rate-limited log
+/// line) if it is missing, malformed or late, or if the shutdown grace
+/// ends first.
+async fn proxy_header(
+    tcp: &mut TcpStream,
+    balancer: SocketAddr,
+    shared: &Shared,
+) -> Option<proxy::Header> {
+    let limit = shared.config.handshake_timeout;
+    let refusal = tokio::select! {
+        header = timeout(limit, proxy::read_header(tcp)) => match header {
+            Ok(Ok(header)) => return Some(header),
+            Ok(Err(refusal)) => refusal.to_string(),
+            Err(_) => format!("no complete PROXY protocol header within {limit:?}"),
+        },
+        () = shared.grace_over() => return None,
+    };
+    proxy_failure(shared, balancer, format_args!("{refusal}"));
+    None
+}
+
+/// Whether a connection from outside `--proxy-protocol-from` begins with a
+/// PROXY protocol header, which it must not send; if so, after a
+/// rate-limited log line, it is to be closed. Waits for the first bytes
+/// until `deadline` at most.
+async fn unexpected_header(tcp: &TcpStream, deadline: Instant, shared: &Shared) -> bool {
+    let sent = timeout_at(deadline, proxy::looks_like_a_header(tcp))
+        .await
+        .unwrap_or(false);
+    if sent {
+        proxy_failure(
+            shared,
+            tcp.peer_addr()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            format_args!("sent a PROXY protocol header, but is not in --proxy-protocol-from"),
+        );
+    }
+    sent
+}
+
+/// Counts and reports a connection ended for its PROXY protocol header.
+fn proxy_failure(shared: &Shared, from: SocketAddr, message: fmt::Arguments<'_>) {
+    shared
+        .metrics
+        .handshake_failures
+        .get_or_create(&label("reason", "proxy_header"))
+        .inc();
+    shared.handshake_failures.report(Some(from), message);
 }
 
 /// The socket's turn for a handshake slot; `None` if it is shed to make
@@ -381,12 +474,8 @@ where
 
 /// An admitted client's session, bounded by the shutdown grace once
 /// shutdown starts, and its one log line.
-async fn serve_client<IO>(
-    stream: TlsStream<IO>,
-    peer: SocketAddr,
-    slot: ClientSlot,
-    live: LiveSession,
-) where
+async fn serve_client<IO>(stream: TlsStream<IO>, peer: Peer, slot: ClientSlot, live: LiveSession)
+where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let shared = &*live.shared;
@@ -397,8 +486,11 @@ async fn serve_client<IO>(
     // (as TCP proxies log a connection at its end). A second line per client
     // would cost each handshake more than everything else nea adds to it:
     // the join line is for `--verbose`.
+    let via = peer.via.map(tracing::field::display);
+    let peer = peer.addr;
     debug!(
         %peer,
+        via,
         tls = %version,
         cipher,
         subject,
@@ -418,6 +510,7 @@ async fn serve_client<IO>(
             count(&shared.metrics, &report);
             info!(
             %peer,
+            via,
             tls = %version,
             cipher,
             subject,
@@ -430,6 +523,7 @@ async fn serve_client<IO>(
         }
         () = grace_over => warn!(
             %peer,
+            via,
             duration = ?started.elapsed(),
             reason = "shutdown grace expired",
             "client dropped"

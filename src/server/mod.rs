@@ -15,6 +15,8 @@
 //!   serves them, with the health check, on `--admin-addr` (SPEC §11).
 //! - `service_manager` tells systemd (`NOTIFY_SOCKET`) when the server is
 //!   ready, reloading or stopping, and how many clients it has.
+//! - `proxy` reads the PROXY protocol header a trusted load balancer sends
+//!   first, naming the client (SPEC §12).
 //! - `conn` owns one client's session: lines in, frames out, its date
 //!   deadlines, its bounded queue and write timeout, and the shutdown drain
 //!   (SPEC §2–5, §7, §8).
@@ -28,6 +30,7 @@ mod handshake_queue;
 mod identity;
 mod listener;
 mod metrics;
+mod proxy;
 mod reload;
 mod service_manager;
 mod source;
@@ -35,6 +38,7 @@ mod source;
 use crate::error::{ConfigError, ServerError};
 use identity::IdentityFiles;
 pub use listener::run;
+pub use proxy::{IpNet, TrustedProxies, parse_network, read_proxy_header};
 
 /// The limits and periods [`run`] serves with: how many clients, how
 /// often dates go out, and every deadline and bound of one connection.
@@ -53,7 +57,8 @@ pub struct Config {
     pub(crate) max_clients_per_address: usize,
     /// Time between two `date` frames to one client.
     pub(crate) date_period: Duration,
-    /// Deadline for a TLS handshake, from the TCP accept.
+    /// Deadline for a TLS handshake, from the socket's turn for a
+    /// handshake slot; and for a PROXY protocol header, from the accept.
     pub(crate) handshake_timeout: Duration,
     /// Most TLS handshakes in progress at once.
     pub(crate) max_handshakes: usize,
@@ -67,6 +72,9 @@ pub struct Config {
     pub(crate) queue_bytes: usize,
     /// After shutdown starts, how long a connection gets to finish.
     pub(crate) shutdown_grace: Duration,
+    /// The balancers whose connections begin with a PROXY protocol header
+    /// naming the real client; empty for none.
+    pub(crate) proxies: TrustedProxies,
 }
 
 impl Default for Config {
@@ -81,6 +89,7 @@ impl Default for Config {
             write_timeout: crate::DEFAULT_WRITE_TIMEOUT,
             queue_bytes: crate::DEFAULT_QUEUE_BYTES,
             shutdown_grace: crate::DEFAULT_SHUTDOWN_GRACE,
+            proxies: TrustedProxies::default(),
         }
     }
 }
@@ -163,6 +172,13 @@ impl ConfigBuilder {
     /// (`SHUTDOWN_GRACE_RANGE`).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// The networks whose connections must begin with a PROXY protocol
+    /// header, and whose header names the client (SPEC §12).
+    pub fn proxy_protocol_from(mut self, proxies: TrustedProxies) -> Self {
+        self.config.proxies = proxies;
         self
     }
 
@@ -275,10 +291,12 @@ pub async fn start(
     } else {
         ""
     };
+    let proxies = &settings.config.proxies;
     tracing::info!(
         max_clients = settings.config.max_clients(),
         date_period = ?settings.config.date_period,
         mutual_tls = identity.mutual(),
+        proxy_protocol_from = (!proxies.is_empty()).then(|| tracing::field::display(proxies)),
         "listening on {local}{passed}"
     );
     tracing::info!("{}", identity.how_to_connect(local));

@@ -4,26 +4,16 @@
 //! out of file descriptors is logged at a bounded rate and recovered from,
 //! and a handshake under way at SIGTERM ends with `shutting_down`.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nea::protocol::{ErrorCode, Frame};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::common::{Client, PATIENCE, Pki, Server, tls_over};
-
-/// A TCP connection to `addr` from the loopback address `source`
-/// (127.0.0.2 and up are as local as 127.0.0.1 on Linux).
-async fn tcp_from(source: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::from((source, 0)))
-        .expect("bind a loopback source address");
-    socket.connect(addr).await.expect("connect")
-}
+use crate::common::{Client, PATIENCE, Pki, Server, tcp_from, tls_over};
 
 /// A TLS client of `server` from `source`.
 async fn client_from(source: Ipv4Addr, server: &Server) -> Client {

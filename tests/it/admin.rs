@@ -14,7 +14,7 @@ use crate::common::{PATIENCE, Pki, Server};
 
 /// A server with its admin endpoint on a free port; returns it and the
 /// endpoint's address.
-fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
+pub fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -33,7 +33,7 @@ fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
 }
 
 /// `GET path` over HTTP/1.1: (status, body).
-fn get(admin: SocketAddr, path: &str) -> (u16, String) {
+pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
     let mut tcp = std::net::TcpStream::connect(admin).expect("connect to admin");
     tcp.set_read_timeout(Some(PATIENCE)).expect("timeout");
     write!(
@@ -56,7 +56,7 @@ fn get(admin: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// The value of the sample `name` (with its labels, as written) in `text`.
-fn sample(text: &str, name: &str) -> f64 {
+pub fn sample(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| {
             let (key, value) = line.rsplit_once(' ')?;

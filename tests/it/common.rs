@@ -433,6 +433,16 @@ impl Client {
     }
 }
 
+/// A TCP connection to `addr` from the loopback address `source`
+/// (127.0.0.2 and up are as local as 127.0.0.1 on Linux).
+pub async fn tcp_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .expect("bind a loopback source address");
+    socket.connect(addr).await.expect("connect")
+}
+
 /// A TLS session to `addr`, verifying the name `localhost`.
 pub async fn tls_connect(
     addr: SocketAddr,

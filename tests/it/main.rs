@@ -17,6 +17,7 @@ mod handshake;
 mod interop;
 mod logs;
 mod mtls;
+mod proxy;
 mod reload;
 mod reversal;
 mod service;

@@ -11,6 +11,7 @@ complete -c servercli -l max-handshakes -d 'Most TLS handshakes in progress at o
 complete -c servercli -l max-line-bytes -d 'Longest line accepted, in bytes (1 to 1048576)' -r
 complete -c servercli -l write-timeout -d 'Drop a client whose writes stall this long: it is not reading (10ms to 1h)' -r
 complete -c servercli -l admin-addr -d 'Serve /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9443 (off by default)' -r
+complete -c servercli -l proxy-protocol-from -d 'Load balancers whose connections begin with a PROXY protocol header (v1 or v2) naming the client: addresses or networks, comma-separated, e.g. 10.0.0.0/8,fd00::/8 (off by default)' -r
 complete -c servercli -l port-file -d 'Once listening, write the port to this file (useful with --port 0)' -r -F
 complete -c servercli -l log-format -d 'Log lines as text or as JSON objects (one per line)' -r -f -a "text\t'One line of text per event: time, level, message, `key=value` fields'
 json\t'One JSON object per line: `timestamp`, `level`, `message` and each field by its name, at the top level'"

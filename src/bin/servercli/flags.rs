@@ -53,6 +53,9 @@ pub(crate) struct Opts {
     /// Serve /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9443 (off by default)
     #[arg(long, env = "NEA_ADMIN_ADDR", value_name = "ADDR:PORT")]
     pub(crate) admin_addr: Option<std::net::SocketAddr>,
+    /// Load balancers whose connections begin with a PROXY protocol header (v1 or v2) naming the client: addresses or networks, comma-separated, e.g. 10.0.0.0/8,fd00::/8 (off by default)
+    #[arg(long, env = "NEA_PROXY_PROTOCOL_FROM", value_name = "CIDR,...", value_delimiter = ',', value_parser = nea::server::parse_network)]
+    pub(crate) proxy_protocol_from: Vec<nea::server::IpNet>,
     /// Once listening, write the port to this file (useful with --port 0)
     #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
     pub(crate) port_file: Option<PathBuf>,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use nea::cli::{NotRun, init_server_logging, parse_args, raise_open_file_limit, runtime};
-use nea::server::{Config, Settings};
+use nea::server::{Config, Settings, TrustedProxies};
 
 /// Exit status for an invalid command line.
 const EXIT_USAGE: u8 = 2;
@@ -29,6 +29,7 @@ impl Opts {
             .max_handshakes(self.max_handshakes)
             .max_line_bytes(self.max_line_bytes)
             .write_timeout(self.write_timeout.0)
+            .proxy_protocol_from(TrustedProxies::new(self.proxy_protocol_from))
             .build()?;
         Ok(Settings {
             listen: SocketAddr::new(self.bind, self.port),
@@ -155,8 +156,9 @@ mod tests {
         ]
     }
 
-    const VALUED_FLAGS: [&str; 13] = [
+    const VALUED_FLAGS: [&str; 14] = [
         "--log-format",
+        "--proxy-protocol-from",
         "--admin-addr",
         "--client-ca",
         "--port-file",
@@ -189,6 +191,10 @@ mod tests {
             "--max-clients-per-address" => count(nea::MAX_CLIENTS_PER_ADDRESS_RANGE),
             "--log-format" => value == "text" || value == "json",
             "--admin-addr" => value.parse::<std::net::SocketAddr>().is_ok(),
+            "--proxy-protocol-from" => value.split(',').all(|item| {
+                let item = item.trim();
+                item.parse::<IpAddr>().is_ok() || item.parse::<nea::server::IpNet>().is_ok()
+            }),
             "--max-handshakes" => count(nea::MAX_HANDSHAKES_RANGE),
             "--max-line-bytes" => count(nea::MAX_LINE_BYTES_RANGE),
             "--date-period" => duration(nea::DATE_PERIOD_RANGE),
