@@ -5,7 +5,7 @@
 //! the libFuzzer targets in `fuzz/fuzz_targets/` (nightly, `cargo fuzz`)
 //! and the corpus replay in `tests/fuzz_corpus.rs` (stable, every CI run).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ pub(crate) const TARGETS: &[(&str, Property)] = &[
     ("frame_roundtrip", frame_roundtrip),
     ("client_frames", client_frames),
     ("flags", flags),
+    ("proxy_header", proxy_header),
 ];
 
 /// The client's limit on one frame from the server. A copy of the private
@@ -482,6 +483,113 @@ fn numbers(text: &str) {
             Err(sentence) => assert!(!sentence.is_empty()),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// proxy_header
+
+/// The server's PROXY protocol reader (SPEC §12), on the bytes a trusted
+/// balancer's connection starts with:
+///
+/// - on any bytes it returns a result, never takes more than it was given
+///   nor more than 4096 bytes (the header bound), and refuses bytes that
+///   begin with neither signature having taken at most 15;
+/// - it never takes a byte after the header: the header it accepted,
+///   followed by the start of a TLS handshake, gives the same result and
+///   the same length;
+/// - a header written here from the input (v1 or v2, IPv4 or IPv6, PROXY
+///   or LOCAL, with TLVs), independently of the parser, is read back as the
+///   address it names, taking exactly its bytes.
+///
+/// Input: one byte of options, 16 of address, 2 of port, one of TLV
+/// length, then the bytes the reader is fed as they are.
+pub(crate) fn proxy_header(data: &[u8]) {
+    let mut input = Bytes(data);
+    let options = input.byte();
+    let address: [u8; 16] = input.array();
+    let port = u16::from_be_bytes(input.array());
+    let tlv_len = usize::from(input.byte());
+    let raw = input.rest();
+    check_any_proxy_bytes(raw);
+    check_proxy_round_trip(options, address, port, &raw[..tlv_len.min(raw.len())]);
+}
+
+const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
+
+fn check_any_proxy_bytes(bytes: &[u8]) {
+    let (result, taken) = nea::server::read_proxy_header(bytes);
+    assert!(
+        taken <= bytes.len() && taken <= 4096,
+        "took {taken} of {}",
+        bytes.len()
+    );
+    let signed = bytes.starts_with(b"PROXY ") || bytes.starts_with(V2_SIGNATURE);
+    if !signed {
+        assert!(result.is_err(), "accepted {bytes:?}");
+        assert!(taken <= 15, "took {taken} bytes of no header");
+    }
+    if result.is_ok() {
+        let mut followed = bytes[..taken].to_vec();
+        followed.extend_from_slice(&[0x16, 0x03, 0x01, 0x02, 0x00]);
+        assert_eq!(
+            nea::server::read_proxy_header(&followed),
+            (result, taken),
+            "the bytes after the header changed what was read"
+        );
+    }
+}
+
+fn check_proxy_round_trip(options: u8, address: [u8; 16], port: u16, tlv_value: &[u8]) {
+    let v6 = options & 1 != 0;
+    let local = options & 2 != 0;
+    let text = options & 4 != 0;
+    let ip = if v6 {
+        IpAddr::V6(Ipv6Addr::from(address))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(
+            address[0], address[1], address[2], address[3],
+        ))
+    };
+    let client = SocketAddr::new(ip, port);
+    let (header, named) = if text {
+        let family = if v6 { "TCP6" } else { "TCP4" };
+        let server = if v6 { "::1" } else { "127.0.0.1" };
+        let line = if local {
+            "PROXY UNKNOWN\r\n".to_owned()
+        } else {
+            format!("PROXY {family} {ip} {server} {port} 3443\r\n")
+        };
+        (line.into_bytes(), (!local).then_some(client))
+    } else {
+        let mut body = Vec::new();
+        match ip {
+            IpAddr::V4(v4) => {
+                body.extend_from_slice(&v4.octets());
+                body.extend_from_slice(&[127, 0, 0, 1]);
+            }
+            IpAddr::V6(v6) => {
+                body.extend_from_slice(&v6.octets());
+                body.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+            }
+        }
+        body.extend_from_slice(&port.to_be_bytes());
+        body.extend_from_slice(&3443u16.to_be_bytes());
+        // A NOOP TLV carrying the input's bytes.
+        body.push(0x04);
+        body.extend_from_slice(&u16::try_from(tlv_value.len()).unwrap_or(0).to_be_bytes());
+        body.extend_from_slice(tlv_value);
+        let mut header = V2_SIGNATURE.to_vec();
+        header.push(if local { 0x20 } else { 0x21 });
+        header.push(if v6 { 0x21 } else { 0x11 });
+        header.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_be_bytes());
+        header.extend_from_slice(&body);
+        (header, (!local).then_some(client))
+    };
+    let mut stream = header.clone();
+    stream.extend_from_slice(&[0x16, 0x03, 0x01]);
+    let (result, taken) = nea::server::read_proxy_header(&stream);
+    assert_eq!(result, Ok(named), "{header:?}");
+    assert_eq!(taken, header.len());
 }
 
 // ---------------------------------------------------------------------------

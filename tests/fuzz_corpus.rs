@@ -77,6 +77,11 @@ fn flags() {
     replay("flags");
 }
 
+#[test]
+fn proxy_header() {
+    replay("proxy_header");
+}
+
 /// Every fuzz target has a property, and every property a target (each
 /// with a test above).
 #[test]

@@ -50,6 +50,9 @@ const V2_FIXED_BYTES: usize = 16;
 /// of bytes that can be read at once without reading past a header.
 const V1_SHORTEST_BYTES: usize = 15;
 
+/// How a version 1 header begins: the word and its separator.
+const V1_SIGNATURE: &[u8] = b"PROXY ";
+
 /// The longest version 1 header, as the protocol's specification fixes it.
 const V1_LONGEST_BYTES: usize = 107;
 
@@ -156,7 +159,7 @@ where
     read_exact(io, &mut buf[..V1_SHORTEST_BYTES]).await?;
     if buf.starts_with(v2::PROTOCOL_PREFIX) {
         read_v2(io, &buf[..V1_SHORTEST_BYTES]).await
-    } else if buf.starts_with(v1::PROTOCOL_PREFIX.as_bytes()) {
+    } else if buf.starts_with(V1_SIGNATURE) {
         let mut len = V1_SHORTEST_BYTES;
         while !buf[..len].ends_with(b"\r\n") {
             if len == V1_LONGEST_BYTES {
@@ -282,7 +285,7 @@ fn starts_a_header(bytes: &[u8]) -> bool {
         let n = bytes.len().min(signature.len());
         n > 0 && bytes[..n] == signature[..n]
     };
-    prefix_of(b"PROXY ") || prefix_of(v2::PROTOCOL_PREFIX)
+    prefix_of(V1_SIGNATURE) || prefix_of(v2::PROTOCOL_PREFIX)
 }
 
 #[cfg(test)]
@@ -406,8 +409,11 @@ mod tests {
             ][..],
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
             b"proxy tcp4 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY(TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
         ] {
-            assert_eq!(read(input).0, Err(Refusal::Missing), "{input:?}");
+            let (refused, rest) = read(input);
+            assert_eq!(refused, Err(Refusal::Missing), "{input:?}");
+            assert!(input.len() - rest.len() <= V1_SHORTEST_BYTES, "{input:?}");
         }
     }
 

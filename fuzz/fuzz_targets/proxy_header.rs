@@ -1,0 +1,10 @@
+//! Fuzz target `proxy_header`: the property is `properties::proxy_header` in
+//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+#![no_main]
+
+// Each target uses one of the shared properties.
+#[allow(dead_code)]
+#[path = "../properties.rs"]
+mod properties;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| properties::proxy_header(data));
