@@ -193,6 +193,15 @@ pub enum ClientError {
         /// The deadline that passed.
         after: std::time::Duration,
     },
+    /// The connection was closed (or reset) before the TLS handshake was
+    /// over, with no TLS alert to say why: what a load balancer does when
+    /// the server behind it is stopping or gone, or a server that drops a
+    /// handshake it has no room for. A reconnecting client tries again.
+    #[error("{addr} closed the connection during the TLS handshake")]
+    HandshakeClosed {
+        /// Where we tried.
+        addr: String,
+    },
     /// The server's certificate chain does not lead to a trusted CA, or is
     /// not valid now.
     #[error("the server's certificate is not trusted: {reason}; {advice}")]
@@ -266,7 +275,7 @@ impl ClientError {
         match self {
             Self::Tls(_) => 66,                                                // EX_NOINPUT
             Self::UnknownHost { .. } => 68,                                    // EX_NOHOST
-            Self::Refused { .. } => 69,                                        // EX_UNAVAILABLE
+            Self::Refused { .. } | Self::HandshakeClosed { .. } => 69,         // EX_UNAVAILABLE
             Self::Unreachable { .. } | Self::HandshakeUnanswered { .. } => 71, // EX_OSERR
             Self::ServerShutDown | Self::ConnectionLost { .. } => 74,          // EX_IOERR
             Self::ServerFull | Self::AddressLimit => 75,                       // EX_TEMPFAIL
@@ -287,6 +296,7 @@ impl ClientError {
                 | Self::Refused { .. }
                 | Self::Unreachable { .. }
                 | Self::HandshakeUnanswered { .. }
+                | Self::HandshakeClosed { .. }
                 | Self::ServerFull
                 | Self::AddressLimit
         )
@@ -413,6 +423,9 @@ mod tests {
             Box::new(ClientError::HandshakeUnanswered {
                 addr: "localhost:3443".into(),
                 after: std::time::Duration::from_secs(10),
+            }),
+            Box::new(ClientError::HandshakeClosed {
+                addr: "localhost:3443".into(),
             }),
         ];
         for err in errors {

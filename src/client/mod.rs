@@ -277,18 +277,30 @@ pub async fn connect(
             Ok(stream)
         }
         Ok(Err(err)) => Err(
-            classify_tls_error(&err, options.verified_name(), &target).unwrap_or(
-                ClientError::Handshake {
+            match classify_tls_error(&err, options.verified_name(), &target) {
+                Some(classified) => classified,
+                None if closed_by_peer(&err) => ClientError::HandshakeClosed { addr: target },
+                None => ClientError::Handshake {
                     addr: target,
                     reason: err.to_string(),
                 },
-            ),
+            },
         ),
         Err(_) => Err(ClientError::HandshakeUnanswered {
             addr: target,
             after: options.connect_timeout,
         }),
     }
+}
+
+/// Whether a handshake failed because the peer closed or reset the
+/// connection, rather than for a reason TLS gives.
+fn closed_by_peer(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        err.kind(),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    )
 }
 
 /// The verbose log of an established session: what was negotiated, and the

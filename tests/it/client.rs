@@ -428,6 +428,58 @@ async fn reconnect_resends_unanswered_lines_and_lines_typed_meanwhile() {
 }
 
 #[tokio::test]
+async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
+    let server = Server::start(&[]);
+    let port = server.addr.port();
+    let mut command = server.clientcli();
+    command.arg("--reconnect");
+    let mut child = spawn_interactive_pipe(command);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"before\n").expect("write");
+    server
+        .wait_for_log("client connected", PATIENCE)
+        .expect("connected");
+    let certs = server.pki.copy();
+    assert!(server.stop().success());
+    // On the same port, what a load balancer with no server left does:
+    // accept, then close before any TLS answer.
+    let balancer = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port");
+    let (closed, attempts) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((socket, _)) = balancer.accept() else {
+                return;
+            };
+            drop(socket);
+            let _ = closed.send(());
+        }
+    });
+    for attempt in 1..=2 {
+        if attempts.recv_timeout(PATIENCE).is_err() {
+            drop(stdin);
+            let output = wait_output(child).await;
+            panic!(
+                "no attempt {attempt} after a closed handshake: {:?}\n{}",
+                output.status,
+                text(&output.stderr)
+            );
+        }
+    }
+    let restarted = Server::start_on(certs, port, &[]);
+    stdin.write_all(b"after\n").expect("write");
+    drop(stdin);
+    let output = wait_output(child).await;
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(text(&output.stdout), "erofeb\nretfa\n");
+    assert!(
+        stderr.contains("closed the connection during the TLS handshake; reconnecting in"),
+        "{stderr}"
+    );
+    assert!(restarted.stop().success());
+}
+
+#[tokio::test]
 async fn reconnect_survives_a_server_restart() {
     let server = Server::start(&[]);
     let port = server.addr.port();
@@ -441,7 +493,7 @@ async fn reconnect_survives_a_server_restart() {
         .expect("connected");
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Restart with the same certificates, on the same port.
-    let certs = copy_pki(&server.pki);
+    let certs = server.pki.copy();
     assert!(server.stop().success());
     let restarted = Server::start_on(certs, port, &[]);
     restarted
@@ -454,24 +506,6 @@ async fn reconnect_survives_a_server_restart() {
     assert_eq!(text(&output.stdout), "erofeb\nretfa\n");
     assert!(text(&output.stderr).contains("the server shut down; reconnecting in"));
     assert!(restarted.stop().success());
-}
-
-/// Copies certificate files into a new directory, so a restarted server can
-/// use them after the first one (and its directory) is gone.
-fn copy_pki(pki: &Pki) -> Pki {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let copy = |from: &std::path::Path, name: &str| {
-        let to = dir.path().join(name);
-        std::fs::copy(from, &to).expect("copy");
-        to
-    };
-    Pki {
-        authority: pki.authority.clone(),
-        ca_pem: copy(&pki.ca_pem, "ca.pem"),
-        cert: copy(&pki.cert, "server.pem"),
-        key: copy(&pki.key, "server-key.pem"),
-        dir,
-    }
 }
 
 #[tokio::test]

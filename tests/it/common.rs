@@ -84,6 +84,25 @@ impl Pki {
         }
     }
 
+    /// The same certificates in a directory of their own: for a restarted
+    /// server, or another one, to use after this one (and its directory) is
+    /// gone.
+    pub fn copy(&self) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = |from: &Path, name: &str| {
+            let to = dir.path().join(name);
+            std::fs::copy(from, &to).expect("copy");
+            to
+        };
+        Self {
+            authority: self.authority.clone(),
+            ca_pem: copy(&self.ca_pem, "ca.pem"),
+            cert: copy(&self.cert, "server.pem"),
+            key: copy(&self.key, "server-key.pem"),
+            dir,
+        }
+    }
+
     /// A client configuration that trusts this CA and presents no certificate.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let roots = tls::root_store(tls::load_certs(&self.ca_pem).expect("ca")).expect("roots");
