@@ -18,6 +18,11 @@ if ! command -v promtool >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi
+if ! command -v haproxy >/dev/null 2>&1; then
+    # The load-balancer tests run several servers behind a real HAProxy.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy
+fi
 if ! command -v prlimit >/dev/null 2>&1; then
     # The file-descriptor exhaustion test runs the server under it.
     apt-get update -qq

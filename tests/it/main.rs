@@ -9,6 +9,7 @@ mod common;
 
 mod abuse;
 mod admin;
+mod balancer;
 mod capacity;
 mod cli;
 mod client;

@@ -1,0 +1,513 @@
+//! SPEC §12 behind a real HAProxy, running the configuration the project
+//! ships (`contrib/haproxy/haproxy.cfg`): TCP mode with TLS passed through,
+//! `send-proxy-v2`, health from each server's `/healthz`, `balance
+//! leastconn`. Replies are correct and each server sees the real client;
+//! per-address limits count the real address; a full server gets no new
+//! clients; and when servers stop or die, reconnecting clients lose
+//! nothing and see nothing twice.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nea::protocol::{ErrorCode, Frame};
+use nix::sys::signal::Signal;
+
+use crate::common::{Client, PATIENCE, Pki, Server, clientcli_for, tcp_from, tls_over};
+
+/// A free TCP port on 127.0.0.1, for a process started next to take.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One of the servers behind the balancer: where it listens, and how to
+/// start it again there.
+struct Backend {
+    server: Option<Server>,
+    port: u16,
+    admin: u16,
+    args: Vec<String>,
+}
+
+impl Backend {
+    /// A servercli that trusts the balancer's PROXY headers, with its
+    /// admin endpoint for the health checks, and `extra` flags.
+    fn start(pki: &Pki, extra: &[&str]) -> Self {
+        let admin = free_port();
+        let args: Vec<String> = [
+            "--proxy-protocol-from",
+            "127.0.0.1/32",
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+            "--date-period",
+            "1s",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        let mut backend = Self {
+            server: None,
+            port: 0,
+            admin,
+            args,
+        };
+        backend.run(pki);
+        backend
+    }
+
+    /// Starts the server (again) on its port.
+    fn run(&mut self, pki: &Pki) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let server = Server::start_on(pki.copy(), self.port, &args);
+        server
+            .wait_for_log("admin endpoint on", PATIENCE)
+            .expect("the admin endpoint is up");
+        self.port = server.addr.port();
+        self.server = Some(server);
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("the server runs")
+    }
+}
+
+/// HAProxy with the shipped configuration, in front of three backends.
+struct Balancer {
+    child: Child,
+    addr: SocketAddr,
+    stats: PathBuf,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Balancer {
+    fn config() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/haproxy/haproxy.cfg")
+    }
+
+    fn start(backends: &[Backend; 3]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stats = dir.path().join("stats.sock");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut command = Command::new("haproxy");
+        command
+            .arg("-db")
+            .arg("-f")
+            .arg(Self::config())
+            .env("NEA_FRONTEND", addr.to_string())
+            .env("NEA_HAPROXY_STATS", &stats)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (i, backend) in backends.iter().enumerate() {
+            command
+                .env(
+                    format!("NEA_SERVER_{}", i + 1),
+                    format!("127.0.0.1:{}", backend.port),
+                )
+                .env(
+                    format!("NEA_ADMIN_PORT_{}", i + 1),
+                    backend.admin.to_string(),
+                );
+        }
+        let mut child = command
+            .spawn()
+            .expect("haproxy starts (scripts/setup.sh installs it)");
+        let log = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut text = sink.lock().expect("log lock");
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+        }
+        let balancer = Self {
+            child,
+            addr,
+            stats,
+            log,
+            _dir: dir,
+        };
+        let up = balancer.wait_until(|states| {
+            ["nea1", "nea2", "nea3"]
+                .iter()
+                .all(|name| states.get(*name).is_some_and(|s| s == "UP"))
+        });
+        assert!(up, "haproxy did not come up:\n{}", balancer.log());
+        let mut started = false;
+        let deadline = Instant::now() + PATIENCE;
+        while !started && Instant::now() < deadline {
+            started = std::net::TcpStream::connect(addr).is_ok();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(started, "haproxy does not listen:\n{}", balancer.log());
+        balancer
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Each server's status as HAProxy's runtime API reports it (`UP`,
+    /// `DOWN`, `DOWN 1/2`...); empty while the API does not answer.
+    fn states(&self) -> HashMap<String, String> {
+        let Ok(mut socket) = UnixStream::connect(&self.stats) else {
+            return HashMap::new();
+        };
+        let mut csv = String::new();
+        if socket.write_all(b"show stat\n").is_err() || socket.read_to_string(&mut csv).is_err() {
+            return HashMap::new();
+        }
+        let mut lines = csv.lines();
+        let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
+            return HashMap::new();
+        };
+        let column = |name: &str| header.split(',').position(|c| c == name);
+        let (Some(proxy), Some(server), Some(status)) =
+            (column("pxname"), column("svname"), column("status"))
+        else {
+            return HashMap::new();
+        };
+        lines
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .filter(|fields| fields.get(proxy) == Some(&"nea"))
+            .filter_map(|fields| {
+                Some((
+                    (*fields.get(server)?).to_owned(),
+                    (*fields.get(status)?).to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Polls the states until `done` holds; false after the test's patience.
+    fn wait_until(&self, done: impl Fn(&HashMap<String, String>) -> bool) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if done(&self.states()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn wait_for_state(&self, server: &str, state: &str) {
+        let reached = self.wait_until(|states| states.get(server).is_some_and(|s| s == state));
+        assert!(
+            reached,
+            "{server} did not become {state}: {:?}\n{}",
+            self.states(),
+            self.log()
+        );
+    }
+
+    /// A TLS client through the balancer, from the loopback address `from`.
+    async fn client(&self, pki: &Pki, from: Ipv4Addr) -> (Client, SocketAddr) {
+        let tcp = tcp_from(from, self.addr).await;
+        let local = tcp.local_addr().expect("local address");
+        let stream = tls_over(tcp, pki.client_config())
+            .await
+            .expect("a handshake through the balancer");
+        (Client::from_stream(stream), local)
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn three(pki: &Pki, extra: [&[&str]; 3]) -> [Backend; 3] {
+    extra.map(|args| Backend::start(pki, args))
+}
+
+/// Which backend's log has `needle`, once one has.
+fn serving(backends: &[Backend; 3], needle: &str) -> usize {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        let having: Vec<usize> = (0..3)
+            .filter(|&i| backends[i].server().log().contains(needle))
+            .collect();
+        match having[..] {
+            [i] => return i,
+            [] => std::thread::sleep(Duration::from_millis(20)),
+            _ => panic!("{needle:?} is in the logs of servers {having:?}"),
+        }
+    }
+    panic!("no server logged {needle:?}");
+}
+
+#[tokio::test]
+async fn replies_through_haproxy_are_correct_and_each_server_sees_the_real_client() {
+    let pki = Pki::new();
+    let backends = three(&pki, [&[], &[], &[]]);
+    let balancer = Balancer::start(&backends);
+    let mut held = Vec::new();
+    let mut chosen = Vec::new();
+    for (i, from) in [5, 6, 7].into_iter().enumerate() {
+        let (mut client, local) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, from)).await;
+        assert_eq!(
+            client.round_trip(&format!("client {i}")).await,
+            format!("{i} tneilc")
+        );
+        // The server logs the client's own address and port, and the
+        // balancer's as `via`.
+        let joined = format!("client connected peer={local} via=127.0.0.1:");
+        chosen.push(serving(&backends, &joined));
+        held.push(client);
+    }
+    chosen.sort_unstable();
+    assert_eq!(chosen, [0, 1, 2], "leastconn spreads three held clients");
+    // Dates come through too.
+    let mut client = held.pop().expect("a client");
+    assert!(matches!(client.frame().await, Frame::Date { .. }));
+}
+
+#[tokio::test]
+async fn per_address_limits_count_the_real_client_behind_haproxy() {
+    let pki = Pki::new();
+    let limit: &[&str] = &["--max-clients-per-address", "1"];
+    let backends = three(&pki, [limit, limit, limit]);
+    let balancer = Balancer::start(&backends);
+    let busy = Ipv4Addr::new(127, 0, 0, 5);
+    // One slot per server for this address: three in all.
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let (mut client, _) = balancer.client(&pki, busy).await;
+        assert_eq!(client.round_trip(&format!("{i}")).await, format!("{i}"));
+        held.push(client);
+    }
+    let (mut fourth, _) = balancer.client(&pki, busy).await;
+    match fourth.non_date_frame().await {
+        Frame::Error { code, .. } => assert_eq!(code, ErrorCode::AddressLimit),
+        other => panic!("expected address_limit, got {other:?}"),
+    }
+    // All of them came through the same balancer address; another client
+    // is still someone else.
+    let (mut other, _) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, 6)).await;
+    assert_eq!(other.round_trip("other").await, "rehto");
+}
+
+#[tokio::test]
+async fn a_full_server_turns_unhealthy_and_new_clients_go_to_the_others() {
+    let pki = Pki::new();
+    let backends = three(&pki, [&["--max-clients", "2"], &[], &[]]);
+    let balancer = Balancer::start(&backends);
+    // Fill the first server directly, from an address it does not expect
+    // PROXY headers from.
+    let direct = backends[0].server().addr;
+    let mut fillers = Vec::new();
+    for _ in 0..2 {
+        let tcp = tcp_from(Ipv4Addr::new(127, 0, 0, 8), direct).await;
+        let mut client = Client::from_stream(
+            tls_over(tcp, pki.client_config())
+                .await
+                .expect("a direct handshake"),
+        );
+        assert_eq!(client.round_trip("fill").await, "llif");
+        fillers.push(client);
+    }
+    balancer.wait_for_state("nea1", "DOWN");
+    // Without the health check, leastconn would send the next clients to
+    // the server with no balanced connection: the full one.
+    let mut held = Vec::new();
+    for i in 0..6 {
+        let (mut client, local) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, 5)).await;
+        client.send(format!("{i}\n").as_bytes()).await;
+        match client.non_date_frame().await {
+            Frame::String { payload } => assert_eq!(payload, format!("{i}")),
+            other => panic!("client {i} was not served: {other:?}"),
+        }
+        let server = serving(&backends, &format!("client connected peer={local}"));
+        assert_ne!(server, 0, "client {i} was sent to the full server");
+        held.push(client);
+    }
+    // A free slot makes it healthy again.
+    drop(fillers);
+    balancer.wait_for_state("nea1", "UP");
+}
+
+/// What one reconnecting `clientcli` did through a failover.
+struct Run {
+    output: Output,
+    expected: String,
+}
+
+impl Run {
+    /// Why this client's run is not "every line answered exactly once, in
+    /// order, and a clean exit"; `None` if it is.
+    fn fault(&self) -> Option<String> {
+        let stdout = String::from_utf8_lossy(&self.output.stdout);
+        let stderr = String::from_utf8_lossy(&self.output.stderr);
+        if !self.output.status.success() {
+            return Some(format!("exit {:?}: {stderr}", self.output.status));
+        }
+        if stdout != self.expected {
+            let got = stdout.lines().count();
+            let want = self.expected.lines().count();
+            return Some(format!("{got} lines of output, {want} expected:\n{stdout}"));
+        }
+        // Dates, connection lines and notices of reconnection are all a
+        // client may print on stderr: never an error.
+        stderr
+            .lines()
+            .find(|line| {
+                !line.starts_with("date: ")
+                    && !line.starts_with("connected to ")
+                    && !line.contains("; reconnecting in ")
+            })
+            .map(|line| format!("printed {line:?}"))
+    }
+}
+
+/// Sends `lines` numbered lines from each of `clients` clientcli (pipe
+/// mode, `--reconnect` if asked) at 20 lines a second through HAProxy in
+/// front of three servers, once all are connected. After a quarter of the
+/// lines the first server
+/// gets SIGTERM; after half, the second is killed (SIGKILL) and started
+/// again on its ports. Returns each client's run, and HAProxy's log.
+async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, String) {
+    let pki = Pki::new();
+    let mut backends = three(&pki, [&[], &[], &[]]);
+    let balancer = Balancer::start(&backends);
+    let mut children: Vec<(Child, ChildStdin)> = (0..clients)
+        .map(|_| {
+            let mut command = clientcli_for(balancer.addr.port(), &pki.ca_pem);
+            if reconnect {
+                command.arg("--reconnect");
+            }
+            let mut child = command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("clientcli starts");
+            let stdin = child.stdin.take().expect("stdin");
+            (child, stdin)
+        })
+        .collect();
+    // The failures start once every client is connected: a client's first
+    // connection is not retried, by design.
+    let deadline = Instant::now() + PATIENCE * 3;
+    let connected = |backends: &[Backend; 3]| {
+        backends
+            .iter()
+            .map(|b| b.server().count_logs("client connected"))
+            .sum::<usize>()
+    };
+    while connected(&backends) < clients {
+        assert!(
+            Instant::now() < deadline,
+            "only {} clients connected",
+            connected(&backends)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = |client: usize, n: usize| format!("c{client:02} n{n:04}");
+    let started = Instant::now();
+    for n in 0..lines {
+        for (client, (_, stdin)) in children.iter_mut().enumerate() {
+            // A client that gave up has closed its input: the test notices
+            // from its output.
+            let _ = writeln!(stdin, "{}", line(client, n));
+        }
+        if n == lines / 4 {
+            backends[0].server().signal(Signal::SIGTERM);
+        }
+        if n == lines / 2 {
+            let mut killed = backends[1].server.take().expect("the second server");
+            killed.signal(Signal::SIGKILL);
+            killed.wait_exit(PATIENCE).expect("killed");
+            backends[1].run(&pki);
+        }
+        let due = started + Duration::from_millis(50) * u32::try_from(n + 1).expect("lines");
+        tokio::time::sleep_until(due.into()).await;
+    }
+    let outputs = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|(child, stdin)| {
+                drop(stdin);
+                child.wait_with_output().expect("clientcli output")
+            })
+            .collect::<Vec<_>>()
+    });
+    let outputs = tokio::time::timeout(PATIENCE * 2, outputs)
+        .await
+        .expect("every client ends once its lines are answered")
+        .expect("the waiting task");
+    let mut log = balancer.log();
+    for (i, backend) in backends.iter().enumerate() {
+        if let Some(server) = &backend.server {
+            log.push_str(&format!("--- server {}:\n{}", i + 1, server.log()));
+        }
+    }
+    drop(balancer);
+    let runs = outputs
+        .into_iter()
+        .enumerate()
+        .map(|(client, output)| Run {
+            output,
+            expected: (0..lines)
+                .map(|n| format!("{}\n", line(client, n).chars().rev().collect::<String>()))
+                .collect(),
+        })
+        .collect();
+    (runs, log)
+}
+
+#[tokio::test]
+async fn through_a_stop_and_a_crash_every_line_is_answered_exactly_once() {
+    let (runs, log) = failover(50, 200, true).await;
+    let faults: Vec<String> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, run)| run.fault().map(|fault| format!("client {i}: {fault}")))
+        .collect();
+    assert!(faults.is_empty(), "{}\nhaproxy:\n{log}", faults.join("\n"));
+    // The stop and the crash did reach clients.
+    let reconnected = runs
+        .iter()
+        .filter(|run| String::from_utf8_lossy(&run.output.stderr).contains("reconnecting in"))
+        .count();
+    eprintln!("{reconnected} of {} clients reconnected", runs.len());
+    assert!(reconnected >= 2, "only {reconnected} clients reconnected");
+}
+
+#[tokio::test]
+async fn without_reconnect_the_failover_check_sees_lines_lost() {
+    // The same check, on clients that do not reconnect: it must fail.
+    let (runs, _) = failover(9, 60, false).await;
+    let faulty = runs.iter().filter(|run| run.fault().is_some()).count();
+    assert!(
+        faulty > 0,
+        "no fault found, though clients without --reconnect lost a server"
+    );
+}
