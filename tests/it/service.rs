@@ -1,8 +1,9 @@
 //! SPEC §11, the service manager, on the real binary with the real tools:
 //! a `NOTIFY_SOCKET` datagram listener of the test's own sees `READY=1`,
 //! `STATUS=`, `RELOADING=1` … `READY=1` and `STOPPING=1` at the right
-//! moments, and `systemd-socket-activate` passes a listening socket that
-//! the server serves instead of binding its own.
+//! moments, `systemd-socket-activate` passes a listening socket that the
+//! server serves instead of binding its own, and a restart on that socket
+//! under load refuses no connection and loses no line (SPEC §12).
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -227,4 +228,193 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         !complaints.contains("nea.service") && !complaints.contains("nea.socket"),
         "{complaints}"
     );
+}
+
+/// What `systemd-socket-activate` runs for the restart test: the server,
+/// then, once it has exited, the server again on the same socket, as a
+/// service manager restarting a socket-activated service does. Each run
+/// writes its process id to `$NEA_PID_DIR/<run>`, and is told that the
+/// passed socket is its own (`LISTEN_PID`).
+const RESTART_TWICE: &str = r#"
+for run in 1 2; do
+    (
+        echo "$BASHPID" > "$NEA_PID_DIR/$run.tmp" && mv "$NEA_PID_DIR/$run.tmp" "$NEA_PID_DIR/$run"
+        export LISTEN_PID=$BASHPID
+        exec "$@"
+    )
+done
+"#;
+
+/// The process id the restart script wrote for `run`, once it has.
+async fn run_pid(dir: &std::path::Path, run: u32) -> nix::unistd::Pid {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join(run.to_string())) {
+            return nix::unistd::Pid::from_raw(text.trim().parse().expect("a pid"));
+        }
+        assert!(Instant::now() < deadline, "run {run} did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_restart_on_an_activated_socket_refuses_no_connection_and_loses_no_line() {
+    let pki = Pki::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let pids = tempfile::tempdir().expect("tempdir");
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(addr.to_string())
+        // The activator gives its program only the variables it is told.
+        .arg(format!("--setenv=NEA_PID_DIR={}", pids.path().display()))
+        .arg("--setenv=PATH")
+        .arg("--setenv=RUST_LOG=nea=debug")
+        .args(["bash", "-c", RESTART_TWICE, "restart"])
+        .arg(crate::common::servercli_exe())
+        .args(["--bind", "127.0.0.1", "--port", "1", "--cert"])
+        .arg(&pki.cert)
+        .arg("--key")
+        .arg(&pki.key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("systemd-socket-activate runs");
+    // Once the activator listens (it starts the first run then)...
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the activator does not listen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...reconnecting clients send 100 numbered lines each, 20 a second.
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            let mut command = crate::common::clientcli_for(port, &pki.ca_pem);
+            command
+                .arg("--reconnect")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("clientcli starts")
+        })
+        .collect();
+    // New connections all along: not one may be refused.
+    let probing = tokio_util::sync::CancellationToken::new();
+    let prober = tokio::spawn({
+        let probing = probing.clone();
+        let config = pki.client_config();
+        async move {
+            let (mut probes, mut refused) = (0, Vec::new());
+            while !probing.is_cancelled() {
+                probes += 1;
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(tcp) => {
+                        // Served by one run or the other, or told it is
+                        // shutting down: either way, not refused.
+                        if let Ok(stream) = crate::common::tls_over(tcp, config.clone()).await {
+                            drop(stream);
+                        }
+                    }
+                    Err(err) => refused.push(err.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (probes, refused)
+        }
+    });
+    // Both runs' logs, as they come.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = activator.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                let mut text = log.lock().expect("log lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        })
+    };
+    let logged = |needle: &str| log.lock().expect("log lock").matches(needle).count();
+    let first = run_pid(pids.path(), 1).await;
+    // The restart comes once every client is on the first run.
+    let deadline = Instant::now() + PATIENCE;
+    while logged("client connected") < 10 {
+        assert!(Instant::now() < deadline, "the clients did not connect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut clients: Vec<_> = clients
+        .into_iter()
+        .map(|mut child| {
+            let stdin = child.stdin.take().expect("stdin");
+            (child, stdin)
+        })
+        .collect();
+    let line = |client: usize, n: usize| format!("r{client} {n:03}");
+    let started = Instant::now();
+    for n in 0..100 {
+        for (client, (_, stdin)) in clients.iter_mut().enumerate() {
+            let _ = std::io::Write::write_all(stdin, format!("{}\n", line(client, n)).as_bytes());
+        }
+        if n == 30 {
+            nix::sys::signal::kill(first, Signal::SIGTERM).expect("stop the first run");
+        }
+        let due = started + Duration::from_millis(50) * u32::try_from(n + 1).expect("small");
+        tokio::time::sleep_until(due.into()).await;
+    }
+    let second = run_pid(pids.path(), 2).await;
+    let outputs = tokio::task::spawn_blocking(move || {
+        clients
+            .into_iter()
+            .map(|(child, stdin)| {
+                drop(stdin);
+                child.wait_with_output().expect("clientcli output")
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the clients");
+    probing.cancel();
+    let (probes, refused) = prober.await.expect("the prober");
+    nix::sys::signal::kill(second, Signal::SIGTERM).expect("stop the second run");
+    tokio::task::spawn_blocking(move || {
+        let _ = activator.wait();
+        let _ = reader.join();
+    })
+    .await
+    .expect("the activator ends");
+    let log = log.lock().expect("log lock").clone();
+    assert!(
+        refused.is_empty(),
+        "{} of {probes} refused: {refused:?}",
+        refused.len()
+    );
+    for (client, output) in outputs.iter().enumerate() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "client {client}: {stderr}\n{log}");
+        let expected: String = (0..100)
+            .map(|n| format!("{}\n", line(client, n).chars().rev().collect::<String>()))
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            expected,
+            "client {client}"
+        );
+        assert!(
+            stderr.contains("the server shut down; reconnecting in"),
+            "client {client} was not told: {stderr}"
+        );
+    }
+    assert_eq!(
+        log.matches("the socket the service manager passed").count(),
+        2,
+        "{log}"
+    );
+    eprintln!("{probes} probes, none refused");
 }
