@@ -87,7 +87,8 @@
 //!   they change (`server::reload`); one client's session
 //!   (`server::conn`); the metrics and the admin endpoint
 //!   (`server::metrics`, `server::admin`); systemd notifications
-//!   (`server::service_manager`).
+//!   (`server::service_manager`); the PROXY protocol header of a trusted
+//!   load balancer (`server::proxy`).
 //! - [`client`]: trust, connecting with a deadline per phase, the session
 //!   (lines in, events out, reconnection), and the pipe and terminal front
 //!   ends of `clientcli`.
