@@ -431,7 +431,7 @@ async fn serve_client<IO>(
             subject,
             duration = ?started.elapsed(),
             lines = report.lines,
-            reason = report.reason.to_string().as_str(),
+            reason = &*report.reason.text(),
             clients = shared.connected(),
             "client left"
         );
@@ -471,7 +471,9 @@ fn count(metrics: &Metrics, report: &conn::Report) {
 
 /// The negotiated protocol version, cipher suite and, under mutual TLS, the
 /// client certificate's subject, for the log line.
-fn describe<IO>(stream: &TlsStream<IO>) -> (String, &'static str, Option<String>) {
+fn describe<IO>(
+    stream: &TlsStream<IO>,
+) -> (std::borrow::Cow<'static, str>, &'static str, Option<String>) {
     let (_, session) = stream.get_ref();
     let (version, cipher) = crate::tls::negotiated(session);
     let subject = session
