@@ -222,11 +222,14 @@ pub(super) async fn serve(
                 shared.metrics.connections.inc();
                 let ticket = shared.handshakes.enqueue(Source::from(peer.ip()));
                 let shared = shared.clone();
-                tracker.spawn(async move {
+                // Boxed, so that tokio moves a pointer, not the future:
+                // it copies a task's future into the task, and writes the
+                // task's whole stage over it twice when it finishes.
+                tracker.spawn(Box::pin(async move {
                     handle(tcp, peer, ticket, &shared).await;
                     // Everything of the connection is dropped by now.
                     shared.socket_closed.notify_one();
-                });
+                }));
             }
             Err(err) => {
                 shared.accept_failures.report(
