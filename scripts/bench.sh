@@ -172,6 +172,29 @@ server_ir() { # server_ir KIND LINES ARGS...: server instructions over one rtt r
     stop_server
     ir "$OUT/callgrind.log"
 }
+server_hs_ir() { # server_hs_ir KIND DURATION [RUST_LOG]: "INSTRUCTIONS HANDSHAKES" over one handshakes run
+    local kind=$1 duration=$2 log=${3:-warn,nea=info}
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    local vg=(valgrind --tool=callgrind --callgrind-out-file=/dev/null --log-file="$OUT/callgrind.log")
+    if [ "$kind" = baseline ]; then
+        "${vg[@]}" "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" \
+            >/dev/null 2>&1 &
+    else
+        RUST_LOG=$log "${vg[@]}" "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+            --cert "$CERT" --key "$KEY" --handshake-timeout 60s >/dev/null 2>&1 &
+    fi
+    PID=$!
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    local extra=(); [ "$kind" = baseline ] && extra=(--baseline)
+    local handshakes
+    handshakes=$("$BIN/loadcli" handshakes -n 2 -d "$duration" --host 127.0.0.1 --ca "$CA" --port "$PORT" \
+        "${extra[@]}" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["handshakes"])')
+    stop_server
+    echo "$(ir "$OUT/callgrind.log") $handshakes"
+}
 if part instructions; then
     if ! command -v valgrind >/dev/null; then
         echo "instructions: valgrind is not installed; skipped" >&2
@@ -194,6 +217,14 @@ if part instructions; then
             echo "server $kind, 32 B lines: $(((b - a) / 20000)) instructions per line"
             a=$(server_ir "$kind" 20 -n 100 -k 1 -l 1000); b=$(server_ir "$kind" 120 -n 100 -k 1 -l 1000)
             echo "server $kind, 1,000 B lines: $(((b - a) / 10000)) instructions per line"
+        done | tee -a "$OUT/instructions.txt"
+        # Full handshakes: runs of 10 s and 30 s, differenced (the count of
+        # handshakes differs from run to run; start-up cancels out).
+        for kind in baseline nea nea-quiet; do
+            log=warn,nea=info; [ "$kind" = nea-quiet ] && log=warn
+            read -r a ha < <(server_hs_ir "${kind%-quiet}" 10s "$log")
+            read -r b hb < <(server_hs_ir "${kind%-quiet}" 30s "$log")
+            echo "server $kind, full handshakes: $(((b - a) / (hb - ha))) instructions per handshake"
         done | tee -a "$OUT/instructions.txt"
     fi
 fi

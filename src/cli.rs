@@ -298,16 +298,99 @@ impl ServerLogging {
     }
 }
 
+/// How long the log writer thread waits for more lines before writing,
+/// when a line comes within this time of its last write ([`Batched`]).
+const LOG_BATCH_WINDOW: Duration = Duration::from_millis(10);
+
+/// Most bytes of log lines held back for one write.
+const LOG_BATCH_BYTES: usize = 64 * 1024;
+
+/// A writer for the log writer thread that writes lines in batches while
+/// they come in quick succession, and each line at once otherwise.
+///
+/// The writer thread flushes each time its queue is empty. Unbatched, a
+/// server logging a line per client wrote each line with a `write(2)` of
+/// its own and then parked, so each line also cost the thread a wake-up:
+/// a futex call on the serving thread, and a few `sched_yield`s and a
+/// futex wait on the writer's (about four system calls and two context
+/// switches per line, BENCHMARKS.md). Here a flush that comes within
+/// [`LOG_BATCH_WINDOW`] of the last write first waits out that window, so
+/// the lines logged meanwhile queue up without waking anyone and go out
+/// in the next write. A line after a quiet spell is written at once, and
+/// nothing runs while no line comes: an idle server still does no
+/// periodic work. The lines, and their order, are the same; under a
+/// sustained stream they reach standard error up to twice the window
+/// later.
+struct Batched<W: std::io::Write> {
+    inner: W,
+    /// Lines written to this writer and not yet to `inner`.
+    pending: Vec<u8>,
+    /// When `pending` was last written out.
+    last_write: Option<std::time::Instant>,
+}
+
+impl<W: std::io::Write> Batched<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            pending: Vec::new(),
+            last_write: None,
+        }
+    }
+
+    /// Writes out the lines held back. A failed write loses them, as an
+    /// unbatched one loses its line.
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        let written = self.inner.write_all(&self.pending);
+        self.pending.clear();
+        self.pending.shrink_to(LOG_BATCH_BYTES);
+        self.last_write = Some(std::time::Instant::now());
+        written
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Batched<W> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        if !self.pending.is_empty() && self.pending.len() + line.len() > LOG_BATCH_BYTES {
+            self.write_pending()?;
+        }
+        self.pending.extend_from_slice(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self
+            .last_write
+            .is_some_and(|at| at.elapsed() < LOG_BATCH_WINDOW)
+        {
+            std::thread::sleep(LOG_BATCH_WINDOW);
+        }
+        self.write_pending()?;
+        self.inner.flush()
+    }
+}
+
+impl<W: std::io::Write> Drop for Batched<W> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.write_pending();
+        }
+    }
+}
+
 /// Logging for the server: `format`, to standard error, through a writer
 /// thread of its own, so that a slow standard error never delays the
-/// serving of clients. When the writer falls 128,000 lines behind, new
-/// lines are dropped and counted ([`ServerLogging::dropped_lines`]) rather
-/// than waited for.
+/// serving of clients, in batches while lines come fast ([`Batched`]).
+/// When the writer falls 128,000 lines behind, new lines are dropped and
+/// counted ([`ServerLogging::dropped_lines`]) rather than waited for.
 pub fn init_server_logging(default: &str, format: LogFormat) -> ServerLogging {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking(Batched::new(std::io::stderr()));
     let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -350,6 +433,69 @@ pub fn init_logging(default: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer that keeps each `write` call's bytes apart.
+    #[derive(Default)]
+    struct Writes(std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
+
+    impl std::io::Write for Writes {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().push(bytes.to_vec());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_in_quick_succession_share_a_write_and_a_lone_one_goes_at_once() {
+        use std::io::Write as _;
+        let writes = Writes::default();
+        let seen = writes.0.clone();
+        let mut log = Batched::new(writes);
+        log.write_all(b"one\n").expect("write");
+        assert!(seen.borrow().is_empty(), "held until the flush");
+        log.flush().expect("flush");
+        assert_eq!(*seen.borrow(), [b"one\n".to_vec()]);
+        // Within the window of that write: the flush waits it out, and
+        // everything logged before it goes in one write, in order.
+        let started = std::time::Instant::now();
+        log.write_all(b"two\n").expect("write");
+        log.write_all(b"three\n").expect("write");
+        log.flush().expect("flush");
+        assert!(started.elapsed() >= LOG_BATCH_WINDOW);
+        assert_eq!(seen.borrow()[1], b"two\nthree\n");
+        // After a quiet spell, at once.
+        std::thread::sleep(LOG_BATCH_WINDOW);
+        let started = std::time::Instant::now();
+        log.write_all(b"four\n").expect("write");
+        log.flush().expect("flush");
+        assert!(started.elapsed() < LOG_BATCH_WINDOW);
+        assert_eq!(seen.borrow()[2], b"four\n");
+        // Nothing held back: a flush writes nothing.
+        log.flush().expect("flush");
+        assert_eq!(seen.borrow().len(), 3);
+        // Dropped with lines held back: they are written.
+        log.write_all(b"five\n").expect("write");
+        drop(log);
+        assert_eq!(seen.borrow()[3], b"five\n");
+    }
+
+    #[test]
+    fn a_batch_is_written_before_it_would_pass_its_bound() {
+        use std::io::Write as _;
+        let writes = Writes::default();
+        let seen = writes.0.clone();
+        let mut log = Batched::new(writes);
+        let line = vec![b'x'; LOG_BATCH_BYTES / 2 + 1];
+        log.write_all(&line).expect("write");
+        log.write_all(&line).expect("write");
+        assert_eq!(seen.borrow().len(), 1, "the first line, alone");
+        assert_eq!(seen.borrow()[0], line);
+        drop(log);
+        assert_eq!(seen.borrow().len(), 2);
+    }
 
     #[test]
     fn durations_accept_the_documented_forms() {

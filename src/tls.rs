@@ -112,13 +112,23 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 
 /// The negotiated protocol version (`TLSv1.3`) and cipher suite of a
 /// session, for log lines and the client's "connected" line.
-pub(crate) fn negotiated(session: &rustls::CommonState) -> (String, &'static str) {
+///
+/// The two versions rustls negotiates are named without an allocation:
+/// the server names one in every client's log line.
+pub(crate) fn negotiated(
+    session: &rustls::CommonState,
+) -> (std::borrow::Cow<'static, str>, &'static str) {
+    use rustls::ProtocolVersion;
     // rustls names versions "TLSv1_3"; people write "TLSv1.3".
-    let version = session
-        .protocol_version()
-        .and_then(|v| v.as_str())
-        .unwrap_or("unknown")
-        .replace('_', ".");
+    let version = match session.protocol_version() {
+        Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".into(),
+        Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
+        other => other
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .replace('_', ".")
+            .into(),
+    };
     let cipher = session
         .negotiated_cipher_suite()
         .and_then(|suite| suite.suite().as_str())

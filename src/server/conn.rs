@@ -74,18 +74,40 @@ pub(super) enum EndReason {
     Shutdown,
 }
 
+impl EndReason {
+    /// The text of a reason that carries no detail.
+    fn fixed_text(&self) -> Option<&'static str> {
+        match self {
+            Self::Closed => Some("closed by client"),
+            Self::ClosedMidLine => Some("closed by client in the middle of a line"),
+            Self::Truncated => Some("closed without TLS close_notify"),
+            Self::Shutdown => Some("server shutdown"),
+            Self::ReadFailed(_) | Self::SlowReader(_) | Self::WriteFailed(_) => None,
+        }
+    }
+
+    /// The reason as text (its `Display`), allocated only for a reason
+    /// with details: most sessions end in one of the fixed ones, and the
+    /// server logs one for every client.
+    pub(super) fn text(&self) -> std::borrow::Cow<'static, str> {
+        match self.fixed_text() {
+            Some(text) => text.into(),
+            None => self.to_string().into(),
+        }
+    }
+}
+
 impl fmt::Display for EndReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Closed => f.write_str("closed by client"),
-            Self::ClosedMidLine => f.write_str("closed by client in the middle of a line"),
-            Self::Truncated => f.write_str("closed without TLS close_notify"),
             Self::ReadFailed(err) => write!(f, "read failed: {err}"),
             Self::SlowReader(after) => {
                 write!(f, "slow reader: a write stalled for {after:?}")
             }
             Self::WriteFailed(err) => write!(f, "write failed: {err}"),
-            Self::Shutdown => f.write_str("server shutdown"),
+            Self::Closed | Self::ClosedMidLine | Self::Truncated | Self::Shutdown => {
+                f.write_str(self.fixed_text().unwrap_or_default())
+            }
         }
     }
 }
@@ -848,5 +870,17 @@ mod tests {
             "slow reader: a write stalled for 1s"
         );
         assert_eq!(EndReason::Shutdown.to_string(), "server shutdown");
+        let every = [
+            EndReason::Closed,
+            EndReason::ClosedMidLine,
+            EndReason::Truncated,
+            EndReason::ReadFailed(io::ErrorKind::ConnectionReset.into()),
+            EndReason::SlowReader(Duration::from_millis(1500)),
+            EndReason::WriteFailed(io::ErrorKind::BrokenPipe.into()),
+            EndReason::Shutdown,
+        ];
+        for reason in every {
+            assert_eq!(reason.text(), reason.to_string(), "{reason:?}");
+        }
     }
 }
