@@ -237,6 +237,27 @@ async fn reconnect(
     Err(failure)
 }
 
+/// How long `clientcli --reconnect` waits before reconnection attempt
+/// `attempt` (1 for the first attempt after a loss, and so on), random
+/// jitter included; a new value at each call.
+///
+/// Public, and the one place the schedule is written, so that a program
+/// that stands in for many such clients (`loadcli storm`, which measures a
+/// server restart under thousands of them) waits exactly as they do.
+pub fn reconnect_delay(attempt: u32) -> Duration {
+    backoff(FIRST_BACKOFF, attempt)
+}
+
+/// Whether `clientcli --reconnect` tries again after `failure` (the server
+/// went away, refused, did not answer, or was full) rather than giving up
+/// (a certificate not trusted, a failed handshake, an unknown host...).
+///
+/// Public for the same reason as [`reconnect_delay`]: a program that
+/// stands in for such clients gives up when they would.
+pub fn is_retried(failure: &ClientError) -> bool {
+    failure.is_transient()
+}
+
 /// `first × 2^(attempt-1)`, capped at [`MAX_BACKOFF`], then scaled by a
 /// random factor in [0.5, 1) so that clients of a restarted server do not
 /// all come back at the same instant.
