@@ -611,6 +611,27 @@ mod tests {
     }
 
     #[test]
+    fn the_public_schedule_is_the_one_clientcli_follows() {
+        // What every session waits: the default first delay, then doubling.
+        assert_eq!(
+            Options::new("localhost", 1).expect("options").first_backoff,
+            FIRST_BACKOFF
+        );
+        for attempt in 1..=8 {
+            let ceiling = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = reconnect_delay(attempt);
+            assert!(
+                ceiling / 2 <= delay && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+        assert!(is_retried(&ClientError::ServerShutDown));
+        assert!(!is_retried(&ClientError::NotTls {
+            addr: "localhost:1".to_owned(),
+        }));
+    }
+
+    #[test]
     fn inputs_are_kept_in_order_until_end_or_abort() {
         let mut lines = Lines::default();
         assert_eq!(lines.take(Some(Input::Line(b"a".to_vec()))), Taken::Kept);
