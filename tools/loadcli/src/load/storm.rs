@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nea::client::session::{is_retried, reconnect_delay};
+use nea::error::ClientError;
 use nea::protocol::{ErrorCode, Frame};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -208,6 +209,12 @@ struct Shared {
     handshakes: AtomicU64,
     /// Reconnection attempts that failed (refused, reset, timed out...).
     failed_attempts: AtomicU64,
+    /// Of those, refused: nothing listening.
+    refused_attempts: AtomicU64,
+    /// Of those, no TCP connection or no handshake within clientcli's
+    /// connect timeout (the server's queue was longer than that), or the
+    /// host unreachable.
+    timed_out_attempts: AtomicU64,
     duplicates: AtomicU64,
     out_of_order: AtomicU64,
     wrong: AtomicU64,
@@ -293,6 +300,11 @@ pub(crate) struct Report {
     pub handshakes: u64,
     /// Reconnection attempts that failed and were retried.
     pub failed_attempts: u64,
+    /// Of those, refused (nothing listening on the port yet).
+    pub refused_attempts: u64,
+    /// Of those, timed out (no TCP connection or no handshake within
+    /// clientcli's connect timeout) or unreachable.
+    pub timed_out_attempts: u64,
     /// Most handshakes completed in one sampling interval, per second.
     pub peak_handshakes_per_s: f64,
     /// The disconnection waves, in order.
@@ -370,11 +382,13 @@ impl std::fmt::Display for Report {
         writeln!(
             f,
             "{} connections lost, {} handshakes after the first connections (peak {:.0}/s), \
-             {} failed attempts",
+             {} failed attempts ({} refused, {} timed out)",
             self.connections_lost,
             self.handshakes,
             self.peak_handshakes_per_s,
-            self.failed_attempts
+            self.failed_attempts,
+            self.refused_attempts,
+            self.timed_out_attempts
         )?;
         let secs = |s: Option<f64>| s.map_or_else(|| "never".to_owned(), |s| format!("{s:.2} s"));
         for (n, wave) in self.waves.iter().enumerate() {
@@ -436,6 +450,8 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
         answered: AtomicU64::new(0),
         handshakes: AtomicU64::new(0),
         failed_attempts: AtomicU64::new(0),
+        refused_attempts: AtomicU64::new(0),
+        timed_out_attempts: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
         out_of_order: AtomicU64::new(0),
         wrong: AtomicU64::new(0),
@@ -494,6 +510,8 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
         connections_lost: waves.done.iter().chain(&waves.open).map(|w| w.losses).sum(),
         handshakes: count(&shared.handshakes),
         failed_attempts: count(&shared.failed_attempts),
+        refused_attempts: count(&shared.refused_attempts),
+        timed_out_attempts: count(&shared.timed_out_attempts),
         peak_handshakes_per_s: peak_rate(&samples),
         waves: waves
             .done
@@ -693,6 +711,15 @@ impl Client {
                 }
                 Err(err) if is_retried(&err) => {
                     shared.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    let kind = match err {
+                        ClientError::Refused { .. } => Some(&shared.refused_attempts),
+                        ClientError::HandshakeUnanswered { .. }
+                        | ClientError::Unreachable { .. } => Some(&shared.timed_out_attempts),
+                        _ => None,
+                    };
+                    if let Some(counter) = kind {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(err) => {
                     let id = self.id;
