@@ -123,7 +123,7 @@ complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l series -d 'Wri
 complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l max-recovery -d 'Fail if a disconnection wave takes longer than this, from its first loss to every pending line answered (1ms to 168h)' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
 complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l json -d 'Print the report as JSON'
-complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l no-resend -d 'Do not re-send unanswered lines after reconnecting (a broken client, to check that the run then fails)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l no-resend -d 'Do not re-send unanswered lines after reconnecting: a broken client, to check that the run then fails (it must report lines lost)'
 complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -s h -l help -d 'Print help'
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l bind -d 'Address to listen on' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port -d 'Port to listen on (0 picks one)' -r

@@ -223,9 +223,9 @@ pub(crate) enum Mode {
         /// loss to every pending line answered (1ms to 168h)
         #[arg(long, value_name = "DURATION", value_parser = duration_within(RUN_TIME))]
         max_recovery: Option<DurationArg>,
-        /// Do not re-send unanswered lines after reconnecting (a broken client,
-        /// to check that the run then fails)
-        #[arg(long, hide = true)]
+        /// Do not re-send unanswered lines after reconnecting: a broken client,
+        /// to check that the run then fails (it must report lines lost)
+        #[arg(long)]
         no_resend: bool,
     },
     /// The yardstick: a bare tokio-rustls server answering reversed bytes

@@ -463,8 +463,8 @@ async fn a_storm_through_a_server_restart_loses_nothing() {
     assert!(restarted.stop().success());
 }
 
-/// A client that forgets its unanswered lines when it reconnects (a hidden
-/// flag breaks loadcli's own client so) loses the lines due while it was
+/// A client that forgets its unanswered lines when it reconnects
+/// (`--no-resend` breaks loadcli's own client so) loses the lines due while it was
 /// away: the run must say so and fail.
 #[tokio::test]
 async fn a_storm_whose_clients_do_not_resend_fails() {
