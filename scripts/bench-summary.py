@@ -121,7 +121,12 @@ if off and on:
 # The reconnect storm (PARTS=storm): per run, the restart's own times (from
 # storm.N.events) and the wave loadcli measured (from storm.N.json).
 storms = []
-for path in sorted(glob.glob(os.path.join(OUT, "storm.*.json"))):
+def run_number(path):
+    number = os.path.basename(path).split(".")[1]
+    return int(number) if number.isdigit() else 0
+
+
+for path in sorted(glob.glob(os.path.join(OUT, "storm.*.json")), key=run_number):
     events_path = path[: -len(".json")] + ".events"
     try:
         with open(path) as f:
