@@ -357,24 +357,6 @@ async fn a_hold_of_no_clients_says_no_samples() {
     assert!(server.stop().success());
 }
 
-/// Copies certificate files into a new directory, so that a restarted
-/// server can use them after the first one (and its directory) is gone.
-fn copy_pki(pki: &Pki) -> Pki {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let copy = |from: &std::path::Path, name: &str| {
-        let to = dir.path().join(name);
-        std::fs::copy(from, &to).expect("copy");
-        to
-    };
-    Pki {
-        authority: pki.authority.clone(),
-        ca_pem: copy(&pki.ca_pem, "ca.pem"),
-        cert: copy(&pki.cert, "server.pem"),
-        key: copy(&pki.key, "server-key.pem"),
-        dir,
-    }
-}
-
 /// Starts `loadcli storm` with `extra` against `server`, waits until the
 /// server holds all `clients`, lets lines flow briefly, then restarts the
 /// server on the same port (SIGTERM, then a new process) with `pki`
@@ -411,7 +393,7 @@ async fn storm_through_a_restart(
 #[tokio::test]
 async fn a_storm_through_a_server_restart_loses_nothing() {
     let server = Server::start(&[]);
-    let certs = copy_pki(&server.pki);
+    let certs = server.pki.copy();
     let dir = tempfile::tempdir().expect("tempdir");
     let series = dir.path().join("series.csv");
     let extra = [
@@ -469,7 +451,7 @@ async fn a_storm_through_a_server_restart_loses_nothing() {
 #[tokio::test]
 async fn a_storm_whose_clients_do_not_resend_fails() {
     let server = Server::start(&[]);
-    let certs = copy_pki(&server.pki);
+    let certs = server.pki.copy();
     let extra = [
         "--rate",
         "20",
