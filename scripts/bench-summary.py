@@ -117,3 +117,44 @@ if off and on:
     print("|---|---|---|---|---|")
     print(f"| rtt-100x8x32 | {span([a for a, _ in pairs])} | {span([b for _, b in pairs])} | "
           + ", ".join(f"{b / a:.3f}" for a, b in pairs) + f" | {ratios[len(ratios) // 2]:.3f} |")
+
+# The reconnect storm (PARTS=storm): per run, the restart's own times (from
+# storm.N.events) and the wave loadcli measured (from storm.N.json).
+storms = []
+def run_number(path):
+    number = os.path.basename(path).split(".")[1]
+    return int(number) if number.isdigit() else 0
+
+
+for path in sorted(glob.glob(os.path.join(OUT, "storm.*.json")), key=run_number):
+    events_path = path[: -len(".json")] + ".events"
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        with open(events_path) as f:
+            events = dict(line.strip().split("=", 1) for line in f if "=" in line)
+    except (OSError, json.JSONDecodeError, ValueError):
+        print(f"skipped {path}: not a finished run", file=sys.stderr)
+        continue
+    storms.append((path, report, events))
+if storms:
+    print()
+    print("| run | restart | clients | old server exited after | new server listening after "
+          "| every client back after | every pending line answered after | peak handshakes/s "
+          "| failed attempts (refused, timed out) | lost | duplicates | gave up |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for path, r, e in storms:
+        term = float(e["TERM_AT"])
+        since_term = lambda key: f"{float(e[key]) - term:.2f} s" if key in e else "-"
+        for wave in r["waves"] or [{}]:
+            def after(key):
+                value = wave.get(key)
+                return "never" if value is None else f"{value:.2f} s"
+            print(
+                f"| {os.path.basename(path)} | {e.get('RESTART', 'wait')} | {r['clients']} "
+                f"| {since_term('EXIT_AT')} | {since_term('UP_AT')} "
+                f"| {after('reconnected_after_s')} | {after('answered_after_s')} "
+                f"| {r['peak_handshakes_per_s']:.0f} "
+                f"| {r['failed_attempts']} ({r.get('refused_attempts', '-')}, {r.get('timed_out_attempts', '-')}) "
+                f"| {r['lost']} | {r['duplicates']} | {r['gave_up']} |"
+            )

@@ -8,6 +8,9 @@
 #   SOAK=600s bash scripts/bench.sh  # with the 10-minute soak (default 60s)
 #   PARTS="hold soak" bash scripts/bench.sh   # only some parts (compare hold
 #                                             # admin scale abuse soak instructions micro)
+#   PARTS=storm bash scripts/bench.sh         # the reconnect storm (not in the
+#                                             # default set: about a minute a
+#                                             # run, and it installs gnuplot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -134,6 +137,145 @@ if part abuse; then
     start_server nea --write-timeout 60s
     load unread -n 50 -m 30 -l 65536 >"$OUT/unread-50.json"
     stop_server
+fi
+
+# Reconnect storm (issue 12): STORM_CLIENTS (10,000) clients reconnecting
+# as `clientcli --reconnect` does, one line a second each; once all are
+# connected and the lines flow, the server is stopped (SIGTERM) and a new
+# one started on the same port as soon as the old one has exited, as a
+# service manager's restart does. With STORM_RESTART=overlap the new one is
+# started right after the SIGTERM instead: the old one closes its listening
+# socket first thing, so the new one can bind while the old one still says
+# goodbye to its clients. Each run leaves storm.N.json (the report),
+# storm.N.csv (the series), storm.N.events (the restart's times) and
+# storm.N.svg (the figure in BENCHMARKS.md).
+STORM_CLIENTS=${STORM_CLIENTS:-10000}
+STORM_RESTART=${STORM_RESTART:-wait}
+# start_nea_on PORT ARGS...: nea on a given port (for the restart); sets PID,
+# and succeeds once the port file says it listens; fails if it exited (the
+# port was still taken) or took more than 10 s.
+start_nea_on() {
+    local port=$1; shift
+    rm -f "$CERTS/port"
+    RUST_LOG="${NEA_LOG:-warn,nea=info}" "$BIN/servercli" --bind 127.0.0.1 --port "$port" \
+        --cert "$CERT" --key "$KEY" --port-file "$CERTS/port" "$@" 2>>"$OUT/storm-server.log" &
+    PID=$!
+    for _ in $(seq 1000); do
+        [ -s "$CERTS/port" ] && return 0
+        kill -0 "$PID" 2>/dev/null || { wait "$PID" || true; return 1; }
+        sleep 0.01
+    done
+    return 1
+}
+now() { date +%s.%N; }
+# storm_figure RUN: the SVG of a run, from its series and events.
+storm_figure() {
+    local run=$1 started back answered
+    # When lines started (Unix time), and when the first wave had every
+    # client back and every line answered (seconds since the lines
+    # started; far off the right edge if it never did).
+    read -r started back answered < <(python3 - "$OUT/storm.$run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+w = (r["waves"] or [{}])[0]
+loss = w.get("first_loss_s", 0)
+at = lambda key: loss + w[key] if w.get(key) is not None else 1e9
+print(r["started_unix_s"], at("reconnected_after_s"), at("answered_after_s"))
+PY
+)
+    # shellcheck disable=SC1090
+    . "$OUT/storm.$run.events"
+    gnuplot <<GNUPLOT
+set terminal svg size 900,640 dynamic enhanced font "sans,13" background "white"
+set output "$OUT/storm.$run.svg"
+set datafile separator ","
+set datafile columnheaders
+set multiplot layout 2,1 title "Reconnect storm: $STORM_CLIENTS clients, server restarted (SIGTERM, new process on the same port, restart: $STORM_RESTART)"
+tsig = $TERM_AT - $started; tup = $UP_AT - $started; tback = $back; tdone = $answered
+set xrange [tsig - 2 : (tdone < 1e8 ? tdone : tsig + 20) + 2]
+set grid
+set key outside below horizontal
+set arrow 1 from tsig, graph 0 to tsig, graph 1 nohead dt 2 lc rgb "red"
+set label 1 "SIGTERM" at tsig, graph 0.92 right offset -0.5,0 tc rgb "red"
+set arrow 2 from tup, graph 0 to tup, graph 1 nohead dt 2 lc rgb "dark-green"
+set label 2 "new server listening" at tup, graph 0.5 left offset 0.5,0 tc rgb "dark-green"
+set arrow 3 from tback, graph 0 to tback, graph 1 nohead dt 3 lc rgb "black"
+set label 3 "every client back" at tback, graph 0.2 right offset -0.5,0
+set ylabel "clients connected"
+set yrange [0:*]
+set y2label "handshakes per second"
+set y2tics
+set y2range [0:*]
+set ytics nomirror
+plot "$OUT/storm.$run.csv" using 1:2 with lines lw 2 lc rgb "blue" title "clients connected", \\
+     pt = 0, "" using 1:(dt = \$1 - pt, pt = \$1, \$0 == 0 || dt <= 0 ? 1/0 : \$5 / dt) axes x1y2 with steps lc rgb "orange" title "handshakes/s"
+unset label 2
+unset label 3
+set arrow 3 from tdone, graph 0 to tdone, graph 1 nohead dt 3 lc rgb "black"
+set label 4 "every pending line answered" at tdone, graph 0.85 right offset -0.5,0
+set xlabel "seconds since the lines started"
+set ylabel "lines answered per second"
+set y2label "lines not answered yet"
+plot pa = 0, pb = 0, "$OUT/storm.$run.csv" using 1:(da = \$4 - pa, pa = \$4, db = \$1 - pb, pb = \$1, \$0 == 0 || db <= 0 ? 1/0 : da / db) with steps lw 2 lc rgb "blue" title "lines answered/s", \\
+     "" using 1:(\$3 - \$4) axes x1y2 with lines lc rgb "purple" title "lines due, not answered yet"
+unset multiplot
+GNUPLOT
+}
+if part storm; then
+    if ! command -v gnuplot >/dev/null; then
+        apt-get install -y -qq gnuplot-nox >/dev/null || { apt-get update -qq && apt-get install -y -qq gnuplot-nox >/dev/null; }
+    fi
+    # One descriptor per client in loadcli and in the server, plus the
+    # sockets waiting for a handshake slot: both raise their soft limit to
+    # the hard one, which must leave room.
+    if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt $((STORM_CLIENTS + 1000)) ]; then
+        echo "storm: the open-file hard limit ($(ulimit -Hn)) is below $((STORM_CLIENTS + 1000)); raise it (ulimit -Hn, LimitNOFILE)" >&2
+        exit 1
+    fi
+    for run in $(seq "$RUNS"); do
+        PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        ADMIN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        start_nea_on "$PORT" --max-clients "$STORM_CLIENTS" --admin-addr "127.0.0.1:$ADMIN" \
+            || { echo "storm: the server did not start" >&2; exit 1; }
+        "$BIN/loadcli" storm -n "$STORM_CLIENTS" --rate 1 -d 30s --ramp 128 \
+            --series "$OUT/storm.$run.csv" --host 127.0.0.1 --ca "$CA" --port "$PORT" --json \
+            >"$OUT/storm.$run.json" 2>"$OUT/storm.$run.err" &
+        STORM=$!
+        # Every client connected (the server's own gauge), then lines flow
+        # for five seconds before the restart.
+        until python3 - "$ADMIN" "$STORM_CLIENTS" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+connected = next(float(l.split()[1]) for l in text.splitlines() if l.startswith("nea_clients_connected "))
+sys.exit(0 if connected >= int(sys.argv[2]) else 1)
+PY
+        do
+            kill -0 "$STORM" 2>/dev/null || { echo "storm: loadcli ended early: $(cat "$OUT/storm.$run.err")" >&2; exit 1; }
+            sleep 0.2
+        done
+        sleep 5
+        TERM_AT=$(now)
+        OLD=$PID
+        kill -TERM "$OLD"
+        if [ "$STORM_RESTART" = overlap ]; then
+            until start_nea_on "$PORT" --max-clients "$STORM_CLIENTS"; do sleep 0.01; done
+            UP_AT=$(now)
+            wait "$OLD" || true
+            EXIT_AT=$(now)
+        else
+            wait "$OLD" || true
+            EXIT_AT=$(now)
+            start_nea_on "$PORT" --max-clients "$STORM_CLIENTS" \
+                || { echo "storm: the new server did not start" >&2; exit 1; }
+            UP_AT=$(now)
+        fi
+        printf 'RESTART=%s\nTERM_AT=%s\nEXIT_AT=%s\nUP_AT=%s\n' "$STORM_RESTART" "$TERM_AT" "$EXIT_AT" "$UP_AT" \
+            >"$OUT/storm.$run.events"
+        wait "$STORM" || echo "storm run $run failed: $(cat "$OUT/storm.$run.err")" >&2
+        stop_server
+        storm_figure "$run"
+        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("storm", sys.argv[2], {k: r[k] for k in ("lost","gave_up","peak_handshakes_per_s","waves")})' "$OUT/storm.$run.json" "$run"
+    done
 fi
 
 if part soak; then

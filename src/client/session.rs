@@ -237,6 +237,27 @@ async fn reconnect(
     Err(failure)
 }
 
+/// How long `clientcli --reconnect` waits before reconnection attempt
+/// `attempt` (1 for the first attempt after a loss, and so on), random
+/// jitter included; a new value at each call.
+///
+/// Public, and the one place the schedule is written, so that a program
+/// that stands in for many such clients (`loadcli storm`, which measures a
+/// server restart under thousands of them) waits exactly as they do.
+pub fn reconnect_delay(attempt: u32) -> Duration {
+    backoff(FIRST_BACKOFF, attempt)
+}
+
+/// Whether `clientcli --reconnect` tries again after `failure` (the server
+/// went away, refused, did not answer, or was full) rather than giving up
+/// (a certificate not trusted, a failed handshake, an unknown host...).
+///
+/// Public for the same reason as [`reconnect_delay`]: a program that
+/// stands in for such clients gives up when they would.
+pub fn is_retried(failure: &ClientError) -> bool {
+    failure.is_transient()
+}
+
 /// `first × 2^(attempt-1)`, capped at [`MAX_BACKOFF`], then scaled by a
 /// random factor in [0.5, 1) so that clients of a restarted server do not
 /// all come back at the same instant.
@@ -587,6 +608,27 @@ mod tests {
             assert!(delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
         }
         assert!(backoff(first, 1000) <= MAX_BACKOFF);
+    }
+
+    #[test]
+    fn the_public_schedule_is_the_one_clientcli_follows() {
+        // What every session waits: the default first delay, then doubling.
+        assert_eq!(
+            Options::new("localhost", 1).expect("options").first_backoff,
+            FIRST_BACKOFF
+        );
+        for attempt in 1..=8 {
+            let ceiling = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = reconnect_delay(attempt);
+            assert!(
+                ceiling / 2 <= delay && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+        assert!(is_retried(&ClientError::ServerShutDown));
+        assert!(!is_retried(&ClientError::NotTls {
+            addr: "localhost:1".to_owned(),
+        }));
     }
 
     #[test]

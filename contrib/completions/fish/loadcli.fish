@@ -32,6 +32,7 @@ complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "flood" -d 'Stalled 
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "storm" -d 'N clients reconnecting as clientcli --reconnect does, through server restarts: every line answered exactly once, time to recover, handshake rate'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c loadcli -n "__fish_loadcli_using_subcommand rtt" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
@@ -108,17 +109,34 @@ complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l max-rss-growth 
 complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
 complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -l json -d 'Print the report as JSON'
 complete -c loadcli -n "__fish_loadcli_using_subcommand soak" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -s n -d 'Clients (1 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l rate -d 'Lines per second per client (0.001 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -s d -l duration -d 'How long lines come due (1ms to 168h); restart the server meanwhile' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l ramp -d 'Handshakes in progress at once while the clients first connect (1 to 10000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l patience -d 'After the last line is due, how long to wait for the last answers and reconnections before what is missing counts as lost (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l series -d 'Write every 100 ms, as CSV: seconds, clients connected, lines due, lines answered, handshakes completed in the interval' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l max-recovery -d 'Fail if a disconnection wave takes longer than this, from its first loss to every pending line answered (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -l no-resend -d 'Do not re-send unanswered lines after reconnecting: a broken client, to check that the run then fails (it must report lines lost)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand storm" -s h -l help -d 'Print help'
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l bind -d 'Address to listen on' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port -d 'Port to listen on (0 picks one)' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l cert -d 'Certificate chain, PEM' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l key -d 'Private key, PEM' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port-file -d 'Once listening, write the port to this file' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -s h -l help -d 'Print help'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "storm" -d 'N clients reconnecting as clientcli --reconnect does, through server restarts: every line answered exactly once, time to recover, handshake rate'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -32,6 +32,14 @@ pub(crate) const RATE: RangeInclusive<f64> = 0.001..=100_000.0;
 /// `--max-rss-growth`, percent.
 pub(crate) const RSS_GROWTH: RangeInclusive<f64> = 0.0..=10_000.0;
 
+/// `storm`'s defaults: a quick run against a server restarted by hand
+/// (`scripts/bench.sh` gives its own figures for the 10,000-client storm).
+pub(crate) const STORM_CLIENTS: usize = 100;
+pub(crate) const STORM_RATE: f64 = 1.0;
+pub(crate) const STORM_DURATION: Duration = Duration::from_secs(30);
+pub(crate) const STORM_RAMP: usize = 64;
+pub(crate) const STORM_PATIENCE: Duration = Duration::from_secs(30);
+
 /// A value parser for `--server-name`: a name rustls can verify.
 pub(crate) fn server_name(text: &str) -> Result<String, String> {
     rustls::pki_types::ServerName::try_from(text)
@@ -185,6 +193,40 @@ pub(crate) enum Mode {
         /// Fail if server RSS grows by more than this percentage (0 to 10000)
         #[arg(long, value_name = "PERCENT", default_value_t = 5.0, allow_negative_numbers = true, value_parser = number_within(RSS_GROWTH))]
         max_rss_growth: f64,
+    },
+    /// N clients reconnecting as clientcli --reconnect does, through server restarts:
+    /// every line answered exactly once, time to recover, handshake rate
+    Storm {
+        #[command(flatten)]
+        server: Server,
+        /// Clients (1 to 100000)
+        #[arg(short = 'n', value_name = "N", default_value_t = STORM_CLIENTS, value_parser = count_within(CLIENTS))]
+        clients: usize,
+        /// Lines per second per client (0.001 to 100000)
+        #[arg(long, value_name = "N", default_value_t = STORM_RATE, allow_negative_numbers = true, value_parser = number_within(RATE))]
+        rate: f64,
+        /// How long lines come due (1ms to 168h); restart the server meanwhile
+        #[arg(short = 'd', long, value_name = "DURATION", default_value_t = DurationArg(STORM_DURATION), value_parser = duration_within(RUN_TIME))]
+        duration: DurationArg,
+        /// Handshakes in progress at once while the clients first connect (1 to 10000)
+        #[arg(long, value_name = "N", default_value_t = STORM_RAMP, value_parser = count_within(CONCURRENCY))]
+        ramp: usize,
+        /// After the last line is due, how long to wait for the last answers
+        /// and reconnections before what is missing counts as lost (1ms to 168h)
+        #[arg(long, value_name = "DURATION", default_value_t = DurationArg(STORM_PATIENCE), value_parser = duration_within(RUN_TIME))]
+        patience: DurationArg,
+        /// Write every 100 ms, as CSV: seconds, clients connected, lines due,
+        /// lines answered, handshakes completed in the interval
+        #[arg(long, value_name = "FILE")]
+        series: Option<PathBuf>,
+        /// Fail if a disconnection wave takes longer than this, from its first
+        /// loss to every pending line answered (1ms to 168h)
+        #[arg(long, value_name = "DURATION", value_parser = duration_within(RUN_TIME))]
+        max_recovery: Option<DurationArg>,
+        /// Do not re-send unanswered lines after reconnecting: a broken client,
+        /// to check that the run then fails (it must report lines lost)
+        #[arg(long)]
+        no_resend: bool,
     },
     /// The yardstick: a bare tokio-rustls server answering reversed bytes
     BaselineServer {

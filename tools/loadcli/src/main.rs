@@ -15,7 +15,9 @@ use nea::cli::{NotRun, parse_args, raise_open_file_limit, runtime};
 
 mod load;
 
-use load::{LoadError, Protocol, Target, baseline, flood, handshakes, hold, rtt, soak, unread};
+use load::{
+    LoadError, Protocol, Target, baseline, flood, handshakes, hold, rtt, soak, storm, unread,
+};
 
 /// Exit status for an invalid command line.
 const EXIT_USAGE: u8 = 2;
@@ -87,6 +89,19 @@ impl Server {
 }
 
 impl Mode {
+    /// Flags that clap cannot check one by one.
+    fn check(&self) -> Result<(), NotRun> {
+        if let Self::Storm { server, .. } = self
+            && !server.pid.is_empty()
+        {
+            return Err(NotRun::Usage(
+                "storm does not take --pid: the server's process is replaced when it restarts"
+                    .to_owned(),
+            ));
+        }
+        self.server().map_or(Ok(()), Server::check)
+    }
+
     /// The server a measuring mode is aimed at.
     fn server(&self) -> Option<&Server> {
         match self {
@@ -95,7 +110,8 @@ impl Mode {
             | Self::Hold { server, .. }
             | Self::Flood { server, .. }
             | Self::Unread { server, .. }
-            | Self::Soak { server, .. } => Some(server),
+            | Self::Soak { server, .. }
+            | Self::Storm { server, .. } => Some(server),
             Self::BaselineServer { .. } => None,
         }
     }
@@ -230,6 +246,39 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
                 server.json,
             );
         }
+        Mode::Storm {
+            server,
+            clients,
+            rate,
+            duration,
+            ramp,
+            patience,
+            series,
+            max_recovery,
+            no_resend,
+        } => {
+            let plan = storm::Plan {
+                clients,
+                rate,
+                duration: duration.0,
+                ramp,
+                patience: patience.0,
+                series,
+                max_recovery: max_recovery.map(|limit| limit.0),
+                resend: !no_resend,
+            };
+            let report = storm::run(&server.target().await?, &plan).await?;
+            print(&report, server.json);
+            // The report is printed either way: a failed storm's figures are
+            // what to look at.
+            let failures = report.failures(plan.max_recovery);
+            if !failures.is_empty() {
+                return Err(LoadError::Failed(format!(
+                    "FAILED: {}",
+                    failures.join("; ")
+                )));
+            }
+        }
         Mode::BaselineServer {
             bind,
             port,
@@ -263,7 +312,7 @@ fn main() -> ExitCode {
         Ok(opts) => opts,
         Err(not_run) => return not_run.exit("loadcli", EXIT_USAGE),
     };
-    if let Some(Err(not_run)) = opts.mode.server().map(Server::check) {
+    if let Err(not_run) = opts.mode.check() {
         return not_run.exit("loadcli", EXIT_USAGE);
     }
     let runtime = match runtime("loadcli") {
@@ -340,6 +389,12 @@ mod tests {
             ("soak", "--period", |v| duration(PERIOD, v)),
             ("soak", "--max-lateness", |v| duration(LATENESS, v)),
             ("soak", "--max-rss-growth", |v| number(RSS_GROWTH, v)),
+            ("storm", "-n", |v| count(CLIENTS, v)),
+            ("storm", "--rate", |v| number(RATE, v)),
+            ("storm", "-d", |v| duration(RUN_TIME, v)),
+            ("storm", "--ramp", |v| count(CONCURRENCY, v)),
+            ("storm", "--patience", |v| duration(RUN_TIME, v)),
+            ("storm", "--max-recovery", |v| duration(RUN_TIME, v)),
         ]
     }
 

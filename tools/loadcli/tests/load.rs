@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::{PATIENCE, Pki, Server, scripted_server};
+use std::time::Duration;
 
 async fn loadcli(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -265,6 +266,7 @@ fn bare_loadcli_lists_its_modes_and_exits_2() {
         "flood",
         "hold",
         "soak",
+        "storm",
         "baseline-server",
     ] {
         assert!(stderr.contains(mode), "{mode} missing:\n{stderr}");
@@ -353,4 +355,164 @@ async fn a_hold_of_no_clients_says_no_samples() {
     assert!(stdout.contains("no samples"), "{stdout}");
     assert!(!stdout.contains("0 µs"), "{stdout}");
     assert!(server.stop().success());
+}
+
+/// Starts `loadcli storm` with `extra` against `server`, waits until the
+/// server holds all `clients`, lets lines flow briefly, then restarts the
+/// server on the same port (SIGTERM, then a new process) with `pki`
+/// (the same certificates, or others). Returns loadcli's output and the new
+/// server.
+async fn storm_through_a_restart(
+    server: Server,
+    clients: usize,
+    extra: &[&str],
+    pki: Pki,
+) -> (Output, Server) {
+    let port = server.addr.port();
+    let mut command = args(&["storm", "-n", &clients.to_string(), "--json"]);
+    command.extend(args(extra));
+    command.extend(target(port, &server.pki.ca_pem));
+    let storm = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadcli"))
+            .args(&command)
+            .output()
+            .expect("loadcli runs")
+    });
+    server
+        .wait_for_logs("client connected", clients, PATIENCE)
+        .expect("every client connects");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.stop().success());
+    let restarted = Server::start_on(pki, port, &[]);
+    (storm.await.expect("blocking task"), restarted)
+}
+
+/// The CI version of the reconnect storm: 20 clients at 20 lines/s each,
+/// the server restarted under them. Every line is answered exactly once,
+/// in order, no client gives up, and the one wave closes.
+#[tokio::test]
+async fn a_storm_through_a_server_restart_loses_nothing() {
+    let server = Server::start(&[]);
+    let certs = server.pki.copy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let series = dir.path().join("series.csv");
+    let extra = [
+        "--rate",
+        "20",
+        "-d",
+        "3s",
+        "--patience",
+        "30s",
+        "--series",
+        series.to_str().expect("utf-8"),
+    ];
+    let (output, restarted) = storm_through_a_restart(server, 20, &extra, certs).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["gave_up"], 0, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    assert_eq!(report["answered"], report["lines"], "{report}");
+    assert_eq!(report["connections_lost"], 20, "{report}");
+    assert_eq!(report["handshakes"], 20, "{report}");
+    let waves = report["waves"].as_array().expect("waves");
+    assert_eq!(waves.len(), 1, "{report}");
+    let back = waves[0]["reconnected_after_s"].as_f64().expect("back");
+    let answered = waves[0]["answered_after_s"].as_f64().expect("answered");
+    assert!(0.0 < back && back <= answered, "{report}");
+    assert!(report["peak_handshakes_per_s"].as_f64().expect("peak") > 0.0);
+    // The series shows the clients leave and come back.
+    let csv = std::fs::read_to_string(&series).expect("series");
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("seconds,connected,due,answered,handshakes")
+    );
+    let connected: Vec<u64> = rows
+        .map(|row| {
+            row.split(',')
+                .nth(1)
+                .expect("column")
+                .parse()
+                .expect("count")
+        })
+        .collect();
+    let lowest = connected.iter().position(|&n| n < 20).expect("a dip");
+    assert!(connected[lowest..].contains(&20), "{csv}");
+    restarted
+        .wait_for_logs("client left", 20, PATIENCE)
+        .expect("the clients leave cleanly");
+    assert!(restarted.stop().success());
+}
+
+/// A client that forgets its unanswered lines when it reconnects
+/// (`--no-resend` breaks loadcli's own client so) loses the lines due while it was
+/// away: the run must say so and fail.
+#[tokio::test]
+async fn a_storm_whose_clients_do_not_resend_fails() {
+    let server = Server::start(&[]);
+    let certs = server.pki.copy();
+    let extra = [
+        "--rate",
+        "20",
+        "-d",
+        "3s",
+        "--patience",
+        "1s",
+        "--no-resend",
+        "--max-recovery",
+        "1ms",
+    ];
+    let (output, restarted) = storm_through_a_restart(server, 10, &extra, certs).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(report["lost"].as_u64().expect("lost") > 0, "{report}");
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("lines never answered"), "{stderr}");
+    assert!(stderr.contains("wave 1 took"), "{stderr}");
+    assert!(stderr.contains("first: client "), "{stderr}");
+    assert!(restarted.stop().success());
+}
+
+/// When the server comes back with a certificate the clients do not trust,
+/// they give up as clientcli does (it retries only a server that went away,
+/// refused or was full), and the run fails saying so.
+#[tokio::test]
+async fn a_storm_whose_clients_give_up_fails() {
+    let server = Server::start(&[]);
+    let extra = ["--rate", "10", "-d", "2s", "--patience", "5s"];
+    let (output, restarted) = storm_through_a_restart(server, 3, &extra, Pki::new()).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["gave_up"], 3, "{report}");
+    assert_eq!(report["unfinished_waves"], 1, "{report}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("3 clients gave up"), "{stderr}");
+    assert!(stderr.contains("not trusted"), "{stderr}");
+    assert!(restarted.stop().success());
+}
+
+#[test]
+fn a_storm_refuses_a_pid_and_an_unwritable_series() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadcli"))
+        .args(["storm", "--ca", "ca.pem", "--pid", "12"])
+        .output()
+        .expect("loadcli runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("storm does not take --pid"), "{stderr}");
+    let pki = Pki::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_loadcli"))
+        .args(["storm", "--series", "/nonexistent/s.csv", "--ca"])
+        .arg(&pki.ca_pem)
+        .output()
+        .expect("loadcli runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("loadcli: cannot write --series /nonexistent/s.csv: "),
+        "{stderr}"
+    );
 }

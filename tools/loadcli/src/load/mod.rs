@@ -17,6 +17,9 @@
 //!   deadline, server memory per connection, CPU and wake-ups while holding.
 //! - [`soak`]: N clients sending at a steady rate for a long time: no lost,
 //!   duplicated or misordered reply, punctual dates, flat memory.
+//! - [`storm`]: N clients that reconnect as clientcli does while the server
+//!   restarts: every line answered exactly once, how long until every client
+//!   is back and every pending line answered, the handshake rate.
 //! - [`unread`]: clients that send and never read: what the kernel holds
 //!   for them.
 //! - [`proc`]: the server's CPU time, memory and context switches, read
@@ -42,6 +45,7 @@ pub(crate) mod hold;
 pub(crate) mod proc;
 pub(crate) mod rtt;
 pub(crate) mod soak;
+pub(crate) mod storm;
 pub(crate) mod unread;
 
 /// A failure of a load run. A mismatch is the one that matters most: it
