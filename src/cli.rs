@@ -383,7 +383,7 @@ impl<W: std::io::Write> Drop for Batched<W> {
 
 /// Logging for the server: `format`, to standard error, through a writer
 /// thread of its own, so that a slow standard error never delays the
-/// serving of clients, in batches while lines come fast ([`Batched`]).
+/// serving of clients, in batches while lines come fast (`Batched`).
 /// When the writer falls 128,000 lines behind, new lines are dropped and
 /// counted ([`ServerLogging::dropped_lines`]) rather than waited for.
 pub fn init_server_logging(default: &str, format: LogFormat) -> ServerLogging {
