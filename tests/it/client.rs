@@ -427,10 +427,10 @@ async fn reconnect_resends_unanswered_lines_and_lines_typed_meanwhile() {
     assert!(server.stop().success());
 }
 
-#[tokio::test]
-async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
+/// A server, and a `clientcli --reconnect` in pipe mode connected to it
+/// that has sent "before" and keeps its input open.
+async fn reconnecting_client_sent_before() -> (Server, Child, std::process::ChildStdin) {
     let server = Server::start(&[]);
-    let port = server.addr.port();
     let mut command = server.clientcli();
     command.arg("--reconnect");
     let mut child = spawn_interactive_pipe(command);
@@ -439,6 +439,13 @@ async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
     server
         .wait_for_log("client connected", PATIENCE)
         .expect("connected");
+    (server, child, stdin)
+}
+
+#[tokio::test]
+async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
+    let (server, child, mut stdin) = reconnecting_client_sent_before().await;
+    let port = server.addr.port();
     let certs = server.pki.copy();
     assert!(server.stop().success());
     // On the same port, what a load balancer with no server left does:
@@ -481,16 +488,8 @@ async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
 
 #[tokio::test]
 async fn reconnect_survives_a_server_restart() {
-    let server = Server::start(&[]);
+    let (server, child, mut stdin) = reconnecting_client_sent_before().await;
     let port = server.addr.port();
-    let mut command = server.clientcli();
-    command.arg("--reconnect");
-    let mut child = spawn_interactive_pipe(command);
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(b"before\n").expect("write");
-    server
-        .wait_for_log("client connected", PATIENCE)
-        .expect("connected");
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Restart with the same certificates, on the same port.
     let certs = server.pki.copy();
