@@ -7,7 +7,8 @@
 //! fairly between sources). Each accepted socket gets its own task, which
 //! takes it through its steps:
 //!
-//! 1. its turn for a handshake slot (or being shed when too many wait);
+//! 1. its turn for a handshake slot (or being shed when too many wait, or
+//!    closed unhandshaken if its client gave up while it waited);
 //! 2. the TLS handshake ([`handshake`]), bounded by the handshake deadline
 //!    from the start of its turn;
 //! 3. admission ([`super::admission`]): a client slot without waiting, or
@@ -310,7 +311,7 @@ async fn handle(mut tcp: TcpStream, socket: SocketAddr, ticket: WaitTicket, shar
     } else {
         (Peer::direct(socket), ticket)
     };
-    let Some(handshake_slot) = wait_for_turn(ticket, peer.addr, shared).await else {
+    let Some(handshake_slot) = wait_for_turn(ticket, &tcp, peer.addr, shared).await else {
         return;
     };
     // The deadline counts from the turn, not the accept: a burst of
@@ -412,11 +413,13 @@ fn proxy_failure(shared: &Shared, from: SocketAddr, message: fmt::Arguments<'_>)
 }
 
 /// The socket's turn for a handshake slot; `None` if it is shed to make
-/// room (after a rate-limited log line) or if the shutdown grace ends
-/// first. The wait has no deadline of its own: the sockets waiting are
-/// bounded in number, and the busiest address's are shed first.
+/// room, or if its client closed while it waited (each after a
+/// rate-limited log line), or if the shutdown grace ends first. The wait
+/// has no deadline of its own: the sockets waiting are bounded in number,
+/// and the busiest address's are shed first.
 async fn wait_for_turn(
     ticket: WaitTicket,
+    tcp: &TcpStream,
     peer: SocketAddr,
     shared: &Shared,
 ) -> Option<HandshakeSlot> {
@@ -425,6 +428,18 @@ async fn wait_for_turn(
         () = shared.grace_over() => return None,
     };
     match turn {
+        Ok(_) if closed_by_peer(tcp) => {
+            shared
+                .metrics
+                .handshake_failures
+                .get_or_create(&label("reason", "abandoned"))
+                .inc();
+            shared.handshake_failures.report(
+                Some(peer),
+                format_args!("closed by the client while waiting for its handshake"),
+            );
+            None
+        }
         Ok(slot) => Some(slot),
         Err(_shed) => {
             shared
@@ -440,6 +455,24 @@ async fn wait_for_turn(
             );
             None
         }
+    }
+}
+
+/// Whether the peer has already closed its end of `tcp` (or reset it), as
+/// far as the runtime has been told: a client that gave up while its
+/// socket waited, typically at its own connect timeout in a reconnect
+/// storm. Such a client can never finish a handshake (it would still have
+/// to send its Finished), so the server's part, the costly one, would be
+/// wasted on it, and in a storm that waste delays every live client behind
+/// it. Asks the readiness the runtime already holds, with no system call;
+/// a close it has not seen yet is handshaken and fails as before.
+fn closed_by_peer(tcp: &TcpStream) -> bool {
+    let ready = std::pin::pin!(tcp.ready(tokio::io::Interest::READABLE));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match ready.poll(&mut cx) {
+        std::task::Poll::Ready(Ok(ready)) => ready.is_read_closed(),
+        std::task::Poll::Ready(Err(_)) => true,
+        std::task::Poll::Pending => false,
     }
 }
 

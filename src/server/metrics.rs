@@ -28,7 +28,8 @@ pub(crate) struct Metrics {
     pub(super) handshakes_in_progress: Gauge,
     /// TCP connections accepted.
     pub(super) connections: Counter,
-    /// Handshakes that failed, by `reason`: `failed`, `timed_out`, `shed`.
+    /// Handshakes that failed, by `reason`: `failed`, `timed_out`, `shed`,
+    /// `abandoned` (the client closed while it waited), `proxy_header`.
     pub(super) handshake_failures: Family<Label, Counter>,
     /// Clients turned away after their handshake, by `code`.
     pub(super) rejections: Family<Label, Counter>,

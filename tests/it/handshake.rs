@@ -91,6 +91,65 @@ async fn the_handshake_cap_makes_new_clients_wait_not_fail() {
     assert!(server.stop().success());
 }
 
+/// The value of `nea_handshake_failures_total{reason}` in a scrape; 0 if the
+/// reason has not been counted yet.
+fn handshake_failures(scrape: &str, reason: &str) -> f64 {
+    let name = format!("nea_handshake_failures_total{{reason=\"{reason}\"}} ");
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(&name)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_client_that_gives_up_while_waiting_for_its_turn_costs_no_handshake() {
+    const GAVE_UP: usize = 50;
+    let (server, admin) =
+        crate::admin::start_with_admin(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
+    // Two idle sockets hold both slots for a second.
+    let idle = [
+        TcpStream::connect(server.addr).await.expect("tcp"),
+        TcpStream::connect(server.addr).await.expect("tcp"),
+    ];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Clients that send their ClientHello, wait up to 10–110 ms for an
+    // answer, and give up (close) while their sockets wait for a slot.
+    let config = server.pki.client_config();
+    let gave_up = (0..GAVE_UP).map(|n| {
+        let (addr, config) = (server.addr, config.clone());
+        tokio::spawn(async move {
+            let patience = Duration::from_millis(10 + (n as u64 * 37) % 100);
+            tokio::time::timeout(patience, tls_connect(addr, config))
+                .await
+                .is_err()
+        })
+    });
+    for client in gave_up.collect::<Vec<_>>() {
+        assert!(client.await.expect("joins"), "a client was served early");
+    }
+    // Their turn comes when the idle sockets time out: each is closed
+    // unhandshaken, counted as abandoned, not as a failed handshake.
+    let deadline = Instant::now() + PATIENCE;
+    let scrape = loop {
+        let (_, scrape) = crate::admin::get(admin, "/metrics");
+        if handshake_failures(&scrape, "abandoned") >= GAVE_UP as f64 || Instant::now() > deadline {
+            break scrape;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        handshake_failures(&scrape, "abandoned"),
+        GAVE_UP as f64,
+        "{scrape}"
+    );
+    assert_eq!(handshake_failures(&scrape, "failed"), 0.0, "{scrape}");
+    assert_eq!(server.count_logs("TLS handshake failed"), 0);
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("still here").await, "ereh llits");
+    drop(idle);
+    assert!(server.stop().success());
+}
+
 #[tokio::test]
 async fn a_reset_in_the_middle_of_a_line_ends_only_that_connection() {
     let server = Server::start(&[]);
