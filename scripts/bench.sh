@@ -12,6 +12,8 @@
 #   PARTS=storm bash scripts/bench.sh         # the reconnect storm (not in the
 #                                             # default set: about a minute a
 #                                             # run, and it installs gnuplot)
+#   PARTS=failover bash scripts/bench.sh      # failover at scale through HAProxy
+#                                             # (not in the default set either)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,9 @@ OUT=bench-results
 mkdir -p "$OUT"
 cargo build --release --locked --bins
 BIN=target/release
+# SERVERCLI=PATH measures another build of the server (an older commit's,
+# say) with this commit's load tool and baseline.
+SERVERCLI=${SERVERCLI:-$BIN/servercli}
 
 # Fresh certificates for the run, from the server's own development CA code.
 CERTS=$(mktemp -d)
@@ -42,7 +47,7 @@ start_server() {
         "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" 2>"$OUT/$kind.log" &
     else
         env ${NEA_TUNABLES:+GLIBC_TUNABLES=$NEA_TUNABLES} RUST_LOG="${NEA_LOG:-warn,nea=info}" \
-            "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+            "$SERVERCLI" --bind 127.0.0.1 --port "$PORT" \
             --cert "$CERT" --key "$KEY" "$@" 2>"$OUT/$kind.log" &
     fi
     PID=$!
@@ -165,7 +170,7 @@ STORM_RESTART=${STORM_RESTART:-wait}
 start_nea_on() {
     local port=$1; shift
     rm -f "$CERTS/port"
-    RUST_LOG="${NEA_LOG:-warn,nea=info}" "$BIN/servercli" --bind 127.0.0.1 --port "$port" \
+    RUST_LOG="${NEA_LOG:-warn,nea=info}" "$SERVERCLI" --bind 127.0.0.1 --port "$port" \
         --cert "$CERT" --key "$KEY" --port-file "$CERTS/port" "$@" 2>>"$OUT/storm-server.log" &
     PID=$!
     for _ in $(seq 1000); do
@@ -286,6 +291,102 @@ PY
     done
 fi
 
+# Failover at scale through HAProxy (issue 12): FAILOVER_CLIENTS (8,000)
+# clients of `loadcli storm` connect to HAProxy, run with the shipped
+# contrib/haproxy/haproxy.cfg, in front of three servers. Once every client
+# is connected, server 1 gets SIGTERM and is started again on its ports as
+# soon as it has exited; 8 s later server 2 is killed (SIGKILL) and started
+# again. loadcli checks that every line is answered once, in order, and
+# times each wave of reconnections. Each run leaves failover.N.json,
+# failover.N.csv and failover.N.events. HAProxy holds two descriptors per
+# client, so 8,000 clients need an open-file limit of about 17,000.
+FAILOVER_CLIENTS=${FAILOVER_CLIENTS:-8000}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# clients_connected ADMIN_PORT...: the sum of the servers' gauges (a server
+# that does not answer counts 0).
+clients_connected() {
+    python3 - "$@" <<'PY'
+import sys, urllib.request
+total = 0
+for port in sys.argv[1:]:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        total += next(float(l.split()[1]) for l in text.splitlines() if l.startswith("nea_clients_connected "))
+    except OSError:
+        pass
+print(int(total))
+PY
+}
+# servers_up SOCKET: how many of HAProxy's servers it has UP.
+servers_up() {
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1]); s.sendall(b"show stat\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+rows = [l.split(",") for l in data.decode().splitlines() if l and not l.startswith("#")]
+print(sum(1 for r in rows if r[0] == "nea" and r[1].startswith("nea") and r[17] == "UP"))
+PY
+}
+if part failover; then
+    command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+    if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt $((2 * FAILOVER_CLIENTS + 1000)) ]; then
+        echo "failover: the open-file hard limit ($(ulimit -Hn)) is below $((2 * FAILOVER_CLIENTS + 1000)) (HAProxy holds two per client)" >&2
+        exit 1
+    fi
+    declare -a FPORT FADMIN FPID
+    # start_backend I: server I on its ports (again, after a stop), behind
+    # HAProxy; retries while its old process still holds the port.
+    start_backend() {
+        local i=$1
+        until start_nea_on "${FPORT[$i]}" --max-clients "$FAILOVER_CLIENTS" \
+            --admin-addr "127.0.0.1:${FADMIN[$i]}" --proxy-protocol-from 127.0.0.1/32; do sleep 0.01; done
+        FPID[$i]=$PID
+    }
+    for run in $(seq "$RUNS"); do
+        for i in 1 2 3; do FPORT[$i]=$(free_port); FADMIN[$i]=$(free_port); start_backend "$i"; done
+        FRONT=$(free_port)
+        STATS="$CERTS/haproxy.sock"
+        (ulimit -n "$(ulimit -Hn)"
+         NEA_FRONTEND="127.0.0.1:$FRONT" NEA_HAPROXY_STATS="$STATS" \
+         NEA_SERVER_1="127.0.0.1:${FPORT[1]}" NEA_SERVER_2="127.0.0.1:${FPORT[2]}" NEA_SERVER_3="127.0.0.1:${FPORT[3]}" \
+         NEA_ADMIN_PORT_1="${FADMIN[1]}" NEA_ADMIN_PORT_2="${FADMIN[2]}" NEA_ADMIN_PORT_3="${FADMIN[3]}" \
+         exec haproxy -db -f contrib/haproxy/haproxy.cfg) >"$OUT/failover-haproxy.$run.log" 2>&1 &
+        HAPROXY=$!
+        for _ in $(seq 200); do
+            [ -S "$STATS" ] && [ "$(servers_up "$STATS" 2>/dev/null)" = 3 ] && break
+            sleep 0.1
+        done
+        [ "$(servers_up "$STATS")" = 3 ] || { echo "failover: HAProxy has not every server up" >&2; exit 1; }
+        "$BIN/loadcli" storm -n "$FAILOVER_CLIENTS" --rate 1 -d 40s --ramp 128 \
+            --series "$OUT/failover.$run.csv" --host 127.0.0.1 --ca "$CA" \
+            --port "$FRONT" --json >"$OUT/failover.$run.json" 2>"$OUT/failover.$run.err" &
+        STORM=$!
+        until [ "$(clients_connected "${FADMIN[@]}")" -ge "$FAILOVER_CLIENTS" ]; do
+            kill -0 "$STORM" 2>/dev/null || { echo "failover: loadcli ended early: $(cat "$OUT/failover.$run.err")" >&2; exit 1; }
+            sleep 0.2
+        done
+        sleep 5
+        TERM_AT=$(now)
+        kill -TERM "${FPID[1]}"; wait "${FPID[1]}" || true
+        start_backend 1
+        UP1_AT=$(now)
+        sleep 8
+        KILL_AT=$(now)
+        kill -KILL "${FPID[2]}"; wait "${FPID[2]}" 2>/dev/null || true
+        start_backend 2
+        UP2_AT=$(now)
+        printf 'TERM_AT=%s\nUP1_AT=%s\nKILL_AT=%s\nUP2_AT=%s\n' "$TERM_AT" "$UP1_AT" "$KILL_AT" "$UP2_AT" \
+            >"$OUT/failover.$run.events"
+        wait "$STORM" || echo "failover run $run failed: $(cat "$OUT/failover.$run.err")" >&2
+        for i in 1 2 3; do kill -TERM "${FPID[$i]}" 2>/dev/null || true; wait "${FPID[$i]}" 2>/dev/null || true; done
+        kill -TERM "$HAPROXY"; wait "$HAPROXY" 2>/dev/null || true
+        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("failover", sys.argv[2], {k: r[k] for k in ("clients","lines","lost","duplicates","out_of_order","wrong","gave_up","waves")})' "$OUT/failover.$run.json" "$run"
+    done
+fi
+
 if part soak; then
     start_server nea --date-period 1s
     load soak -n 100 --rate 10 -d "$SOAK" >"$OUT/soak.json"
@@ -309,7 +410,7 @@ server_ir() { # server_ir KIND LINES ARGS...: server instructions over one rtt r
         "${vg[@]}" "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" \
             >/dev/null 2>&1 &
     else
-        RUST_LOG=warn,nea=info "${vg[@]}" "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+        RUST_LOG=warn,nea=info "${vg[@]}" "$SERVERCLI" --bind 127.0.0.1 --port "$PORT" \
             --cert "$CERT" --key "$KEY" --handshake-timeout 60s >/dev/null 2>&1 &
     fi
     PID=$!
@@ -330,7 +431,7 @@ server_hs_ir() { # server_hs_ir KIND DURATION [RUST_LOG]: "INSTRUCTIONS HANDSHAK
         "${vg[@]}" "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" \
             >/dev/null 2>&1 &
     else
-        RUST_LOG=$log "${vg[@]}" "$BIN/servercli" --bind 127.0.0.1 --port "$PORT" \
+        RUST_LOG=$log "${vg[@]}" "$SERVERCLI" --bind 127.0.0.1 --port "$PORT" \
             --cert "$CERT" --key "$KEY" --handshake-timeout 60s >/dev/null 2>&1 &
     fi
     PID=$!
