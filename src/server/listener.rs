@@ -320,7 +320,7 @@ async fn handle(mut tcp: TcpStream, socket: SocketAddr, ticket: WaitTicket, shar
     let deadline = turn + shared.config.handshake_timeout;
     if !trusted
         && !shared.config.proxies.is_empty()
-        && unexpected_header(&tcp, deadline, shared).await
+        && unexpected_header(&tcp, socket, deadline, shared).await
     {
         return;
     }
@@ -387,15 +387,19 @@ async fn proxy_header(
 /// PROXY protocol header, which it must not send; if so, after a
 /// rate-limited log line, it is to be closed. Waits for the first bytes
 /// until `deadline` at most.
-async fn unexpected_header(tcp: &TcpStream, deadline: Instant, shared: &Shared) -> bool {
+async fn unexpected_header(
+    tcp: &TcpStream,
+    from: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> bool {
     let sent = timeout_at(deadline, proxy::looks_like_a_header(tcp))
         .await
         .unwrap_or(false);
     if sent {
         proxy_failure(
             shared,
-            tcp.peer_addr()
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            from,
             format_args!("sent a PROXY protocol header, but is not in --proxy-protocol-from"),
         );
     }
