@@ -156,7 +156,9 @@ fi
 # as `clientcli --reconnect` does, one line a second each; once all are
 # connected and the lines flow, the server is stopped (SIGTERM) and a new
 # one started on the same port as soon as the old one has exited, as a
-# service manager's restart does. With STORM_RESTART=overlap the new one is
+# service manager's restart does. With STORM_RESTART=activated the socket
+# is systemd-socket-activate's, passed to both processes, so that nothing
+# is refused while the new one starts. With STORM_RESTART=overlap the new one is
 # started right after the SIGTERM instead: the old one closes its listening
 # socket first thing, so the new one can bind while the old one still says
 # goodbye to its clients. Each run leaves storm.N.json (the report),
@@ -181,6 +183,25 @@ start_nea_on() {
     return 1
 }
 now() { date +%s.%N; }
+# start_activated PORT ARGS...: systemd-socket-activate listening on PORT,
+# running nea twice on the socket it passes (as a service manager restarts
+# a socket-activated unit: STORM_RESTART=activated); sets PID to the first
+# run's once it listens, and ACTIVATOR.
+start_activated() {
+    local port=$1; shift
+    rm -rf "$CERTS/runs" "$CERTS/port"; mkdir -p "$CERTS/runs"
+    # shellcheck disable=SC2016
+    systemd-socket-activate -l "127.0.0.1:$port" --setenv=PATH --setenv=RUNS_DIR="$CERTS/runs" \
+        --setenv=RUST_LOG="${NEA_LOG:-warn,nea=info}" \
+        bash -c 'for run in 1 2; do (echo "$BASHPID" >"$RUNS_DIR/$run"; export LISTEN_PID=$BASHPID; exec "$@"); done' restart \
+        "$SERVERCLI" --bind 127.0.0.1 --port 1 --cert "$CERT" --key "$KEY" --port-file "$CERTS/port" "$@" \
+        2>>"$OUT/storm-server.log" &
+    ACTIVATOR=$!
+    # The activator starts its program at the first connection.
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.01; done
+    until [ -s "$CERTS/port" ] && [ -s "$CERTS/runs/1" ]; do sleep 0.01; done
+    PID=$(cat "$CERTS/runs/1")
+}
 # storm_figure RUN: the SVG of a run, from its series and events.
 storm_figure() {
     local run=$1 started back answered
@@ -248,8 +269,12 @@ if part storm; then
     for run in $(seq "$RUNS"); do
         PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         ADMIN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        start_nea_on "$PORT" --max-clients "$STORM_CLIENTS" --admin-addr "127.0.0.1:$ADMIN" \
-            || { echo "storm: the server did not start" >&2; exit 1; }
+        if [ "$STORM_RESTART" = activated ]; then
+            start_activated "$PORT" --max-clients "$STORM_CLIENTS" --admin-addr "127.0.0.1:$ADMIN"
+        else
+            start_nea_on "$PORT" --max-clients "$STORM_CLIENTS" --admin-addr "127.0.0.1:$ADMIN" \
+                || { echo "storm: the server did not start" >&2; exit 1; }
+        fi
         "$BIN/loadcli" storm -n "$STORM_CLIENTS" --rate 1 -d 30s --ramp 128 \
             --series "$OUT/storm.$run.csv" --host 127.0.0.1 --ca "$CA" --port "$PORT" --json \
             >"$OUT/storm.$run.json" 2>"$OUT/storm.$run.err" &
@@ -270,7 +295,16 @@ PY
         TERM_AT=$(now)
         OLD=$PID
         kill -TERM "$OLD"
-        if [ "$STORM_RESTART" = overlap ]; then
+        if [ "$STORM_RESTART" = activated ]; then
+            # The activator holds the socket; its script starts run 2 as
+            # soon as run 1 has exited, and connections wait in the backlog.
+            rm -f "$CERTS/port"
+            while kill -0 "$OLD" 2>/dev/null; do sleep 0.01; done
+            EXIT_AT=$(now)
+            until [ -s "$CERTS/port" ]; do sleep 0.01; done
+            UP_AT=$(now)
+            PID=$(cat "$CERTS/runs/2")
+        elif [ "$STORM_RESTART" = overlap ]; then
             until start_nea_on "$PORT" --max-clients "$STORM_CLIENTS"; do sleep 0.01; done
             UP_AT=$(now)
             wait "$OLD" || true
@@ -286,6 +320,7 @@ PY
             >"$OUT/storm.$run.events"
         wait "$STORM" || echo "storm run $run failed: $(cat "$OUT/storm.$run.err")" >&2
         stop_server
+        if [ "$STORM_RESTART" = activated ]; then wait "$ACTIVATOR" || true; fi
         storm_figure "$run"
         python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("storm", sys.argv[2], {k: r[k] for k in ("lost","gave_up","peak_handshakes_per_s","waves")})' "$OUT/storm.$run.json" "$run"
     done
