@@ -37,12 +37,15 @@ NEA_DEV_DIR="$CERTS/dev" timeout 5 "$BIN/servercli" --port 0 --bind 127.0.0.1 2>
 sleep 2; kill %1 2>/dev/null || true; wait 2>/dev/null || true
 CA="$CERTS/dev/ca.pem"; CERT="$CERTS/dev/server.pem"; KEY="$CERTS/dev/server-key.pem"
 
+# free_port: a TCP port of 127.0.0.1 that nothing listens on now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # start_server KIND ARGS...: starts nea (default logging, as deployed; set
 # NEA_LOG to change it, NEA_TUNABLES to set GLIBC_TUNABLES for it) or the
 # baseline on a free port; sets PORT and PID.
 start_server() {
     local kind=$1; shift
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
     if [ "$kind" = baseline ]; then
         "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" 2>"$OUT/$kind.log" &
     else
@@ -99,7 +102,7 @@ if part admin; then
         start_server nea
         load rtt -n 100 -k 8 -m 2000 -l 32 >"$OUT/rtt-admin-off.$run.json"
         stop_server
-        ADMIN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        ADMIN=$(free_port)
         start_server nea --admin-addr "127.0.0.1:$ADMIN"
         (while sleep 1; do
             { exec 3<>"/dev/tcp/127.0.0.1/$ADMIN" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3 >/dev/null; } 2>/dev/null || true
@@ -166,6 +169,21 @@ fi
 # storm.N.svg (the figure in BENCHMARKS.md).
 STORM_CLIENTS=${STORM_CLIENTS:-10000}
 STORM_RESTART=${STORM_RESTART:-wait}
+# clients_connected ADMIN_PORT...: the sum of the servers' gauges (a server
+# that does not answer counts 0).
+clients_connected() {
+    python3 - "$@" <<'PY'
+import sys, urllib.request
+total = 0
+for port in sys.argv[1:]:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        total += next(float(l.split()[1]) for l in text.splitlines() if l.startswith("nea_clients_connected "))
+    except OSError:
+        pass
+print(int(total))
+PY
+}
 # start_nea_on PORT ARGS...: nea on a given port (for the restart); sets PID,
 # and succeeds once the port file says it listens; fails if it exited (the
 # port was still taken) or took more than 10 s.
@@ -267,8 +285,8 @@ if part storm; then
         exit 1
     fi
     for run in $(seq "$RUNS"); do
-        PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        ADMIN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        PORT=$(free_port)
+        ADMIN=$(free_port)
         if [ "$STORM_RESTART" = activated ]; then
             start_activated "$PORT" --max-clients "$STORM_CLIENTS" --admin-addr "127.0.0.1:$ADMIN"
         else
@@ -281,13 +299,7 @@ if part storm; then
         STORM=$!
         # Every client connected (the server's own gauge), then lines flow
         # for five seconds before the restart.
-        until python3 - "$ADMIN" "$STORM_CLIENTS" <<'PY'
-import sys, urllib.request
-text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-connected = next(float(l.split()[1]) for l in text.splitlines() if l.startswith("nea_clients_connected "))
-sys.exit(0 if connected >= int(sys.argv[2]) else 1)
-PY
-        do
+        until [ "$(clients_connected "$ADMIN")" -ge "$STORM_CLIENTS" ]; do
             kill -0 "$STORM" 2>/dev/null || { echo "storm: loadcli ended early: $(cat "$OUT/storm.$run.err")" >&2; exit 1; }
             sleep 0.2
         done
@@ -336,22 +348,6 @@ fi
 # failover.N.csv and failover.N.events. HAProxy holds two descriptors per
 # client, so 8,000 clients need an open-file limit of about 17,000.
 FAILOVER_CLIENTS=${FAILOVER_CLIENTS:-8000}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# clients_connected ADMIN_PORT...: the sum of the servers' gauges (a server
-# that does not answer counts 0).
-clients_connected() {
-    python3 - "$@" <<'PY'
-import sys, urllib.request
-total = 0
-for port in sys.argv[1:]:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        total += next(float(l.split()[1]) for l in text.splitlines() if l.startswith("nea_clients_connected "))
-    except OSError:
-        pass
-print(int(total))
-PY
-}
 # servers_up SOCKET: how many of HAProxy's servers it has UP.
 servers_up() {
     python3 - "$1" <<'PY'
@@ -437,7 +433,7 @@ ir() { # ir LOGFILE: the instruction total callgrind logged
 callgrind() { valgrind --tool=callgrind --callgrind-out-file=/dev/null --log-file="$OUT/callgrind.log" "$@"; }
 server_ir() { # server_ir KIND LINES ARGS...: server instructions over one rtt run
     local kind=$1 lines=$2; shift 2
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
     # valgrind itself in the background (not a function), so that $! is the
     # server and stop_server reaches it; no output, or $(...) would wait.
     local vg=(valgrind --tool=callgrind --callgrind-out-file=/dev/null --log-file="$OUT/callgrind.log")
@@ -460,7 +456,7 @@ server_ir() { # server_ir KIND LINES ARGS...: server instructions over one rtt r
 }
 server_hs_ir() { # server_hs_ir KIND DURATION [RUST_LOG]: "INSTRUCTIONS HANDSHAKES" over one handshakes run
     local kind=$1 duration=$2 log=${3:-warn,nea=info}
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
     local vg=(valgrind --tool=callgrind --callgrind-out-file=/dev/null --log-file="$OUT/callgrind.log")
     if [ "$kind" = baseline ]; then
         "${vg[@]}" "$BIN/loadcli" baseline-server --port "$PORT" --cert "$CERT" --key "$KEY" \

@@ -57,12 +57,16 @@ pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
 
 /// The value of the sample `name` (with its labels, as written) in `text`.
 pub fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            let (key, value) = line.rsplit_once(' ')?;
-            (key == name).then(|| value.parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+    sample_if_any(text, name).unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+}
+
+/// [`sample`], or `None` if `text` has no such sample (a label value not
+/// counted yet).
+pub fn sample_if_any(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok())?
+    })
 }
 
 #[tokio::test]

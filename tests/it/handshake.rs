@@ -94,11 +94,8 @@ async fn the_handshake_cap_makes_new_clients_wait_not_fail() {
 /// The value of `nea_handshake_failures_total{reason}` in a scrape; 0 if the
 /// reason has not been counted yet.
 fn handshake_failures(scrape: &str, reason: &str) -> f64 {
-    let name = format!("nea_handshake_failures_total{{reason=\"{reason}\"}} ");
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(&name)?.parse().ok())
-        .unwrap_or(0.0)
+    let name = format!("nea_handshake_failures_total{{reason=\"{reason}\"}}");
+    crate::admin::sample_if_any(scrape, &name).unwrap_or(0.0)
 }
 
 #[tokio::test]
