@@ -9,11 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use nea::cli::{
-    DurationArg, count_within, duration_within, listen_address, number_within, parse_duration,
-};
 use nea::codec::{Inbound, LineDecoder};
+use nea::duration::parse as parse_duration;
 use nea::protocol::{ErrorCode, Frame};
+use nea_cli::{DurationArg, count_within, duration_within, listen_address, number_within};
 
 /// A target's check: panics if `data` breaks the property.
 pub(crate) type Property = fn(data: &[u8]);
@@ -293,7 +292,8 @@ pub(crate) fn frame_roundtrip(data: &[u8]) {
     };
     assert_round_trip(&frame);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    assert_round_trip(&Frame::error(code, limit));
+    assert_round_trip(&Frame::error(code));
+    assert_round_trip(&Frame::line_too_long(limit));
 
     let mut direct = b"before".to_vec();
     Frame::encode_reply(&payload, &mut direct);
@@ -374,13 +374,13 @@ pub(crate) fn client_frames(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // flags
 
-/// The flag validators of `nea::cli`, on any text:
+/// The flag validators of `nea_cli` and the duration parser of
+/// `nea::duration`, on any text:
 ///
 /// - none panics; every refusal is a sentence;
 /// - `parse_duration` accepts only durations from 1 ns to 10^9 s, and what
-///   it accepts, shown by `DurationArg`, parses back to the same duration
-///   (when shown in milliseconds, to within one `f64` step: a known
-///   rounding error, see `durations`);
+///   it accepts, shown by `DurationArg`, parses back to exactly the same
+///   duration;
 /// - `duration_within(range)` accepts exactly what `parse_duration`
 ///   accepts inside `range`; `count_within` and `number_within` exactly
 ///   the numbers `str::parse` reads inside their range;
@@ -414,7 +414,7 @@ fn durations(text: &str) {
                 "{text:?} gave {duration:?}, shown as {shown:?}"
             );
         }
-        Err(sentence) => assert!(!sentence.is_empty()),
+        Err(err) => assert!(!err.to_string().is_empty()),
     }
     for range in [
         nea::CONNECT_TIMEOUT_RANGE,

@@ -38,7 +38,7 @@ pub(crate) const DEV_SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"]
 /// Where the development CA lives: `$NEA_DEV_DIR` if set, otherwise `nea`
 /// in the per-user data directory (`$XDG_DATA_HOME/nea`, usually
 /// `~/.local/share/nea`). `None` only if no home directory is known.
-pub(crate) fn default_dir() -> Option<PathBuf> {
+pub fn default_dir() -> Option<PathBuf> {
     match std::env::var_os(DEV_DIR_ENV) {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
         _ => dirs::data_dir().map(|data| data.join("nea")),

@@ -63,12 +63,13 @@ pub enum DevCaError {
     NoHome,
 }
 
-/// A setting outside the range it accepts. Settings are named as the
-/// programs' flags name them.
+/// A setting outside the range it accepts. A setting a program's flag sets
+/// is named by that flag (`--max-clients`); one no flag sets, in words
+/// (`the shutdown grace`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--{setting} must be {range}, not {value}")]
+#[error("{setting} must be {range}, not {value}")]
 pub struct ConfigError {
-    /// The setting, as its flag names it (without `--`).
+    /// The setting: its flag (`--max-clients`), or its name in words.
     pub setting: &'static str,
     /// The range accepted, in words ("from 1 to 100").
     pub range: String,
@@ -95,7 +96,7 @@ impl AsFlag for u16 {
 
 impl AsFlag for std::time::Duration {
     fn as_flag(&self) -> String {
-        crate::cli::DurationArg(*self).to_string()
+        crate::duration::written(*self)
     }
 }
 
@@ -308,19 +309,7 @@ fn listed(names: &[String]) -> String {
     if names.is_empty() {
         String::new()
     } else {
-        // rustls gives each name in its debug form: `DnsName("a")`,
-        // `IpAddress(127.0.0.1)`; a person wants the name.
-        let plain: Vec<&str> = names
-            .iter()
-            .map(|name| {
-                let inner = name
-                    .split_once('(')
-                    .and_then(|(_, rest)| rest.strip_suffix(')'))
-                    .unwrap_or(name);
-                inner.trim_matches('"')
-            })
-            .collect();
-        format!(" (it is valid for {})", plain.join(", "))
+        format!(" (it is valid for {})", names.join(", "))
     }
 }
 
@@ -390,19 +379,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_name_mismatch_lists_the_names_as_a_person_writes_them() {
+    fn a_name_mismatch_lists_the_names_it_is_valid_for() {
         let err = ClientError::NameMismatch {
             name: "example.com".into(),
-            valid_for: vec![
-                "DnsName(\"localhost\")".into(),
-                "IpAddress(127.0.0.1)".into(),
-                "plain".into(),
-            ],
+            valid_for: vec!["localhost".into(), "127.0.0.1".into()],
         };
         assert!(
             err.to_string()
-                .contains("(it is valid for localhost, 127.0.0.1, plain)"),
+                .contains("example.com (it is valid for localhost, 127.0.0.1);"),
             "{err}"
+        );
+        let unknown = ClientError::NameMismatch {
+            name: "example.com".into(),
+            valid_for: Vec::new(),
+        };
+        assert!(
+            unknown
+                .to_string()
+                .contains("valid for the name example.com; connect"),
+            "{unknown}"
         );
     }
 

@@ -5,43 +5,44 @@
 //! line a client sends with that line reversed by grapheme clusters. The
 //! client (`clientcli`) connects over verified TLS, shows the dates as they
 //! arrive, and sends a line each time Return is pressed. The
-//! behaviour contract is SPEC v2; the README maps each of its sections to the
+//! behaviour contract is SPEC v3; the README maps each of its sections to the
 //! module that implements it.
 //!
 //! # Embedding the server
 //!
-//! [`server::run`] serves on a listener you have bound, with a rustls
-//! configuration and [`server::Config`] limits, until a shutdown future
-//! completes; then it answers what it has received, tells every client it
-//! is shutting down, and returns. [`server::start`] is what `servercli`
-//! calls: it loads the certificate files (or the development CA), binds,
-//! and runs. The client side is [`client::session::Session`].
+//! [`server::Server::builder`] takes an identity (certificate files, the
+//! development CA, or a ready rustls configuration) and optional limits,
+//! admin endpoint, reload requests and observer; `bind` reads the identity
+//! and binds, and reports where it listens; [`server::Server::run`] serves
+//! until a shutdown future completes, then answers what it has received,
+//! tells every client it is shutting down, and returns. `servercli` is one
+//! caller of it. The client side is [`client::session::Session`].
 //!
 //! ```
 //! use nea::client::session::{Event, Input, Session};
 //! use nea::devca::CertificateAuthority;
+//! use nea::server::{Identity, Server};
 //! use rustls::pki_types::pem::PemObject;
 //! use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // An identity for the server: here a throw-away CA and its certificate
-//! // for localhost; in production, your certificate files.
+//! // for localhost; in production, `Identity::Files` naming your files.
 //! let ca = CertificateAuthority::new("example CA")?;
 //! let issued = ca.issue_server(&["localhost"])?;
 //! let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
 //! let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
 //! let tls = nea::tls::server_config(chain, key, None)?;
 //!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let port = listener.local_addr()?.port();
+//! let server = Server::builder(Identity::Tls(tls))
+//!     .listen_on("127.0.0.1:0".parse()?)
+//!     .bind()
+//!     .await?;
+//! let port = server.local_addr().port();
+//! let metrics = server.metrics();
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let server = tokio::spawn(nea::server::run(
-//!     listener,
-//!     tls,
-//!     nea::server::Config::default(),
-//!     stopped,
-//! ));
+//! let running = tokio::spawn(server.run(stopped));
 //!
 //! // A client that trusts that CA sends one line and reads its reply.
 //! let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())?;
@@ -63,7 +64,8 @@
 //! client.await??;
 //!
 //! let _ = stop.send(());
-//! server.await?;
+//! running.await?;
+//! assert!(metrics.encode().contains("nea_connections_total 1\n"));
 //! # Ok(())
 //! # }
 //! ```
@@ -78,35 +80,31 @@
 //! - [`tls`]: rustls configurations for both ends, PEM loading, fingerprints.
 //! - [`devca`]: the local development CA that `servercli` creates once, and
 //!   certificate issuing for tests.
-//! - [`server`]: the validated [`server::Config`]; the accept loop and each
-//!   connection's steps (`server::listener`); handshake slots shared fairly
-//!   between source addresses (`server::handshake_queue`,
-//!   `server::source`); client slots and rejections
-//!   (`server::admission`); the certificate files and the TLS configuration
-//!   read from them (`server::identity`), read again on SIGHUP or when
-//!   they change (`server::reload`); one client's session
-//!   (`server::conn`); the metrics and the admin endpoint
-//!   (`server::metrics`, `server::admin`); systemd notifications
-//!   (`server::service_manager`); the PROXY protocol header of a trusted
-//!   load balancer (`server::proxy`).
-//! - [`client`]: trust, connecting with a deadline per phase, the session
-//!   (lines in, events out, reconnection), and the pipe and terminal front
-//!   ends of `clientcli`.
+//! - [`server`]: the one entry point, [`server::Server`] and its builder
+//!   (`server::builder`); the validated [`server::Config`]; the accept
+//!   loop and each connection's steps (`server::listener`); handshake
+//!   slots shared fairly between source addresses
+//!   (`server::handshake_queue`, `server::source`); client slots and
+//!   rejections (`server::admission`); the certificate files and the TLS
+//!   configuration read from them (`server::identity`), read again on
+//!   request or when they change (`server::reload`); one client's session
+//!   (`server::session`); the metrics and the admin endpoint
+//!   ([`server::Metrics`], `server::admin`); the PROXY protocol header of
+//!   a trusted load balancer (`server::proxy`).
+//! - [`client`]: trust, connecting with a deadline per phase, and the
+//!   session (lines in, events out, reconnection).
+//! - [`duration`]: durations as settings write them (`250ms`, `1.5s`),
+//!   parsed exactly.
 //! - `limits`: reading the open-file limit, capping each socket's kernel
 //!   buffers, and giving freed memory back.
-//! - [`shutdown`]: what each signal does; the future that stops the server,
-//!   built once.
 //! - [`error`]: error enums whose `Display` is one sentence.
-//! - `cli` (hidden from these docs): what the binaries share: flags checked
-//!   against their ranges, usage errors, logging, the open-file limit, the
-//!   port file.
-//! - `src/bin/servercli/`, `src/bin/clientcli/`: `flags.rs` defines the
-//!   flags, `main.rs` checks them into settings, sets up logging and maps
-//!   the outcome to an exit status; nothing else.
+//! - `crates/nea-cli`: the programs `servercli` and `clientcli`, and what
+//!   they share with the load tool (flags, usage errors, logging, the
+//!   client's terminal and pipe front ends). Embedders never compile it.
 //! - `tools/loadcli`: the load and measurement program, a package of its
 //!   own (it is not part of the product).
 //! - `tools/docgen`: the man pages and shell completions in `contrib/`,
-//!   made from the binaries' `flags.rs`.
+//!   made from the programs' `flags.rs`.
 //!
 //! Defaults live in this file, in one place, each beside the range of
 //! values the setting accepts ([`server::Config::builder`] refuses any
@@ -116,20 +114,15 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-// What the binaries of this workspace share (flag parsing, logging, process
-// set-up). Public only because a binary is a crate of its own; not part of
-// the embedding API, and free to change.
-#[doc(hidden)]
-pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod devca;
+pub mod duration;
 pub mod error;
 mod limits;
 pub mod protocol;
 pub mod reverse;
 pub mod server;
-pub mod shutdown;
 pub mod tls;
 
 /// TCP port the server listens on and the client connects to.

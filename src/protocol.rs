@@ -108,14 +108,12 @@ impl Frame {
         }
     }
 
-    /// An `error` frame with its standard sentence. `max_line_bytes` is only
-    /// used by [`ErrorCode::LineTooLong`], whose sentence names the limit.
-    pub fn error(code: ErrorCode, max_line_bytes: usize) -> Self {
+    /// An `error` frame with its standard sentence. A `line_too_long`
+    /// frame that names the limit is [`Frame::line_too_long`].
+    pub fn error(code: ErrorCode) -> Self {
         let payload = match code {
             ErrorCode::ServerFull => "server is full; try again later".to_owned(),
-            ErrorCode::LineTooLong => {
-                format!("line longer than {max_line_bytes} bytes dropped")
-            }
+            ErrorCode::LineTooLong => "line too long; dropped".to_owned(),
             ErrorCode::InvalidUtf8 => "line is not valid UTF-8; dropped".to_owned(),
             ErrorCode::ShuttingDown => "server is shutting down".to_owned(),
             ErrorCode::AddressLimit => {
@@ -124,6 +122,15 @@ impl Frame {
             ErrorCode::Unknown => "unknown error".to_owned(),
         };
         Self::Error { code, payload }
+    }
+
+    /// The `line_too_long` frame of a server whose limit is
+    /// `max_line_bytes`: its sentence names the limit.
+    pub fn line_too_long(max_line_bytes: usize) -> Self {
+        Self::Error {
+            code: ErrorCode::LineTooLong,
+            payload: format!("line longer than {max_line_bytes} bytes dropped"),
+        }
     }
 
     /// Appends this frame as one JSON line (with its `\n`) to `out`.
@@ -225,12 +232,12 @@ mod tests {
             encoded(&reply),
             "{\"msg_type\":\"string\",\"payload\":\"olleh\"}\n"
         );
-        let full = Frame::error(ErrorCode::ServerFull, 0);
+        let full = Frame::error(ErrorCode::ServerFull);
         assert_eq!(
             encoded(&full),
             "{\"msg_type\":\"error\",\"code\":\"server_full\",\"payload\":\"server is full; try again later\"}\n"
         );
-        let too_long = Frame::error(ErrorCode::LineTooLong, 65_536);
+        let too_long = Frame::line_too_long(65_536);
         assert!(encoded(&too_long).contains("longer than 65536 bytes"));
     }
 
@@ -331,7 +338,7 @@ mod tests {
             (ErrorCode::ShuttingDown, "shutting_down"),
             (ErrorCode::AddressLimit, "address_limit"),
         ] {
-            let line = encoded(&Frame::error(code, 1));
+            let line = encoded(&Frame::error(code));
             assert!(line.contains(&format!("\"code\":\"{wire}\"")), "{line}");
             assert!(
                 matches!(Frame::parse(line.trim_end()), Ok(Frame::Error { code: c, .. }) if c == code)

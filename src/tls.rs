@@ -8,10 +8,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
 
 use crate::error::TlsSetupError;
 
@@ -82,20 +85,138 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// A client's configuration: it verifies the server against `roots` and
-/// presents `identity` (a certificate chain and key) if given.
+/// A client's configuration: it verifies the server against `roots` as
+/// webpki does (a name mismatch says which names the certificate is valid
+/// for: [`NameMismatch`]) and presents `identity` (a certificate chain and
+/// key) if given.
 pub fn client_config(
     roots: RootCertStore,
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    let builder = ClientConfig::builder_with_provider(provider())
+    let provider = provider();
+    let verifier = ServerVerifier {
+        webpki: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()?,
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let config = match identity {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// Verifies a server's certificate exactly as webpki does (a chain to a
+/// trusted root, valid now, for the name asked), and says more when the
+/// name is wrong: the error then carries a [`NameMismatch`] with the names
+/// the certificate lists, read from its subject alternative names, so the
+/// client can tell a person which name to use. Nothing is accepted that
+/// webpki refuses.
+#[derive(Debug)]
+pub(crate) struct ServerVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+/// A server certificate that is trusted but not valid for the name asked:
+/// the names it is valid for (DNS names and IP addresses, as written).
+///
+/// Its `Debug` is its sentence: rustls shows the error it carries in its
+/// debug form.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certificate not valid for name {expected}; it is valid for {}", valid_for.join(", "))]
+pub struct NameMismatch {
+    /// The name asked for.
+    pub expected: String,
+    /// The certificate's subject alternative names.
+    pub valid_for: Vec<String>,
+}
+
+impl std::fmt::Debug for NameMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|err| match err {
+                rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ) => rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(NameMismatch {
+                        expected: server_name.to_str().into_owned(),
+                        valid_for: subject_alt_names(end_entity),
+                    })),
+                )),
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The DNS names and IP addresses a DER certificate's subject alternative
+/// name extension lists, in order; none if it has none or cannot be
+/// parsed.
+pub(crate) fn subject_alt_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|ip| std::net::IpAddr::from(ip).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|ip| std::net::IpAddr::from(ip).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// SHA-256 fingerprint of a DER certificate, as colon-separated hex (the form
@@ -182,6 +303,7 @@ mod tests {
         assert_eq!(chain.len(), 1);
         assert_eq!(fingerprint(&chain[0]).len(), 32 * 3 - 1);
         assert_eq!(subject(&chain[0]).as_deref(), Some("CN=localhost"));
+        assert_eq!(subject_alt_names(&chain[0]), ["localhost"]);
         let key = load_key(&key).expect("key");
         let cas = load_certs(&ca_path).expect("ca");
         server_config(chain.clone(), key.clone_key(), Some(cas.clone())).expect("mTLS config");

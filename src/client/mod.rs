@@ -2,34 +2,32 @@
 //! for every phase, and turning TLS failures into sentences a person can act
 //! on.
 //!
+//! - `connect`: resolving, the TCP connect and the TLS handshake, each
+//!   under its deadline, and TLS failures in words ([`connect()`]).
 //! - [`session`]: one client session, front-end independent: lines in,
 //!   events out, replies matched to lines, reconnection.
-//! - `display`: how events are shown: local-time dates, escaped server
-//!   text.
-//! - `pipe` and `term`: the two front ends, for standard input that is a
-//!   pipe or file, and for an interactive terminal.
+//! - `backoff`: when a reconnecting session tries again, and after which
+//!   failures ([`reconnect_delay`], [`is_retried`]).
+//!
+//! How events are shown (the terminal and pipe front ends) is the
+//! program's: `clientcli`'s, in `crates/nea-cli`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::RootCertStore;
 use rustls::pki_types::ServerName;
-use rustls::{CertificateError, RootCertStore};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 use crate::error::{ClientError, ConfigError};
 use crate::{devca, tls};
 
-mod display;
-// The two front ends of `clientcli`, public for that binary only.
-#[doc(hidden)]
-pub mod pipe;
+mod backoff;
+mod connect;
 pub mod session;
-#[doc(hidden)]
-pub mod term;
+
+pub use backoff::{is_retried, reconnect_delay};
+pub use connect::connect;
 
 /// What to connect to, whom to trust, and how to behave.
 ///
@@ -50,7 +48,8 @@ pub struct Options {
     /// Extra CA files to trust, on top of the system roots and the
     /// development CA.
     pub(crate) extra_cas: Vec<PathBuf>,
-    /// The development CA file, trusted when it exists.
+    /// The development CA file, trusted when it exists
+    /// ([`development_ca_file`] is where `servercli` makes it).
     pub(crate) dev_ca: Option<PathBuf>,
     /// Client certificate chain and key, for mutual TLS.
     pub(crate) identity: Option<(PathBuf, PathBuf)>,
@@ -58,14 +57,11 @@ pub struct Options {
     pub(crate) json: bool,
     /// Reconnect, with backoff, after a lost connection or a shutdown.
     pub(crate) reconnect: bool,
-    /// Where the line editor keeps its history across sessions; `None`
-    /// keeps none.
-    pub(crate) history: Option<PathBuf>,
     /// Deadline for each connection phase: the TCP connect, then the TLS
     /// handshake. Inside `CONNECT_TIMEOUT_RANGE`.
     pub(crate) connect_timeout: Duration,
     /// Delay before the first reconnection attempt; doubles up to
-    /// `session::MAX_BACKOFF`.
+    /// `backoff::MAX_BACKOFF`.
     pub(crate) first_backoff: Duration,
 }
 
@@ -80,24 +76,23 @@ impl Options {
             .unwrap_or(host);
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ConfigError {
-                setting: "host",
+                setting: "--host",
                 range: "a host name or an address".to_owned(),
                 value: format!("{host:?}"),
             });
         }
-        let port = ConfigError::within("port", port, &(1..=u16::MAX))?;
+        let port = ConfigError::within("--port", port, &(1..=u16::MAX))?;
         Ok(Self {
             host: host.to_owned(),
             port,
             server_name: None,
             extra_cas: Vec::new(),
-            dev_ca: development_ca_file(),
+            dev_ca: None,
             identity: None,
             json: false,
             reconnect: false,
             connect_timeout: crate::DEFAULT_CONNECT_TIMEOUT,
-            history: default_history_file(),
-            first_backoff: session::FIRST_BACKOFF,
+            first_backoff: backoff::FIRST_BACKOFF,
         })
     }
 
@@ -105,7 +100,7 @@ impl Options {
     pub fn server_name(mut self, name: &str) -> Result<Self, ConfigError> {
         if ServerName::try_from(name).is_err() {
             return Err(ConfigError {
-                setting: "server-name",
+                setting: "--server-name",
                 range: "a DNS name or an IP address".to_owned(),
                 value: format!("{name:?}"),
             });
@@ -128,10 +123,11 @@ impl Options {
         self
     }
 
-    /// Keep the interactive history in this file (`None`: keep none).
+    /// Also trust the development CA in this file, if it exists when the
+    /// TLS configuration is made ([`tls_config`]); `None` for no such CA.
     #[must_use]
-    pub fn history(mut self, file: Option<PathBuf>) -> Self {
-        self.history = file;
+    pub fn development_ca(mut self, file: Option<PathBuf>) -> Self {
+        self.dev_ca = file;
         self
     }
 
@@ -153,7 +149,7 @@ impl Options {
     /// The deadline for each connection phase (`CONNECT_TIMEOUT_RANGE`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         self.connect_timeout =
-            ConfigError::within("connect-timeout", timeout, &crate::CONNECT_TIMEOUT_RANGE)?;
+            ConfigError::within("--connect-timeout", timeout, &crate::CONNECT_TIMEOUT_RANGE)?;
         Ok(self)
     }
 
@@ -179,12 +175,6 @@ pub fn development_ca_file() -> Option<PathBuf> {
     devca::default_dir().map(|dir| devca::ca_cert_path(&dir))
 }
 
-/// Where the interactive history is kept by default, as shells keep theirs:
-/// `$XDG_STATE_HOME/nea/history` (`~/.local/state/nea/history`).
-pub fn default_history_file() -> Option<PathBuf> {
-    dirs::state_dir().map(|dir| dir.join("nea").join("history"))
-}
-
 /// The TLS configuration: system roots, plus the development CA if its file
 /// exists, plus every `--ca`; and the client certificate if one is given.
 pub fn tls_config(options: &Options) -> Result<Arc<rustls::ClientConfig>, ClientError> {
@@ -207,189 +197,4 @@ pub fn tls_config(options: &Options) -> Result<Arc<rustls::ClientConfig>, Client
         None => None,
     };
     Ok(tls::client_config(roots, identity)?)
-}
-
-/// Resolves, connects and completes the TLS handshake, each phase under the
-/// connect timeout; failures become the [`ClientError`] a person needs.
-pub async fn connect(
-    options: &Options,
-    config: Arc<rustls::ClientConfig>,
-) -> Result<TlsStream<TcpStream>, ClientError> {
-    let target = options.target();
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((options.host.as_str(), options.port))
-        .await
-        .map_err(|source| ClientError::UnknownHost {
-            host: options.host.clone(),
-            source,
-        })?
-        .collect();
-    tracing::debug!(host = %options.host, port = options.port, addresses = ?addrs, "resolved");
-    let mut failure = ClientError::UnknownHost {
-        host: options.host.clone(),
-        source: std::io::Error::other("no address found"),
-    };
-    let mut tcp = None;
-    for addr in addrs {
-        match tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                tracing::debug!(%addr, "TCP connected");
-                tcp = Some(stream);
-                break;
-            }
-            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-                tracing::debug!(%addr, "TCP connection refused");
-                failure = ClientError::Refused {
-                    addr: target.clone(),
-                };
-            }
-            Ok(Err(err)) => {
-                tracing::debug!(%addr, error = %err, "TCP connect failed");
-                failure = ClientError::Unreachable {
-                    addr: target.clone(),
-                    reason: err.to_string(),
-                };
-            }
-            Err(_) => {
-                tracing::debug!(%addr, "TCP connect timed out");
-                failure = ClientError::Unreachable {
-                    addr: target.clone(),
-                    reason: format!("no answer within {:?}", options.connect_timeout),
-                };
-            }
-        }
-    }
-    let tcp = tcp.ok_or(failure)?;
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(options.verified_name().to_owned()).map_err(|_| {
-        ClientError::Handshake {
-            addr: target.clone(),
-            reason: format!("{:?} is not a valid server name", options.verified_name()),
-        }
-    })?;
-    match tokio::time::timeout(
-        options.connect_timeout,
-        TlsConnector::from(config).connect(name, tcp),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => {
-            log_session(&stream);
-            Ok(stream)
-        }
-        Ok(Err(err)) => Err(
-            match classify_tls_error(&err, options.verified_name(), &target) {
-                Some(classified) => classified,
-                None if closed_by_peer(&err) => ClientError::HandshakeClosed { addr: target },
-                None => ClientError::Handshake {
-                    addr: target,
-                    reason: err.to_string(),
-                },
-            },
-        ),
-        Err(_) => Err(ClientError::HandshakeUnanswered {
-            addr: target,
-            after: options.connect_timeout,
-        }),
-    }
-}
-
-/// Whether a handshake failed because the peer closed or reset the
-/// connection, rather than for a reason TLS gives.
-fn closed_by_peer(err: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(
-        err.kind(),
-        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
-    )
-}
-
-/// The verbose log of an established session: what was negotiated, and the
-/// server's certificate chain, each with its subject and expiry.
-fn log_session(stream: &TlsStream<TcpStream>) {
-    let (_, session) = stream.get_ref();
-    let (version, cipher) = tls::negotiated(session);
-    tracing::debug!(
-        tls = %version,
-        cipher,
-        key_exchange = %tls::key_exchange(session),
-        "TLS handshake done"
-    );
-    for (position, cert) in session
-        .peer_certificates()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        tracing::debug!(
-            position,
-            subject = %tls::subject(cert).unwrap_or_else(|| "?".to_owned()),
-            expires = %tls::expiry(cert).map_or_else(|| "?".to_owned(), |at| at.to_string()),
-            sha256 = %tls::fingerprint(cert),
-            "server certificate"
-        );
-    }
-}
-
-/// Names the TLS failures a person can fix: an untrusted chain, a name
-/// mismatch, or our client certificate refused by the server. `None` for
-/// anything else.
-pub(crate) fn classify_tls_error(
-    err: &std::io::Error,
-    verified_name: &str,
-    addr: &str,
-) -> Option<ClientError> {
-    let tls_error = err.get_ref()?.downcast_ref::<rustls::Error>()?;
-    match tls_error {
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => {
-            Some(ClientError::NameMismatch {
-                name: verified_name.to_owned(),
-                valid_for: Vec::new(),
-            })
-        }
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
-            presented,
-            ..
-        }) => Some(ClientError::NameMismatch {
-            name: verified_name.to_owned(),
-            valid_for: presented.clone(),
-        }),
-        rustls::Error::InvalidCertificate(problem) => Some(ClientError::NotTrusted {
-            reason: crate::error::certificate_problem(problem),
-            advice: if matches!(
-                problem,
-                CertificateError::UnknownIssuer | CertificateError::BadSignature
-            ) {
-                "pass the CA that signed it with --ca"
-            } else {
-                "the server's operator must replace it"
-            },
-        }),
-        rustls::Error::InvalidMessage(_) => Some(ClientError::NotTls {
-            addr: addr.to_owned(),
-        }),
-        rustls::Error::AlertReceived(alert) => {
-            use rustls::AlertDescription as A;
-            matches!(
-                alert,
-                A::CertificateRequired
-                    | A::UnknownCA
-                    | A::BadCertificate
-                    | A::UnsupportedCertificate
-                    | A::CertificateRevoked
-                    | A::CertificateExpired
-                    | A::CertificateUnknown
-                    | A::AccessDenied
-            )
-            .then(|| ClientError::ClientCertRejected {
-                reason: crate::error::client_cert_alert(*alert),
-            })
-        }
-        _ => None,
-    }
-}
-
-/// "TLSv1.3, TLS13_AES_256_GCM_SHA384" for a connected stream.
-pub(crate) fn describe(stream: &TlsStream<TcpStream>) -> String {
-    let (version, cipher) = tls::negotiated(stream.get_ref().1);
-    format!("{version}, {cipher}")
 }

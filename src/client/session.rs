@@ -14,8 +14,8 @@
 //! could otherwise deadlock with the server's own flow control.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
 use std::io;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,16 +25,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 
-use super::{Options, classify_tls_error, connect, describe};
+use super::Options;
+use super::backoff::backoff;
+use super::connect::{classify_tls_error, connect, describe};
 use crate::codec::{Inbound, LineDecoder};
 use crate::error::ClientError;
 use crate::protocol::{ErrorCode, Frame};
-
-/// Delay before the first reconnection attempt.
-pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-
-/// Longest delay between two reconnection attempts.
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Longest frame accepted from the server. A reply to a maximal line, with
 /// every character escaped in JSON, fits with room to spare.
@@ -145,23 +141,15 @@ impl Session {
         } = self;
         let mut lines = Lines::default();
         loop {
-            let failure = match link
-                .serve(&mut lines, &mut inputs, &events, options.json)
-                .await
-            {
-                Ended::Finished => {
+            let exchanged = link
+                .exchange(&mut lines, &mut inputs, &events, options.json)
+                .await;
+            let failure = match exchanged {
+                Ok(outcome) => {
                     link.close().await;
-                    return Ok(Outcome::Finished);
+                    return Ok(outcome);
                 }
-                Ended::Aborted => {
-                    link.close().await;
-                    return Ok(Outcome::Aborted);
-                }
-                Ended::OutputClosed => {
-                    link.close().await;
-                    return Ok(Outcome::OutputClosed);
-                }
-                Ended::Failed(failure) => failure,
+                Err(failure) => failure,
             };
             link.abandon();
             if !options.reconnect || !failure.is_transient() {
@@ -170,9 +158,7 @@ impl Session {
             let retried = reconnect(&options, &config, failure, &mut lines, &mut inputs, &events);
             link = match retried.await? {
                 Reconnected::Link(link) => link,
-                Reconnected::Finished => return Ok(Outcome::Finished),
-                Reconnected::Aborted => return Ok(Outcome::Aborted),
-                Reconnected::OutputClosed => return Ok(Outcome::OutputClosed),
+                Reconnected::Over(outcome) => return Ok(outcome),
             };
         }
     }
@@ -180,10 +166,11 @@ impl Session {
 
 /// How waiting for a new connection ended.
 enum Reconnected {
+    /// Connected again: the session goes on over this link.
     Link(Link),
-    Finished,
-    Aborted,
-    OutputClosed,
+    /// The session ended while it waited (input done and answered, an
+    /// abort, or nobody reading its events).
+    Over(Outcome),
 }
 
 /// Retries with exponential backoff and jitter until a connection works,
@@ -211,14 +198,14 @@ async fn reconnect(
         // Lines typed meanwhile are kept, to be sent once connected.
         loop {
             if lines.input_done && lines.pending.is_empty() {
-                return Ok(Reconnected::Finished);
+                return Ok(Reconnected::Over(Outcome::Finished));
             }
             tokio::select! {
                 () = &mut wait => break,
-                () = events.closed() => return Ok(Reconnected::OutputClosed),
+                () = events.closed() => return Ok(Reconnected::Over(Outcome::OutputClosed)),
                 input = inputs.recv(), if lines.listening() => {
-                    if lines.take(input) == Taken::Abort {
-                        return Ok(Reconnected::Aborted);
+                    if lines.take(input).is_break() {
+                        return Ok(Reconnected::Over(Outcome::Aborted));
                     }
                 }
             }
@@ -226,7 +213,7 @@ async fn reconnect(
         // Connecting can take up to the connect timeout: Ctrl-C must not.
         let opened = tokio::select! {
             opened = Link::open(options, config.clone(), events) => opened,
-            () = lines.until_abort(inputs) => return Ok(Reconnected::Aborted),
+            () = lines.until_abort(inputs) => return Ok(Reconnected::Over(Outcome::Aborted)),
         };
         match opened {
             Ok(link) => return Ok(Reconnected::Link(link)),
@@ -235,42 +222,6 @@ async fn reconnect(
         }
     }
     Err(failure)
-}
-
-/// How long `clientcli --reconnect` waits before reconnection attempt
-/// `attempt` (1 for the first attempt after a loss, and so on), random
-/// jitter included; a new value at each call.
-///
-/// Public, and the one place the schedule is written, so that a program
-/// that stands in for many such clients (`loadcli storm`, which measures a
-/// server restart under thousands of them) waits exactly as they do.
-pub fn reconnect_delay(attempt: u32) -> Duration {
-    backoff(FIRST_BACKOFF, attempt)
-}
-
-/// Whether `clientcli --reconnect` tries again after `failure` (the server
-/// went away, refused, did not answer, or was full) rather than giving up
-/// (a certificate not trusted, a failed handshake, an unknown host...).
-///
-/// Public for the same reason as [`reconnect_delay`]: a program that
-/// stands in for such clients gives up when they would.
-pub fn is_retried(failure: &ClientError) -> bool {
-    failure.is_transient()
-}
-
-/// `first × 2^(attempt-1)`, capped at [`MAX_BACKOFF`], then scaled by a
-/// random factor in [0.5, 1) so that clients of a restarted server do not
-/// all come back at the same instant.
-fn backoff(first: Duration, attempt: u32) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(16);
-    let ceiling = first.saturating_mul(1 << exponent).min(MAX_BACKOFF);
-    // A fresh `RandomState` is randomly keyed: enough randomness for jitter
-    // without a random-number crate.
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
-    ceiling.mul_f64(fraction)
 }
 
 /// The lines of the session, across connections.
@@ -286,12 +237,6 @@ struct Lines {
     inputs_closed: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Taken {
-    Kept,
-    Abort,
-}
-
 impl Lines {
     /// Whether inputs are still to be read.
     fn listening(&self) -> bool {
@@ -302,15 +247,15 @@ impl Lines {
     /// come any more).
     async fn until_abort(&mut self, inputs: &mut mpsc::Receiver<Input>) {
         while self.listening() {
-            if self.take(inputs.recv().await) == Taken::Abort {
+            if self.take(inputs.recv().await).is_break() {
                 return;
             }
         }
         std::future::pending().await
     }
 
-    /// Records one input from the front end.
-    fn take(&mut self, input: Option<Input>) -> Taken {
+    /// Records one input from the front end; `Break` for an abort.
+    fn take(&mut self, input: Option<Input>) -> ControlFlow<()> {
         match input {
             Some(Input::Line(line)) => self.pending.push_back(line),
             Some(Input::End) => self.input_done = true,
@@ -318,22 +263,10 @@ impl Lines {
                 self.input_done = true;
                 self.inputs_closed = true;
             }
-            Some(Input::Abort) => return Taken::Abort,
+            Some(Input::Abort) => return ControlFlow::Break(()),
         }
-        Taken::Kept
+        ControlFlow::Continue(())
     }
-}
-
-/// How one connection's service ended.
-enum Ended {
-    /// Input ended and everything is answered.
-    Finished,
-    /// The user asked to stop.
-    Aborted,
-    /// The front end takes no more events.
-    OutputClosed,
-    /// The connection failed or the server ended it.
-    Failed(ClientError),
 }
 
 /// One TLS connection to the server.
@@ -378,21 +311,22 @@ impl Link {
     }
 
     /// Sends pending lines and shows frames until input is done and
-    /// answered, the user aborts, or the connection ends.
-    async fn serve(
+    /// answered, the user aborts, or the connection ends (an error: the
+    /// connection failed, or the server ended it).
+    async fn exchange(
         &mut self,
         lines: &mut Lines,
         inputs: &mut mpsc::Receiver<Input>,
         events: &mpsc::Sender<Event>,
         json: bool,
-    ) -> Ended {
+    ) -> Result<Outcome, ClientError> {
         loop {
             if lines.input_done && lines.pending.is_empty() {
-                return Ended::Finished;
+                return Ok(Outcome::Finished);
             }
             let has_unsent = self.sent < lines.pending.len();
             let Some(outbox) = self.outbox.clone() else {
-                return Ended::Aborted;
+                return Ok(Outcome::Aborted);
             };
             tokio::select! {
                 biased;
@@ -403,26 +337,26 @@ impl Link {
                             return ended;
                         }
                     }
-                    Ok(None) => return Ended::Failed(ClientError::ConnectionLost {
+                    Ok(None) => return Err(ClientError::ConnectionLost {
                         reason: "the server closed the connection".to_owned(),
                     }),
-                    Err(err) => return Ended::Failed(self.read_failure(&err)),
+                    Err(err) => return Err(self.read_failure(&err)),
                 },
                 permit = outbox.reserve(), if has_unsent => match permit {
                     Ok(permit) => {
                         permit.send(lines.pending[self.sent].clone());
                         self.sent += 1;
                     }
-                    Err(_) => return Ended::Failed(ClientError::ConnectionLost {
+                    Err(_) => return Err(ClientError::ConnectionLost {
                         reason: "writing to the server failed".to_owned(),
                     }),
                 },
                 input = inputs.recv(), if lines.listening() => {
-                    if lines.take(input) == Taken::Abort {
-                        return Ended::Aborted;
+                    if lines.take(input).is_break() {
+                        return Ok(Outcome::Aborted);
                     }
                 }
-                () = events.closed() => return Ended::OutputClosed,
+                () = events.closed() => return Ok(Outcome::OutputClosed),
             }
         }
     }
@@ -435,7 +369,7 @@ impl Link {
         lines: &mut Lines,
         events: &mpsc::Sender<Event>,
         json: bool,
-    ) -> Option<Ended> {
+    ) -> Option<Result<Outcome, ClientError>> {
         let frame = Frame::parse(line).unwrap_or(Frame::Unknown);
         let (event, failure) = match frame {
             Frame::Date { payload } => (Some(Event::Date(payload)), None),
@@ -479,9 +413,9 @@ impl Link {
         if let Some(event) = event
             && events.send(event).await.is_err()
         {
-            return Some(Ended::OutputClosed);
+            return Some(Ok(Outcome::OutputClosed));
         }
-        failure.map(Ended::Failed)
+        failure.map(Err)
     }
 
     /// The oldest line sent on this connection has its answer.
@@ -599,51 +533,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let first = Duration::from_millis(500);
-        for attempt in 1..=10 {
-            let ceiling = (first * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
-            let delay = backoff(first, attempt);
-            assert!(delay <= ceiling, "attempt {attempt}: {delay:?}");
-            assert!(delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
-        }
-        assert!(backoff(first, 1000) <= MAX_BACKOFF);
-    }
-
-    #[test]
-    fn the_public_schedule_is_the_one_clientcli_follows() {
-        // What every session waits: the default first delay, then doubling.
-        assert_eq!(
-            Options::new("localhost", 1).expect("options").first_backoff,
-            FIRST_BACKOFF
-        );
-        for attempt in 1..=8 {
-            let ceiling = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
-            let delay = reconnect_delay(attempt);
-            assert!(
-                ceiling / 2 <= delay && delay <= ceiling,
-                "attempt {attempt}: {delay:?}"
-            );
-        }
-        assert!(is_retried(&ClientError::ServerShutDown));
-        assert!(!is_retried(&ClientError::NotTls {
-            addr: "localhost:1".to_owned(),
-        }));
-    }
-
-    #[test]
     fn inputs_are_kept_in_order_until_end_or_abort() {
         let mut lines = Lines::default();
-        assert_eq!(lines.take(Some(Input::Line(b"a".to_vec()))), Taken::Kept);
-        assert_eq!(lines.take(Some(Input::Line(b"b".to_vec()))), Taken::Kept);
+        assert!(lines.take(Some(Input::Line(b"a".to_vec()))).is_continue());
+        assert!(lines.take(Some(Input::Line(b"b".to_vec()))).is_continue());
         assert_eq!(lines.pending, [b"a".to_vec(), b"b".to_vec()]);
         assert!(!lines.input_done);
-        assert_eq!(lines.take(Some(Input::End)), Taken::Kept);
+        assert!(lines.take(Some(Input::End)).is_continue());
         assert!(lines.input_done);
         // After the last line an abort can still come (Ctrl-C after Ctrl-D).
         assert!(lines.listening());
-        assert_eq!(lines.take(Some(Input::Abort)), Taken::Abort);
-        assert_eq!(lines.take(None), Taken::Kept);
+        assert!(lines.take(Some(Input::Abort)).is_break());
+        assert!(lines.take(None).is_continue());
         assert!(!lines.listening());
     }
 

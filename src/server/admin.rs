@@ -33,7 +33,11 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Serves the endpoint on `listener` until `stop` is cancelled.
-pub(super) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: CancellationToken) {
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {

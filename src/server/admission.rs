@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::conn;
+use super::session;
 use super::source::Source;
 use crate::protocol::{ErrorCode, Frame};
 
@@ -25,7 +25,7 @@ const REJECT_DEADLINE: Duration = Duration::from_secs(2);
 /// source when that limit is set.
 #[derive(Debug)]
 pub(super) struct ClientSlots {
-    taken: Mutex<Taken>,
+    held: Mutex<Held>,
     /// `--max-clients`.
     max: usize,
     /// `--max-clients-per-address`; 0 for no limit.
@@ -39,7 +39,7 @@ pub(super) struct ClientSlots {
 
 /// The slots held right now.
 #[derive(Debug, Default)]
-struct Taken {
+struct Held {
     /// Slots held. Invariant: at most `max`, and the sum of `by_source`
     /// when the per-source limit is set.
     total: usize,
@@ -108,7 +108,7 @@ impl ClientSlots {
         gauge: prometheus_client::metrics::gauge::Gauge,
     ) -> Arc<Self> {
         Arc::new(Self {
-            taken: Mutex::new(Taken::default()),
+            held: Mutex::new(Held::default()),
             max,
             per_source,
             changed: tokio::sync::Notify::new(),
@@ -116,8 +116,8 @@ impl ClientSlots {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Taken> {
-        self.taken.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A slot for a client from `source` whose handshake just completed,
@@ -184,6 +184,46 @@ impl Drop for ClientSlot {
     }
 }
 
+/// The number of clients connected to a [`super::Server`], for whoever
+/// reports it (a service manager's status line, say).
+#[derive(Debug, Clone)]
+pub struct ClientCount {
+    slots: Arc<ClientSlots>,
+}
+
+impl ClientCount {
+    /// The slots of a server with `config`'s limits, reported in `gauge`.
+    pub(super) fn new(
+        config: &super::Config,
+        gauge: prometheus_client::metrics::gauge::Gauge,
+    ) -> Self {
+        Self {
+            slots: ClientSlots::new(config.max_clients, config.max_clients_per_address, gauge),
+        }
+    }
+
+    /// The slots themselves, for the server that takes and frees them.
+    pub(super) fn slots(&self) -> Arc<ClientSlots> {
+        self.slots.clone()
+    }
+
+    /// Clients connected right now.
+    pub fn connected(&self) -> usize {
+        self.slots.connected()
+    }
+
+    /// The most clients the server takes at once (`--max-clients`).
+    pub fn max(&self) -> usize {
+        self.slots.max()
+    }
+
+    /// Completes once a client has come or gone since the last time it
+    /// completed (or since the server started). One waiter at a time.
+    pub async fn changed(&self) {
+        self.slots.changed().await;
+    }
+}
+
 /// Tells the client why it is turned away (one `error` frame) and closes the
 /// session cleanly, all within [`REJECT_DEADLINE`].
 pub(super) async fn reject<S>(mut stream: S, rejection: Rejection)
@@ -191,14 +231,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut frame = Vec::new();
-    Frame::error(rejection.code(), 0).encode(&mut frame);
+    Frame::error(rejection.code()).encode(&mut frame);
     let _ = tokio::time::timeout(REJECT_DEADLINE, async {
         let written = async {
             stream.write_all(&frame).await?;
             stream.flush().await
         };
         if written.await.is_ok() {
-            conn::close(stream, true).await;
+            session::close(stream, true).await;
         }
     })
     .await;

@@ -1,18 +1,18 @@
-//! The server's identity: which certificate and key files it presents
-//! (given, or the development CA's), and the TLS configuration read from
-//! them. Reading is a function of its own so that a reload can call it
-//! again with the same files.
+//! The server's identity when it comes from files: which certificate and
+//! key files it presents (given, or the development CA's), and the TLS
+//! configuration read from them. Reading is a function of its own so that
+//! a reload can call it again with the same files.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::error::{DevCaError, ServerError};
+use crate::error::ServerError;
 use crate::{devca, tls};
 
-/// An identity read from its files: the TLS configuration, and what the
-/// log says about its certificate.
+/// One read of the identity files: the TLS configuration built from them,
+/// and what the log and the metrics say about its leaf certificate.
 #[derive(Debug, Clone)]
-pub(super) struct Identity {
+pub(super) struct LoadedCertificate {
     /// The configuration new handshakes use.
     pub(super) config: Arc<rustls::ServerConfig>,
     /// SHA-256 of the leaf certificate, colon-separated hex.
@@ -21,7 +21,7 @@ pub(super) struct Identity {
     pub(super) expiry: Option<jiff::Timestamp>,
 }
 
-impl Identity {
+impl LoadedCertificate {
     /// Logs the certificate in force: its file, fingerprint and expiry.
     pub(super) fn log(&self, files: &IdentityFiles, what: &str) {
         let expires = self
@@ -51,45 +51,46 @@ pub(super) struct IdentityFiles {
 }
 
 impl IdentityFiles {
-    /// The given certificate and key, or, with none, the development CA's
-    /// server certificate, creating the CA on first use.
-    pub(super) fn locate(
-        given: Option<(PathBuf, PathBuf)>,
-        client_ca: Option<PathBuf>,
-    ) -> Result<Self, ServerError> {
-        let mut dev_ca = None;
-        let (cert, key) = match given {
-            Some(files) => files,
-            None => {
-                let dir = devca::default_dir().ok_or(DevCaError::NoHome)?;
-                let dev = devca::load_or_create(&dir)?;
-                let verb = if dev.created { "created" } else { "using" };
-                tracing::info!(
-                    ca = dev.ca_cert.display().to_string().as_str(),
-                    "{verb} development certificates in {}",
-                    dev.dir.display()
-                );
-                dev_ca = Some(dev.ca_cert);
-                (dev.server_cert, dev.server_key)
-            }
-        };
-        Ok(Self {
+    /// The given certificate and key files.
+    pub(super) fn given(cert: PathBuf, key: PathBuf, client_ca: Option<PathBuf>) -> Self {
+        Self {
             cert,
             key,
             client_ca,
-            dev_ca,
+            dev_ca: None,
+        }
+    }
+
+    /// The development CA's server certificate in `dir`, creating the CA
+    /// there on first use.
+    pub(super) fn development(
+        dir: &std::path::Path,
+        client_ca: Option<PathBuf>,
+    ) -> Result<Self, ServerError> {
+        let dev = devca::load_or_create(dir)?;
+        let verb = if dev.created { "created" } else { "using" };
+        tracing::info!(
+            ca = dev.ca_cert.display().to_string().as_str(),
+            "{verb} development certificates in {}",
+            dev.dir.display()
+        );
+        Ok(Self {
+            cert: dev.server_cert,
+            key: dev.server_key,
+            client_ca,
+            dev_ca: Some(dev.ca_cert),
         })
     }
 
     /// Reads the files into a server TLS configuration. Nothing is logged:
     /// the caller says whether this is the start or a reload.
-    pub(super) fn load(&self) -> Result<Identity, ServerError> {
+    pub(super) fn load(&self) -> Result<LoadedCertificate, ServerError> {
         let chain = tls::load_certs(&self.cert)?;
         let key = tls::load_key(&self.key)?;
         let fingerprint = tls::fingerprint(&chain[0]);
         let expiry = tls::expiry(&chain[0]);
         let client_ca = self.client_ca.as_deref().map(tls::load_certs).transpose()?;
-        Ok(Identity {
+        Ok(LoadedCertificate {
             config: tls::server_config(chain, key, client_ca)?,
             fingerprint,
             expiry,

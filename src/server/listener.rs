@@ -13,7 +13,7 @@
 //!    from the start of its turn;
 //! 3. admission ([`super::admission`]): a client slot without waiting, or
 //!    a rejection (`server_full`, `address_limit`) and a clean close;
-//! 4. [`serve_client`]: the session ([`super::conn`]) and its log line.
+//! 4. [`run_session`]: the session ([`super::session`]) and its log line.
 //!
 //! The steps are generic over the stream, so that a step before the
 //! handshake (reading a PROXY protocol header) fits in without widening
@@ -26,7 +26,6 @@
 //! client is told `shutting_down` and closed cleanly rather than reset.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,15 +42,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::Config;
-use super::admission::{self, ClientSlot, ClientSlots};
-use super::conn;
+use super::admission::{self, ClientCount, ClientSlot, ClientSlots};
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
 use super::metrics::{Metrics, label};
 use super::proxy;
 use super::reload::CurrentTls;
-use super::service_manager;
+use super::session;
 use super::source::Source;
+use super::{Config, Event, Observer};
 
 /// First pause after a failed `accept()` (for example, out of file
 /// descriptors), so the loop neither spins nor dies; it doubles up to
@@ -75,6 +73,8 @@ struct Shared {
     tls: Arc<CurrentTls>,
     /// What the admin endpoint reports.
     metrics: Arc<Metrics>,
+    /// Told when shutdown starts.
+    observer: Arc<dyn Observer>,
     /// The `max_clients` client slots. A session holds its slot from the
     /// end of its handshake until its last frame is written.
     client_slots: Arc<ClientSlots>,
@@ -99,7 +99,7 @@ struct Shared {
     memory_release: OncePerSecond,
     /// Sessions whose connection is not yet dropped: from taking a client
     /// slot until the socket and every buffer are freed (one
-    /// [`LiveSession`] each). A slot is given back earlier (before the
+    /// [`AllocatedSession`] each). A slot is given back earlier (before the
     /// final close), so this, not the slots, says when memory can be
     /// released.
     sessions: AtomicUsize,
@@ -135,18 +135,18 @@ fn waiting_bound(config: &Config) -> usize {
 /// One session counted in [`Shared::sessions`], from its admission until
 /// its connection and buffers are dropped. When the last one goes, the
 /// freed memory is given back (glibc would keep it otherwise).
-struct LiveSession {
+struct AllocatedSession {
     shared: Arc<Shared>,
 }
 
-impl LiveSession {
+impl AllocatedSession {
     fn new(shared: Arc<Shared>) -> Self {
         shared.sessions.fetch_add(1, Ordering::AcqRel);
         Self { shared }
     }
 }
 
-impl Drop for LiveSession {
+impl Drop for AllocatedSession {
     fn drop(&mut self) {
         let shared = &self.shared;
         if shared.sessions.fetch_sub(1, Ordering::AcqRel) == 1 && shared.memory_release.ready() {
@@ -155,61 +155,31 @@ impl Drop for LiveSession {
     }
 }
 
+/// What [`accept_loop`] serves with, from the [`super::Server`].
+pub(super) struct Serving {
+    /// The TLS configuration new handshakes use (replaced by a reload).
+    pub(super) tls: Arc<CurrentTls>,
+    /// Limits and periods.
+    pub(super) config: Config,
+    /// What the admin endpoint reports.
+    pub(super) metrics: Arc<Metrics>,
+    /// Told when shutdown starts.
+    pub(super) observer: Arc<dyn Observer>,
+    /// The client slots.
+    pub(super) clients: ClientCount,
+}
+
 /// Serves clients on `listener` until `shutdown` completes, then stops
 /// accepting, lets every session answer what it has received, send
 /// `shutting_down` and close, and returns once they are done (or the
 /// shutdown grace has passed).
-pub async fn run(
+pub(super) async fn accept_loop(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    config: Config,
-    shutdown: impl Future,
-) {
-    let metrics = Arc::new(Metrics::new(config.max_clients));
-    serve(listener, CurrentTls::new(tls), config, shutdown, metrics).await;
-}
-
-/// [`run`], with a TLS configuration that a reload may replace.
-pub(super) async fn serve(
-    listener: TcpListener,
-    tls: Arc<CurrentTls>,
-    config: Config,
-    shutdown: impl Future,
-    metrics: Arc<Metrics>,
+    serving: Serving,
+    shutdown: impl std::future::Future,
 ) {
     let tracker = TaskTracker::new();
-    let shared = Arc::new(Shared {
-        tls,
-        client_slots: ClientSlots::new(
-            config.max_clients,
-            config.max_clients_per_address,
-            metrics.clients_connected.clone(),
-        ),
-        handshakes: HandshakeQueue::new(
-            config.max_handshakes,
-            waiting_bound(&config),
-            metrics.handshakes_in_progress.clone(),
-        ),
-        metrics,
-        shutdown: CancellationToken::new(),
-        handshake_failures: RateLimitedLog::default(),
-        rejections: RateLimitedLog::default(),
-        sheds: RateLimitedLog::default(),
-        accept_failures: RateLimitedLog {
-            warning: true,
-            ..RateLimitedLog::default()
-        },
-        socket_closed: Notify::new(),
-        memory_release: OncePerSecond::default(),
-        sessions: AtomicUsize::new(0),
-        config,
-    });
-    if service_manager::listening() {
-        tracker.spawn(service_manager::report_clients(
-            shared.client_slots.clone(),
-            shared.shutdown.clone(),
-        ));
-    }
+    let shared = Arc::new(Shared::new(serving));
     tokio::pin!(shutdown);
     let mut backoff = ACCEPT_BACKOFF;
     loop {
@@ -228,7 +198,7 @@ pub(super) async fn serve(
                 // it copies a task's future into the task, and writes the
                 // task's whole stage over it twice when it finishes.
                 tracker.spawn(Box::pin(async move {
-                    handle(tcp, peer, ticket, &shared).await;
+                    connection(tcp, peer, ticket, &shared).await;
                     // Everything of the connection is dropped by now.
                     shared.socket_closed.notify_one();
                 }));
@@ -248,8 +218,51 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
+    shut_down(&shared, tracker).await;
+}
+
+impl Shared {
+    fn new(serving: Serving) -> Self {
+        let Serving {
+            tls,
+            config,
+            metrics,
+            observer,
+            clients,
+        } = serving;
+        Self {
+            tls,
+            client_slots: clients.slots(),
+            handshakes: HandshakeQueue::new(
+                config.max_handshakes,
+                waiting_bound(&config),
+                metrics.handshakes_in_progress.clone(),
+            ),
+            metrics,
+            observer,
+            shutdown: CancellationToken::new(),
+            handshake_failures: RateLimitedLog::default(),
+            rejections: RateLimitedLog::default(),
+            sheds: RateLimitedLog::default(),
+            accept_failures: RateLimitedLog {
+                warning: true,
+                ..RateLimitedLog::default()
+            },
+            socket_closed: Notify::new(),
+            memory_release: OncePerSecond::default(),
+            sessions: AtomicUsize::new(0),
+            config,
+        }
+    }
+}
+
+/// Tells every connection to finish, waits for them (bounded by the
+/// shutdown grace), and reports what the rate limits held back.
+async fn shut_down(shared: &Shared, tracker: TaskTracker) {
     shared.metrics.stop_accepting();
-    service_manager::stopping(shared.connected());
+    shared.observer.event(&Event::Stopping {
+        clients: shared.connected(),
+    });
     info!(clients = shared.connected(), "shutting down");
     shared.shutdown.cancel();
     tracker.close();
@@ -289,7 +302,12 @@ struct Peer {
 }
 
 /// One connection, from the TCP accept to the end of its session.
-async fn handle(mut tcp: TcpStream, socket: SocketAddr, ticket: WaitTicket, shared: &Arc<Shared>) {
+async fn connection(
+    mut tcp: TcpStream,
+    socket: SocketAddr,
+    ticket: WaitTicket,
+    shared: &Arc<Shared>,
+) {
     // Frames are small and interactive: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
     crate::limits::bound_socket_buffers(&tcp);
@@ -335,7 +353,7 @@ async fn handle(mut tcp: TcpStream, socket: SocketAddr, ticket: WaitTicket, shar
         Ok(slot) => {
             // The handshake is over: the next connection may start its own.
             drop(handshake_slot);
-            serve_client(stream, peer, slot, LiveSession::new(shared.clone())).await;
+            run_session(stream, peer, slot, AllocatedSession::new(shared.clone())).await;
         }
         Err(rejection) => {
             shared
@@ -522,11 +540,11 @@ where
 
 /// An admitted client's session, bounded by the shutdown grace once
 /// shutdown starts, and its one log line.
-async fn serve_client<IO>(
+async fn run_session<IO>(
     stream: Box<TlsStream<IO>>,
     peer: Peer,
     slot: ClientSlot,
-    live: LiveSession,
+    live: AllocatedSession,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -549,7 +567,7 @@ async fn serve_client<IO>(
         clients = shared.connected(),
         "client connected"
     );
-    let session = conn::serve(
+    let session = session::run(
         stream,
         &shared.config,
         &shared.shutdown,
@@ -586,7 +604,7 @@ async fn serve_client<IO>(
 }
 
 /// Folds a finished session's counts into the metrics.
-fn count(metrics: &Metrics, report: &conn::Report) {
+fn count(metrics: &Metrics, report: &session::Report) {
     let errors = report.too_long + report.invalid_utf8;
     metrics.lines_answered.inc_by(report.lines - errors);
     if report.too_long > 0 {
@@ -602,7 +620,7 @@ fn count(metrics: &Metrics, report: &conn::Report) {
             .inc_by(report.invalid_utf8);
     }
     metrics.dates_sent.inc_by(report.dates);
-    if matches!(report.reason, conn::EndReason::SlowReader(_)) {
+    if matches!(report.reason, session::EndReason::SlowReader(_)) {
         metrics.slow_reader_drops.inc();
     }
 }

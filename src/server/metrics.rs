@@ -19,8 +19,10 @@ use prometheus_client::registry::{Registry, Unit};
 /// One label, `name="value"`, both fixed in the code.
 type Label = [(&'static str, &'static str); 1];
 
-/// Every metric the server keeps, and the registry that encodes them.
-pub(crate) struct Metrics {
+/// Every metric a server keeps, and the registry that encodes them: what
+/// its admin endpoint serves, and what an embedder can read
+/// ([`Metrics::encode`]) without one.
+pub struct Metrics {
     registry: Registry,
     /// Clients connected now.
     pub(super) clients_connected: Gauge,
@@ -69,7 +71,9 @@ impl std::fmt::Debug for Metrics {
 /// The log writer's count of the lines it dropped, and how many of them
 /// the metrics have counted already.
 struct LogDrops {
-    counter: tracing_appender::non_blocking::ErrorCounter,
+    /// Lines dropped so far, as the program's log writer counts them.
+    dropped_so_far: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Invariant: at most the last value `dropped_so_far` returned.
     counted: u64,
 }
 
@@ -200,21 +204,21 @@ impl Metrics {
     }
 
     /// Counts the lines the log writer drops (read at each scrape).
-    pub(super) fn count_log_drops(&self, counter: tracing_appender::non_blocking::ErrorCounter) {
+    pub(super) fn count_log_drops(&self, dropped_so_far: Box<dyn Fn() -> u64 + Send + Sync>) {
         if let Ok(mut drops) = self.log_drops.lock() {
             *drops = Some(LogDrops {
-                counter,
+                dropped_so_far,
                 counted: 0,
             });
         }
     }
 
     /// The exposition, in the Prometheus text format (version 0.0.4).
-    pub(super) fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         if let Ok(mut guard) = self.log_drops.lock()
             && let Some(drops) = guard.as_mut()
         {
-            let now = drops.counter.dropped_lines() as u64;
+            let now = (drops.dropped_so_far)();
             self.log_lines_dropped
                 .inc_by(now.saturating_sub(drops.counted));
             drops.counted = now;

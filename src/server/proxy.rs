@@ -242,11 +242,12 @@ fn parse_v2(bytes: &[u8]) -> Result<Header, Refusal> {
     })
 }
 
-/// [`read_header`] over bytes in memory, as the fuzz targets call it: the
-/// client address the header names (`None`: the balancer itself) or why it
-/// is refused, and how many bytes the header took. Not part of the
-/// embedding API.
-#[doc(hidden)]
+/// Reads the PROXY protocol header (v1 or v2) at the start of `bytes`,
+/// exactly as the server reads one from a trusted balancer's connection:
+/// the client address it names (`None`: the balancer itself, a v2 `LOCAL`
+/// header or a v1 `UNKNOWN`), or why it is refused, in one sentence; and
+/// how many bytes the header took (no byte after it is read). The fuzz
+/// targets check the server's parser through it.
 pub fn read_proxy_header(bytes: &[u8]) -> (Result<Option<SocketAddr>, String>, usize) {
     let mut input = bytes;
     let header = {

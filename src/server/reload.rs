@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::identity::{Identity, IdentityFiles};
+use super::identity::{IdentityFiles, LoadedCertificate};
+use super::{Event, Observer};
 
 /// How long the files must stay quiet after a change before they are read.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -74,14 +75,17 @@ pub(super) struct Reloadable {
     pub(super) current: Arc<CurrentTls>,
     /// Counts the reloads and shows the certificate's expiry.
     pub(super) metrics: Arc<super::metrics::Metrics>,
+    /// Told when a reload starts and ends.
+    pub(super) observer: Arc<dyn Observer>,
 }
 
 /// Reloads `current` from `files` on each request and on each change of the
 /// files, until `shutdown` is cancelled. `requests` ending (its senders
-/// gone) only stops the requests; the files are still watched.
+/// gone), or none given, only stops the requests; the files are still
+/// watched.
 pub(super) async fn reload_on_change(
     reloadable: Reloadable,
-    mut requests: mpsc::Receiver<()>,
+    requests: Option<mpsc::Receiver<()>>,
     shutdown: CancellationToken,
 ) {
     let Reloadable {
@@ -89,7 +93,10 @@ pub(super) async fn reload_on_change(
         mut fingerprint,
         current,
         metrics,
+        observer,
     } = reloadable;
+    let (_no_requests, unrequested) = mpsc::channel(1);
+    let mut requests = requests.unwrap_or(unrequested);
     let (changed, mut changes) = mpsc::channel(1);
     // Kept alive for as long as this runs; dropping it stops the watch.
     let _watcher = watch(&files, changed);
@@ -110,7 +117,7 @@ pub(super) async fn reload_on_change(
                 Trigger::Files
             }
         };
-        super::service_manager::reloading();
+        observer.event(&Event::Reloading);
         match files.load() {
             Ok(identity) => {
                 let unchanged = identity.fingerprint == fingerprint;
@@ -135,7 +142,7 @@ pub(super) async fn reload_on_change(
                 tracing::error!("certificate reload failed, keeping the certificate in use: {err}");
             }
         }
-        super::service_manager::reloaded();
+        observer.event(&Event::Reloaded);
     }
 }
 
@@ -175,7 +182,7 @@ fn watch(files: &IdentityFiles, changed: mpsc::Sender<()>) -> Option<notify::Rec
 }
 
 /// The identity to start with, logged as the start's.
-pub(super) fn first(files: &IdentityFiles) -> Result<Identity, crate::error::ServerError> {
+pub(super) fn first(files: &IdentityFiles) -> Result<LoadedCertificate, crate::error::ServerError> {
     let identity = files.load()?;
     identity.log(files, "server certificate");
     Ok(identity)

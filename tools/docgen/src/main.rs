@@ -14,11 +14,11 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../../src/bin/servercli/flags.rs"]
+#[path = "../../../crates/nea-cli/src/bin/servercli/flags.rs"]
 mod servercli;
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../../src/bin/clientcli/flags.rs"]
+#[path = "../../../crates/nea-cli/src/bin/clientcli/flags.rs"]
 mod clientcli;
 
 #[allow(dead_code, unreachable_pub)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use nea::cli::{DurationArg, count_within, duration_within, number_within};
+use nea_cli::{DurationArg, count_within, duration_within, number_within};
 
 /// `-n` clients (and `hold`'s, which may be 0 to measure an idle server).
 pub(crate) const CLIENTS: RangeInclusive<usize> = 1..=100_000;
@@ -231,7 +231,7 @@ pub(crate) enum Mode {
     /// The yardstick: a bare tokio-rustls server answering reversed bytes
     BaselineServer {
         /// Address to listen on
-        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]), value_parser = nea::cli::listen_address)]
+        #[arg(long, value_name = "ADDR", default_value_t = IpAddr::from([127, 0, 0, 1]), value_parser = nea_cli::listen_address)]
         bind: IpAddr,
         /// Port to listen on (0 picks one)
         #[arg(long, value_name = "N", default_value_t = 3444)]

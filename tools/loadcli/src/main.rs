@@ -11,7 +11,7 @@
 
 use std::process::ExitCode;
 
-use nea::cli::{NotRun, parse_args, raise_open_file_limit, runtime};
+use nea_cli::{NotRun, parse_args, raise_open_file_limit, runtime};
 
 mod load;
 
@@ -297,11 +297,11 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
                 .map_err(io)?;
             let local = listener.local_addr().map_err(io)?;
             if let Some(path) = port_file {
-                nea::cli::write_port_file(&path, local.port()).map_err(io)?;
+                nea_cli::write_port_file(&path, local.port()).map_err(io)?;
             }
             eprintln!("listening on {local}");
-            let (shutdown, _reloads) = nea::shutdown::termination().map_err(io)?;
-            baseline::serve(listener, tls, shutdown).await;
+            let stop = nea_cli::stop_requested().map_err(io)?;
+            baseline::run_server(listener, tls, stop).await;
         }
     }
     Ok(())
@@ -350,7 +350,7 @@ mod tests {
             v.parse::<usize>().is_ok_and(|n| range.contains(&n))
         }
         fn duration(range: RangeInclusive<Duration>, v: &str) -> bool {
-            nea::cli::parse_duration(v).is_ok_and(|d| range.contains(&d))
+            nea::duration::parse(v).is_ok_and(|d| range.contains(&d))
         }
         fn number(range: RangeInclusive<f64>, v: &str) -> bool {
             v.parse::<f64>().is_ok_and(|x| range.contains(&x))

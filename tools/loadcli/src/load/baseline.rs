@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 /// Serves on `listener` until `shutdown` completes.
-pub(crate) async fn serve(
+pub(crate) async fn run_server(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future,

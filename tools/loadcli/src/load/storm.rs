@@ -5,8 +5,8 @@
 //!
 //! Each client waits before each attempt exactly as clientcli does, and
 //! gives up exactly when it would: both come from
-//! [`nea::client::session::reconnect_delay`] and
-//! [`nea::client::session::is_retried`], and connecting is
+//! [`nea::client::reconnect_delay`] and
+//! [`nea::client::is_retried`], and connecting is
 //! [`nea::client::connect`] itself. After a new connection a client sends
 //! again, in order, every line not answered yet (those lost in flight and
 //! those due while it was away), and checks every reply: each line must be
@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use nea::client::session::{is_retried, reconnect_delay};
+use nea::client::{is_retried, reconnect_delay};
 use nea::error::ClientError;
 use nea::protocol::{ErrorCode, Frame};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -31,37 +31,36 @@ use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 use tokio::sync::mpsc;
 
-use super::Options;
-use super::display::render;
-use super::session::{Event, Input, Outcome, Session};
-use crate::error::ClientError;
+use crate::display::render;
+use nea::client::Options;
+use nea::client::session::{Event, Input, Outcome, Session};
+use nea::error::ClientError;
 
 /// The prompt shown before the user's input.
-pub const PROMPT: &str = "> ";
+pub(crate) const PROMPT: &str = "> ";
 
 /// How long the session tries to stop a blocked editor before giving up.
 const EDITOR_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// True if both standard input and standard output are terminals: the line
 /// editor needs both.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
-/// Runs an interactive session.
-pub async fn run(
+/// Runs an interactive session, keeping what is typed in `history` (a
+/// file; `None` keeps none).
+pub(crate) async fn run(
     options: Options,
     config: Arc<rustls::ClientConfig>,
+    history: Option<std::path::PathBuf>,
 ) -> Result<Outcome, ClientError> {
     let editor_failed = |err: ReadlineError| ClientError::Io {
         phase: "starting the line editor",
         source: std::io::Error::other(err),
     };
     let mut editor = DefaultEditor::new().map_err(editor_failed)?;
-    let history = options
-        .history
-        .clone()
-        .and_then(|file| open_history(&mut editor, file));
+    let history = history.and_then(|file| open_history(&mut editor, file));
     let printer = editor.create_external_printer().map_err(editor_failed)?;
     // Outside `readline` (before the first, between two, after Ctrl-D)
     // Ctrl-C is SIGINT, not a key: it must end the client at once, as the

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::BoolishValueParser;
-use nea::cli::DurationArg;
+use nea_cli::DurationArg;
 
 /// TLS client for nea: shows the server's dates and sends each line typed
 /// (or piped in), printing its reversal.

@@ -1,21 +1,59 @@
 //! `servercli`: the nea server. Parses flags into validated settings, sets
-//! up logging and runs the library's server until SIGINT or SIGTERM.
+//! up logging and the signals, and runs the library's server (the same
+//! entry point any embedder uses) until SIGINT or SIGTERM.
 //!
 //! Exit status: 0 after a clean shutdown (or `--help`), 1 when the server
 //! cannot start (certificates, address in use), 2 for invalid flags.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use nea::cli::{NotRun, init_server_logging, parse_args, raise_open_file_limit, runtime};
-use nea::server::{Config, Settings, TrustedProxies};
+use nea::error::ServerError;
+use nea::server::{Config, Identity, Server, TrustedProxies};
+use nea_cli::{
+    LogFormat, NotRun, ServerLogging, init_server_logging, parse_args, raise_open_file_limit,
+    runtime,
+};
 
 /// Exit status for an invalid command line.
 const EXIT_USAGE: u8 = 2;
 
+/// The target of this program's own log lines: under `nea`, so that one
+/// filter (`RUST_LOG=nea=debug`, the default `nea=info`) covers the
+/// library's lines and the program's alike.
+const LOG_TARGET: &str = "nea::servercli";
+
 mod flags;
+mod service_manager;
+mod signals;
 
 use flags::Opts;
+
+/// What the command line asks the server to be.
+#[derive(Debug)]
+struct Settings {
+    /// Address and port to listen on, unless a socket is passed.
+    listen: SocketAddr,
+    /// Certificate chain and key files; `None` uses the development CA.
+    identity: Option<(PathBuf, PathBuf)>,
+    /// CA file whose certificates clients must present (mutual TLS).
+    client_ca: Option<PathBuf>,
+    /// File to write the listening port to once bound.
+    port_file: Option<PathBuf>,
+    /// Where to serve `/metrics` and `/healthz`.
+    admin: Option<SocketAddr>,
+    /// Limits and periods.
+    config: Config,
+}
+
+/// How the server logs: verbosely or not, as text or JSON.
+#[derive(Debug, Clone, Copy)]
+struct Logs {
+    verbose: bool,
+    format: LogFormat,
+}
 
 impl Opts {
     /// The validated settings, or the sentence that says which flag is out
@@ -33,22 +71,13 @@ impl Opts {
             .build()?;
         Ok(Settings {
             listen: SocketAddr::new(self.bind, self.port),
-            inherited: None,
             identity: self.cert.zip(self.key),
             client_ca: self.client_ca,
             port_file: self.port_file,
             admin: self.admin_addr,
-            log_drops: None,
             config,
         })
     }
-}
-
-/// How the server logs: verbosely or not, as text or JSON.
-#[derive(Debug, Clone, Copy)]
-struct Logs {
-    verbose: bool,
-    format: nea::cli::LogFormat,
 }
 
 /// The settings a command line asks for, and how to log.
@@ -66,18 +95,19 @@ where
 }
 
 fn main() -> ExitCode {
-    let (mut settings, logs) = match configure(std::env::args_os()) {
+    let (settings, logs) = match configure(std::env::args_os()) {
         Ok(configured) => configured,
         Err(not_run) => return not_run.exit("servercli", EXIT_USAGE),
     };
-    // Before any thread starts: taking the socket clears LISTEN_FDS.
-    match nea::cli::inherited_listener() {
-        Ok(inherited) => settings.inherited = inherited,
+    // Before any thread starts: taking the socket clears LISTEN_FDS, so
+    // that children do not take it too.
+    let passed = match listenfd::ListenFd::from_env().take_tcp_listener(0) {
+        Ok(passed) => passed,
         Err(err) => {
             eprintln!("servercli: the socket passed in LISTEN_FDS cannot be used: {err}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let logging = init_server_logging(
         if logs.verbose {
             "warn,nea=debug"
@@ -86,7 +116,6 @@ fn main() -> ExitCode {
         },
         logs.format,
     );
-    settings.log_drops = Some(logging.drops());
     // One file descriptor per client: the soft limit (often 1024) would cap
     // --max-clients far below what the administrator's hard limit allows.
     raise_open_file_limit();
@@ -94,14 +123,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(status) => return status,
     };
-    let result = runtime.block_on(async {
-        let (shutdown, reloads) =
-            nea::shutdown::termination().map_err(|source| nea::error::ServerError::Io {
-                phase: "installing signal handlers",
-                source,
-            })?;
-        nea::server::start(settings, shutdown, reloads).await
-    });
+    let result = runtime.block_on(serve(settings, passed, &logging));
     // Every line queued is written before the last words below.
     let dropped = logging.dropped_lines();
     drop(logging);
@@ -117,6 +139,71 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds the server the settings describe, tells whoever started it where
+/// it listens, and serves until a signal stops it.
+async fn serve(
+    settings: Settings,
+    passed: Option<std::net::TcpListener>,
+    logging: &ServerLogging,
+) -> Result<(), ServerError> {
+    let signals = signals::install().map_err(|source| ServerError::Io {
+        phase: "installing signal handlers",
+        source,
+    })?;
+    let service_manager = service_manager::ServiceManager::from_env(settings.config.max_clients());
+    let notifying = service_manager.is_some();
+    let server = builder(settings.identity, passed.ok_or(settings.listen))?
+        .config(settings.config)
+        .reload_requests(signals.reload_requests)
+        .log_drops(logging.drops());
+    let server = match settings.client_ca {
+        Some(ca) => server.client_ca(ca),
+        None => server,
+    };
+    let server = match settings.admin {
+        Some(addr) => server.admin(addr),
+        None => server,
+    };
+    let server = match service_manager {
+        Some(manager) => server.observer(Arc::new(manager)),
+        None => server,
+    };
+    let server = server.bind().await?;
+    if let Some(path) = &settings.port_file {
+        nea_cli::write_port_file(path, server.local_addr().port()).map_err(|source| {
+            ServerError::Io {
+                phase: "writing the port file",
+                source,
+            }
+        })?;
+    }
+    let status = notifying.then(|| tokio::spawn(service_manager::report_clients(server.clients())));
+    server.run(signals.stop).await;
+    if let Some(status) = status {
+        status.abort();
+    }
+    Ok(())
+}
+
+/// A server builder for the identity the flags name (the development CA's
+/// when none), listening where they say or on the passed socket.
+fn builder(
+    identity: Option<(PathBuf, PathBuf)>,
+    listen: Result<std::net::TcpListener, SocketAddr>,
+) -> Result<nea::server::ServerBuilder, ServerError> {
+    let identity = match identity {
+        Some((cert, key)) => Identity::Files { cert, key },
+        None => Identity::Development {
+            dir: nea::devca::default_dir().ok_or(nea::error::DevCaError::NoHome)?,
+        },
+    };
+    let builder = Server::builder(identity);
+    Ok(match listen {
+        Ok(passed) => builder.listener(passed),
+        Err(addr) => builder.listen_on(addr),
+    })
 }
 
 #[cfg(test)]
@@ -180,7 +267,7 @@ mod tests {
             value.parse::<usize>().is_ok_and(|n| range.contains(&n))
         };
         let duration = |range: std::ops::RangeInclusive<std::time::Duration>| {
-            nea::cli::parse_duration(value).is_ok_and(|d| range.contains(&d))
+            nea::duration::parse(value).is_ok_and(|d| range.contains(&d))
         };
         let a_value = value == "-" || !value.starts_with('-');
         match flag {

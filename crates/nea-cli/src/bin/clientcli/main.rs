@@ -4,9 +4,9 @@
 
 use std::process::ExitCode;
 
-use nea::cli::{NotRun, init_logging, parse_args, runtime};
 use nea::client::session::Outcome;
-use nea::client::{Options, pipe, term, tls_config};
+use nea::client::{Options, tls_config};
+use nea_cli::{NotRun, init_logging, parse_args, runtime};
 
 /// Exit status for an invalid command line (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -14,9 +14,28 @@ const EXIT_USAGE: u8 = 64;
 /// Exit status when SIGINT stops a non-interactive session (128 + 2).
 const EXIT_INTERRUPTED: u8 = 130;
 
+mod display;
 mod flags;
+mod pipe;
+mod term;
 
 use flags::Opts;
+
+/// What a command line asks for: the session's options, and what only the
+/// program decides (the history file, how much to log).
+#[derive(Debug)]
+struct Configured {
+    options: Options,
+    /// Where the terminal front end keeps what is typed; `None` keeps none.
+    history: Option<std::path::PathBuf>,
+    verbose: bool,
+}
+
+/// Where the interactive history is kept by default, as shells keep theirs:
+/// `$XDG_STATE_HOME/nea/history` (`~/.local/state/nea/history`).
+fn default_history_file() -> Option<std::path::PathBuf> {
+    dirs::state_dir().map(|dir| dir.join("nea").join("history"))
+}
 
 impl Opts {
     /// The validated options, or the sentence that says which flag is wrong.
@@ -24,10 +43,8 @@ impl Opts {
         let mut options = Options::new(&self.host, self.port)?
             .connect_timeout(self.connect_timeout.0)?
             .json(self.json)
-            .reconnect(self.reconnect);
-        if self.no_history {
-            options = options.history(None);
-        }
+            .reconnect(self.reconnect)
+            .development_ca(nea::client::development_ca_file());
         if let Some(name) = &self.server_name {
             options = options.server_name(name)?;
         }
@@ -41,19 +58,32 @@ impl Opts {
     }
 }
 
-/// The options a command line asks for, and whether to log verbosely.
-fn configure<I, A>(args: I) -> Result<(Options, bool), NotRun>
+/// What a command line asks for.
+fn configure<I, A>(args: I) -> Result<Configured, NotRun>
 where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
     let opts: Opts = parse_args(args)?;
     let verbose = opts.verbose;
-    Ok((opts.into_options()?, verbose))
+    let history = if opts.no_history {
+        None
+    } else {
+        default_history_file()
+    };
+    Ok(Configured {
+        options: opts.into_options()?,
+        history,
+        verbose,
+    })
 }
 
 fn main() -> ExitCode {
-    let (options, verbose) = match configure(std::env::args_os()) {
+    let Configured {
+        options,
+        history,
+        verbose,
+    } = match configure(std::env::args_os()) {
         Ok(configured) => configured,
         Err(not_run) => return not_run.exit("clientcli", EXIT_USAGE),
     };
@@ -66,7 +96,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let config = tls_config(&options)?;
         if interactive {
-            term::run(options, config).await
+            term::run(options, config, history).await
         } else {
             pipe::run(options, config).await
         }
@@ -128,7 +158,7 @@ mod tests {
                 }
                 "--port" => value.parse::<u16>().is_ok_and(|port| port != 0),
                 "--server-name" => rustls::pki_types::ServerName::try_from(value).is_ok(),
-                "--connect-timeout" => nea::cli::parse_duration(value)
+                "--connect-timeout" => nea::duration::parse(value)
                     .is_ok_and(|d| nea::CONNECT_TIMEOUT_RANGE.contains(&d)),
                 "--ca" => !value.is_empty(),
                 // --cert needs --key.
@@ -176,8 +206,8 @@ mod tests {
     #[test]
     fn an_ipv6_address_may_be_written_with_or_without_brackets() {
         for host in ["[::1]", "::1"] {
-            let (options, _) = configure(["clientcli", "--host", host]).expect(host);
-            let debug = format!("{options:?}");
+            let configured = configure(["clientcli", "--host", host]).expect(host);
+            let debug = format!("{:?}", configured.options);
             assert!(debug.contains("host: \"::1\""), "{debug}");
         }
     }

@@ -12,18 +12,18 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::Options;
-use super::display::{Stream, render};
-use super::session::{Event, Input, Outcome, Session};
-use crate::codec::{Inbound, LineDecoder};
-use crate::error::ClientError;
+use crate::display::{Stream, render};
+use nea::client::Options;
+use nea::client::session::{Event, Input, Outcome, Session};
+use nea::codec::{Inbound, LineDecoder};
+use nea::error::ClientError;
 
 /// Longest line read from standard input. Longer lines are reported and not
 /// sent (the server would refuse them anyway).
 const MAX_INPUT_LINE: usize = 16 * 1024 * 1024;
 
 /// Runs a session fed by standard input. SIGINT aborts it.
-pub async fn run(
+pub(crate) async fn run(
     options: Options,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Outcome, ClientError> {
@@ -61,7 +61,7 @@ pub async fn run(
 
 /// Splits `source` into lines and sends them as inputs; ends with
 /// [`Input::End`]. Lines that cannot be sent are reported on stderr.
-pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+pub(crate) async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     mut source: R,
     inputs: mpsc::Sender<Input>,
 ) {

@@ -157,7 +157,7 @@ impl DateSchedule {
 /// `slot` is the client's place among `--max-clients` (any value whose drop
 /// frees it); it is released as soon as the session's last frame is
 /// written, before the final close.
-pub(super) async fn serve<S, Slot>(
+pub(super) async fn run<S, Slot>(
     mut stream: S,
     config: &Config,
     shutdown: &CancellationToken,
@@ -167,12 +167,11 @@ pub(super) async fn serve<S, Slot>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut exchange = Exchange::new(config, Instant::now(), lateness.clone());
+    let mut session = Session::new(config, Instant::now(), lateness.clone());
     // Built once: each `cancelled()` future registers with the token.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let ending =
-        std::future::poll_fn(|cx| exchange.poll(&mut stream, cancelled.as_mut(), cx)).await;
+    let ending = std::future::poll_fn(|cx| session.poll(&mut stream, cancelled.as_mut(), cx)).await;
     drop(slot);
     let reason = match ending {
         Ending::Close(reason) => {
@@ -183,10 +182,10 @@ where
     };
     Report {
         reason,
-        lines: exchange.lines,
-        too_long: exchange.too_long,
-        invalid_utf8: exchange.invalid_utf8,
-        dates: exchange.dates_sent,
+        lines: session.lines,
+        too_long: session.too_long,
+        invalid_utf8: session.invalid_utf8,
+        dates: session.dates_sent,
     }
 }
 
@@ -261,7 +260,7 @@ impl StallTimer {
 }
 
 /// The state of one session between its handshake and its close.
-struct Exchange {
+struct Session {
     decoder: LineDecoder,
     /// Where each read lands; `READ_CHUNK` bytes.
     chunk: Vec<u8>,
@@ -287,7 +286,7 @@ struct Exchange {
     lateness: Histogram,
 }
 
-impl Exchange {
+impl Session {
     fn new(config: &Config, start: Instant, lateness: Histogram) -> Self {
         Self {
             decoder: LineDecoder::new(config.max_line_bytes),
@@ -383,12 +382,11 @@ impl Exchange {
             match item {
                 Inbound::Line(text) => Frame::encode_reply(text, &mut self.outgoing),
                 Inbound::TooLong => {
-                    Frame::error(ErrorCode::LineTooLong, self.decoder.max_line_bytes())
-                        .encode(&mut self.outgoing);
+                    Frame::line_too_long(self.decoder.max_line_bytes()).encode(&mut self.outgoing);
                     self.too_long += 1;
                 }
                 Inbound::InvalidUtf8 => {
-                    Frame::error(ErrorCode::InvalidUtf8, 0).encode(&mut self.outgoing);
+                    Frame::error(ErrorCode::InvalidUtf8).encode(&mut self.outgoing);
                     self.invalid_utf8 += 1;
                 }
             }
@@ -404,7 +402,7 @@ impl Exchange {
         let end = if matches!(self.reading, Reading::Draining)
             && !matches!(end, EndReason::ReadFailed(_))
         {
-            Frame::error(ErrorCode::ShuttingDown, 0).encode(&mut self.outgoing);
+            Frame::error(ErrorCode::ShuttingDown).encode(&mut self.outgoing);
             EndReason::Shutdown
         } else {
             end
@@ -530,9 +528,7 @@ mod tests {
             .try_acquire_owned()
             .expect("a free slot");
         let session =
-            tokio::spawn(
-                async move { serve(server, &config, &token, slot, &no_histogram()).await },
-            );
+            tokio::spawn(async move { run(server, &config, &token, slot, &no_histogram()).await });
         let (read, writer) = tokio::io::split(client);
         Peer {
             lines: BufReader::new(read).lines(),
@@ -835,7 +831,7 @@ mod tests {
             input: b"a line\n",
             writes: 0,
         };
-        let ended = serve(
+        let ended = run(
             stream,
             &config(),
             &CancellationToken::new(),

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use super::session::Event;
+use nea::client::session::Event;
 
 /// Where a piece of output goes in plain (non-interactive) mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stream {
+pub(crate) enum Stream {
     /// Standard output: replies, or every frame with `--json`, one per line,
     /// so that `clientcli < in.txt > out.txt` writes exactly those.
     Stdout,
@@ -20,7 +20,7 @@ pub(super) enum Stream {
 /// byte for byte when written to a file or a pipe. Server text on stderr is
 /// always escaped. The interactive front end shows every text above its
 /// prompt, with replies always escaped.
-pub(super) fn render(event: &Event, escape_replies: bool) -> (Stream, String) {
+pub(crate) fn render(event: &Event, escape_replies: bool) -> (Stream, String) {
     match event {
         Event::Connected { target, tls } => {
             (Stream::Stderr, format!("connected to {target} ({tls})"))
@@ -60,12 +60,12 @@ pub(super) fn render(event: &Event, escape_replies: bool) -> (Stream, String) {
 /// Formats a `date` payload (RFC 3339, UTC) in the system's time zone, as
 /// `2026-11-26 21:19:17 CET`. A payload that does not parse is shown as
 /// received, escaped.
-pub(super) fn local_date(payload: &str) -> String {
+pub(crate) fn local_date(payload: &str) -> String {
     date_in(payload, jiff::tz::TimeZone::system())
 }
 
 /// Formats a `date` payload in the time zone `tz`.
-pub(super) fn date_in(payload: &str, tz: jiff::tz::TimeZone) -> String {
+pub(crate) fn date_in(payload: &str, tz: jiff::tz::TimeZone) -> String {
     match payload.parse::<jiff::Timestamp>() {
         Ok(ts) => ts
             .to_zoned_datetime(tz)
@@ -80,7 +80,7 @@ pub(super) fn date_in(payload: &str, tz: jiff::tz::TimeZone) -> String {
 /// that reorder text (bidirectional overrides and isolates). Everything a
 /// person reads as text stays, including the zero-width joiner that holds an
 /// emoji family together and the variation selectors of emoji.
-pub(super) fn escape_for_terminal(text: &str) -> String {
+pub(crate) fn escape_for_terminal(text: &str) -> String {
     if !text.chars().any(needs_escape) {
         return text.to_owned();
     }

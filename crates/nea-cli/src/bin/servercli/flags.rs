@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::BoolishValueParser;
-use nea::cli::DurationArg;
+use nea_cli::{DurationArg, LogFormat};
 
 /// TLS date-and-reverse server: sends each client the date every period and
 /// answers every line with the line reversed.
@@ -18,7 +18,7 @@ pub(crate) struct Opts {
     #[arg(long, env = "NEA_PORT", value_name = "N", default_value_t = nea::DEFAULT_PORT)]
     pub(crate) port: u16,
     /// Address to listen on (use :: for IPv6 and IPv4)
-    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = nea::DEFAULT_BIND, value_parser = nea::cli::listen_address)]
+    #[arg(long, env = "NEA_BIND", value_name = "ADDR", default_value_t = nea::DEFAULT_BIND, value_parser = nea_cli::listen_address)]
     pub(crate) bind: IpAddr,
     /// Server certificate chain, PEM (default: the development certificate)
     #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
@@ -60,8 +60,8 @@ pub(crate) struct Opts {
     #[arg(long, env = "NEA_PORT_FILE", value_name = "FILE")]
     pub(crate) port_file: Option<PathBuf>,
     /// Log lines as text or as JSON objects (one per line)
-    #[arg(long, env = "NEA_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = nea::cli::LogFormat::Text)]
-    pub(crate) log_format: nea::cli::LogFormat,
+    #[arg(long, env = "NEA_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     /// Debug logs, including a line for each client as it joins (RUST_LOG overrides)
     #[arg(long, short, env = "NEA_VERBOSE", value_parser = BoolishValueParser::new())]
     pub(crate) verbose: bool,

@@ -1,0 +1,86 @@
+//! When a reconnecting session (`clientcli --reconnect`) tries again, and
+//! after which failures. Public, and the one place the schedule is
+//! written, so that a program that stands in for many such clients
+//! (`loadcli storm`, which measures a server restart under thousands of
+//! them) waits and gives up exactly as they do.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use crate::error::ClientError;
+
+/// Delay before the first reconnection attempt.
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Longest delay between two reconnection attempts.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long `clientcli --reconnect` waits before reconnection attempt
+/// `attempt` (1 for the first attempt after a loss, and so on), random
+/// jitter included; a new value at each call.
+///
+pub fn reconnect_delay(attempt: u32) -> Duration {
+    backoff(FIRST_BACKOFF, attempt)
+}
+
+/// Whether `clientcli --reconnect` tries again after `failure` (the server
+/// went away, refused, did not answer, or was full) rather than giving up
+/// (a certificate not trusted, a failed handshake, an unknown host...).
+///
+pub fn is_retried(failure: &ClientError) -> bool {
+    failure.is_transient()
+}
+
+/// `first × 2^(attempt-1)`, capped at [`MAX_BACKOFF`], then scaled by a
+/// random factor in [0.5, 1) so that clients of a restarted server do not
+/// all come back at the same instant.
+pub(crate) fn backoff(first: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let ceiling = first.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+    // A fresh `RandomState` is randomly keyed: enough randomness for jitter
+    // without a random-number crate.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
+    ceiling.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Options;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let first = Duration::from_millis(500);
+        for attempt in 1..=10 {
+            let ceiling = (first * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = backoff(first, attempt);
+            assert!(delay <= ceiling, "attempt {attempt}: {delay:?}");
+            assert!(delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
+        }
+        assert!(backoff(first, 1000) <= MAX_BACKOFF);
+    }
+
+    #[test]
+    fn the_public_schedule_is_the_one_clientcli_follows() {
+        // What every session waits: the default first delay, then doubling.
+        assert_eq!(
+            Options::new("localhost", 1).expect("options").first_backoff,
+            FIRST_BACKOFF
+        );
+        for attempt in 1..=8 {
+            let ceiling = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = reconnect_delay(attempt);
+            assert!(
+                ceiling / 2 <= delay && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+        assert!(is_retried(&ClientError::ServerShutDown));
+        assert!(!is_retried(&ClientError::NotTls {
+            addr: "localhost:1".to_owned(),
+        }));
+    }
+}

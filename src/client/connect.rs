@@ -1,0 +1,209 @@
+//! Connecting (SPEC §10): resolving the host, the TCP connect and the TLS
+//! handshake, each under the connect timeout, and every failure turned
+//! into the [`ClientError`] a person can act on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::CertificateError;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::Options;
+use crate::error::ClientError;
+use crate::tls;
+
+/// Resolves, connects and completes the TLS handshake, each phase under the
+/// connect timeout; failures become the [`ClientError`] a person needs.
+pub async fn connect(
+    options: &Options,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<TlsStream<TcpStream>, ClientError> {
+    let target = options.target();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((options.host.as_str(), options.port))
+        .await
+        .map_err(|source| ClientError::UnknownHost {
+            host: options.host.clone(),
+            source,
+        })?
+        .collect();
+    tracing::debug!(host = %options.host, port = options.port, addresses = ?addrs, "resolved");
+    let mut failure = ClientError::UnknownHost {
+        host: options.host.clone(),
+        source: std::io::Error::other("no address found"),
+    };
+    let mut tcp = None;
+    for addr in addrs {
+        match tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                tracing::debug!(%addr, "TCP connected");
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tracing::debug!(%addr, "TCP connection refused");
+                failure = ClientError::Refused {
+                    addr: target.clone(),
+                };
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(%addr, error = %err, "TCP connect failed");
+                failure = ClientError::Unreachable {
+                    addr: target.clone(),
+                    reason: err.to_string(),
+                };
+            }
+            Err(_) => {
+                tracing::debug!(%addr, "TCP connect timed out");
+                failure = ClientError::Unreachable {
+                    addr: target.clone(),
+                    reason: format!("no answer within {:?}", options.connect_timeout),
+                };
+            }
+        }
+    }
+    let tcp = tcp.ok_or(failure)?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(options.verified_name().to_owned()).map_err(|_| {
+        ClientError::Handshake {
+            addr: target.clone(),
+            reason: format!("{:?} is not a valid server name", options.verified_name()),
+        }
+    })?;
+    match tokio::time::timeout(
+        options.connect_timeout,
+        TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => {
+            log_session(&stream);
+            Ok(stream)
+        }
+        Ok(Err(err)) => Err(
+            match classify_tls_error(&err, options.verified_name(), &target) {
+                Some(classified) => classified,
+                None if closed_by_peer(&err) => ClientError::HandshakeClosed { addr: target },
+                None => ClientError::Handshake {
+                    addr: target,
+                    reason: err.to_string(),
+                },
+            },
+        ),
+        Err(_) => Err(ClientError::HandshakeUnanswered {
+            addr: target,
+            after: options.connect_timeout,
+        }),
+    }
+}
+
+/// Whether a handshake failed because the peer closed or reset the
+/// connection, rather than for a reason TLS gives.
+fn closed_by_peer(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        err.kind(),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    )
+}
+
+/// The verbose log of an established session: what was negotiated, and the
+/// server's certificate chain, each with its subject and expiry.
+fn log_session(stream: &TlsStream<TcpStream>) {
+    let (_, session) = stream.get_ref();
+    let (version, cipher) = tls::negotiated(session);
+    tracing::debug!(
+        tls = %version,
+        cipher,
+        key_exchange = %tls::key_exchange(session),
+        "TLS handshake done"
+    );
+    for (position, cert) in session
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        tracing::debug!(
+            position,
+            subject = %tls::subject(cert).unwrap_or_else(|| "?".to_owned()),
+            expires = %tls::expiry(cert).map_or_else(|| "?".to_owned(), |at| at.to_string()),
+            sha256 = %tls::fingerprint(cert),
+            "server certificate"
+        );
+    }
+}
+
+/// Names the TLS failures a person can fix: an untrusted chain, a name
+/// mismatch, or our client certificate refused by the server. `None` for
+/// anything else.
+pub(crate) fn classify_tls_error(
+    err: &std::io::Error,
+    verified_name: &str,
+    addr: &str,
+) -> Option<ClientError> {
+    let tls_error = err.get_ref()?.downcast_ref::<rustls::Error>()?;
+    match tls_error {
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => {
+            Some(ClientError::NameMismatch {
+                name: verified_name.to_owned(),
+                valid_for: Vec::new(),
+            })
+        }
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+            Some(ClientError::NameMismatch {
+                name: verified_name.to_owned(),
+                valid_for: Vec::new(),
+            })
+        }
+        rustls::Error::InvalidCertificate(CertificateError::Other(other))
+            if other.0.downcast_ref::<tls::NameMismatch>().is_some() =>
+        {
+            let mismatch = other.0.downcast_ref::<tls::NameMismatch>()?;
+            Some(ClientError::NameMismatch {
+                name: verified_name.to_owned(),
+                valid_for: mismatch.valid_for.clone(),
+            })
+        }
+        rustls::Error::InvalidCertificate(problem) => Some(ClientError::NotTrusted {
+            reason: crate::error::certificate_problem(problem),
+            advice: if matches!(
+                problem,
+                CertificateError::UnknownIssuer | CertificateError::BadSignature
+            ) {
+                "pass the CA that signed it with --ca"
+            } else {
+                "the server's operator must replace it"
+            },
+        }),
+        rustls::Error::InvalidMessage(_) => Some(ClientError::NotTls {
+            addr: addr.to_owned(),
+        }),
+        rustls::Error::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            matches!(
+                alert,
+                A::CertificateRequired
+                    | A::UnknownCA
+                    | A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::AccessDenied
+            )
+            .then(|| ClientError::ClientCertRejected {
+                reason: crate::error::client_cert_alert(*alert),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// "TLSv1.3, TLS13_AES_256_GCM_SHA384" for a connected stream.
+pub(crate) fn describe(stream: &TlsStream<TcpStream>) -> String {
+    let (version, cipher) = tls::negotiated(stream.get_ref().1);
+    format!("{version}, {cipher}")
+}
