@@ -27,17 +27,24 @@ LIB_FILES=(
     src/codec.rs
     src/reverse.rs
     src/protocol.rs
-    src/cli.rs
-    src/client/display.rs
-    src/client/pipe.rs
+    src/duration.rs
+    src/client/backoff.rs
     src/client/session.rs
 )
-# The binaries' flag definitions, tested by the binaries' unit tests. Today
-# they are clap derives only, which give no mutants; code added there (a
-# value parser) will be tested as soon as it appears.
+# The programs' shared support (nea-cli's library), tested by its unit tests.
+CLI_LIB_FILES=(
+    crates/nea-cli/src/flags.rs
+    crates/nea-cli/src/usage.rs
+)
+# The programs' own modules, tested by the programs' unit tests: the
+# client's display and piped input, and the flag definitions (clap derives
+# only today, which give no mutants; code added there, a value parser, will
+# be tested as soon as it appears).
 BIN_FILES=(
-    src/bin/servercli/flags.rs
-    src/bin/clientcli/flags.rs
+    crates/nea-cli/src/bin/clientcli/display.rs
+    crates/nea-cli/src/bin/clientcli/pipe.rs
+    crates/nea-cli/src/bin/servercli/flags.rs
+    crates/nea-cli/src/bin/clientcli/flags.rs
 )
 # What unit tests cannot reach, so that a survivor there says nothing about
 # the tests:
@@ -46,12 +53,13 @@ BIN_FILES=(
 #   they use; the integration tests cover them. Kept: backoff and `Lines`.
 # - pipe.rs: `run` and the printer, which own the process's stdin and
 #   stdout. Kept: the input reader (`read_lines`, `to_input`) and its limit.
-# - cli.rs: `init_logging`, which installs the process-wide subscriber.
+# - logging.rs: `init_logging` and `init_server_logging`, which install
+#   the process-wide subscriber.
 EXCLUDE_RE=(
     '^src/client/session\.rs:.*(Session|reconnect|Link::|write_lines|FrameReader::)'
     '^src/client/session\.rs:[0-9]+:[0-9]+: replace [-+*/%<>=!&|^]+ with [-+*/%<>=!&|^]+$'
-    '^src/client/pipe\.rs:.*\b(run|print_events|write_flush)\b'
-    '^src/cli\.rs:.*\binit_logging\b'
+    '^crates/nea-cli/src/bin/clientcli/pipe\.rs:.*\b(run|print_events|write_flush)\b'
+    '^crates/nea-cli/src/logging\.rs:.*\binit_(server_)?logging\b'
 )
 
 # cargo-mutants builds each mutant in a scratch copy of the tree. One job at
@@ -71,9 +79,9 @@ fi
 # `cargo test --no-run` alone would also build every integration test and
 # example for each mutant.
 run() {
-    local out=$1 target=$2
-    shift 2
-    local args=(--package nea --jobs "$JOBS" --output "$OUT/$out"
+    local out=$1 package=$2 target=$3
+    shift 3
+    local args=(--package "$package" --jobs "$JOBS" --output "$OUT/$out"
         --minimum-test-timeout 40 "--cargo-arg=$target")
     local file re
     for file in "$@"; do args+=(--file "$file"); done
@@ -87,9 +95,10 @@ run() {
 }
 
 rm -rf "$OUT"
-mkdir -p "$OUT/lib" "$OUT/bins"
-run lib --lib "${LIB_FILES[@]}"
-run bins --bins "${BIN_FILES[@]}"
+mkdir -p "$OUT/lib" "$OUT/cli-lib" "$OUT/bins"
+run lib nea --lib "${LIB_FILES[@]}"
+run cli-lib nea-cli --lib "${CLI_LIB_FILES[@]}"
+run bins nea-cli --bins "${BIN_FILES[@]}"
 
 # Outcomes of both runs, one mutant a line, in $OUT/<outcome>.txt.
 for outcome in caught missed unviable timeout; do
@@ -99,7 +108,7 @@ count() { grep -c "$2" "$OUT/$1.txt" || true; }
 
 echo
 printf '%-28s %7s %7s %9s %8s\n' file caught missed unviable timeout
-for file in "${LIB_FILES[@]}" "${BIN_FILES[@]}"; do
+for file in "${LIB_FILES[@]}" "${CLI_LIB_FILES[@]}" "${BIN_FILES[@]}"; do
     printf '%-28s %7s %7s %9s %8s\n' "$file" \
         "$(count caught "^$file:")" "$(count missed "^$file:")" \
         "$(count unviable "^$file:")" "$(count timeout "^$file:")"

@@ -21,13 +21,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p nea --no-deps --locked
 cargo bench --workspace --locked --no-run
 # Every default is written once, as a constant: a flag whose default is a
 # string literal would repeat (and could contradict) it.
-if grep -rn 'default_value = "' src/bin tools/loadcli/src; then
+if grep -rn 'default_value = "' crates/nea-cli/src/bin tools/loadcli/src; then
     echo "a flag's default is a literal; use the constant with default_value_t" >&2
     exit 1
 fi
 # The product's dependency tree is the product's alone: nothing that only
-# the load tool needs may reach it.
-if cargo tree --locked -p nea -e normal --prefix none | grep -q '^hdrhistogram '; then
-    echo "nea depends on hdrhistogram, which only loadcli needs" >&2
+# the programs or the load tool need may reach it.
+if cargo tree --locked -p nea -e normal --prefix none \
+    | grep -E '^(hdrhistogram|clap|clap_builder|rustyline|tracing-subscriber|tracing-appender|listenfd|sd-notify) '; then
+    echo "nea depends on a crate only the programs or loadcli need (above)" >&2
     exit 1
 fi
