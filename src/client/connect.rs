@@ -11,73 +11,98 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::Options;
+use super::{Options, happy_eyeballs};
 use crate::error::ClientError;
 use crate::tls;
 
-/// Resolves, connects and completes the TLS handshake, each phase under the
-/// connect timeout; failures become the [`ClientError`] a person needs.
+/// Resolves, connects and completes the TLS handshake; failures become
+/// the [`ClientError`] a person needs. The TCP connect (to whichever
+/// resolved address answers first, see `happy_eyeballs`) and the
+/// handshake each have the connect timeout.
 pub async fn connect(
     options: &Options,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<TlsStream<TcpStream>, ClientError> {
-    let target = options.target();
+    let addrs = resolve(options).await?;
+    let tcp = tcp_connect(options, addrs).await?;
+    let _ = tcp.set_nodelay(true);
+    tls_handshake(options, config, tcp).await
+}
+
+/// The host's addresses, in the order they are tried.
+async fn resolve(options: &Options) -> Result<Vec<SocketAddr>, ClientError> {
+    let unknown = |source| ClientError::UnknownHost {
+        host: options.host.clone(),
+        source,
+    };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((options.host.as_str(), options.port))
         .await
-        .map_err(|source| ClientError::UnknownHost {
-            host: options.host.clone(),
-            source,
-        })?
+        .map_err(unknown)?
         .collect();
     tracing::debug!(host = %options.host, port = options.port, addresses = ?addrs, "resolved");
-    let mut failure = ClientError::UnknownHost {
-        host: options.host.clone(),
-        source: std::io::Error::other("no address found"),
-    };
-    let mut tcp = None;
-    for addr in addrs {
-        match tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                tracing::debug!(%addr, "TCP connected");
-                tcp = Some(stream);
-                break;
-            }
-            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-                tracing::debug!(%addr, "TCP connection refused");
-                failure = ClientError::Refused {
-                    addr: target.clone(),
-                };
-            }
-            Ok(Err(err)) => {
-                tracing::debug!(%addr, error = %err, "TCP connect failed");
-                failure = ClientError::Unreachable {
-                    addr: target.clone(),
-                    reason: err.to_string(),
-                };
-            }
-            Err(_) => {
-                tracing::debug!(%addr, "TCP connect timed out");
-                failure = ClientError::Unreachable {
-                    addr: target.clone(),
-                    reason: format!("no answer within {:?}", options.connect_timeout),
-                };
-            }
-        }
+    if addrs.is_empty() {
+        return Err(unknown(std::io::Error::other("no address found")));
     }
-    let tcp = tcp.ok_or(failure)?;
-    let _ = tcp.set_nodelay(true);
+    Ok(happy_eyeballs::attempt_order(&addrs))
+}
+
+/// A TCP connection to the first of `addrs` that answers, within the
+/// connect timeout.
+async fn tcp_connect(options: &Options, addrs: Vec<SocketAddr>) -> Result<TcpStream, ClientError> {
+    let target = options.target();
+    let race = happy_eyeballs::first_to_connect(addrs, happy_eyeballs::ATTEMPT_DELAY, |addr| {
+        TcpStream::connect(addr)
+    });
+    let failures = match tokio::time::timeout(options.connect_timeout, race).await {
+        Ok(Ok((tcp, addr))) => {
+            tracing::debug!(%addr, "TCP connected");
+            return Ok(tcp);
+        }
+        Ok(Err(failures)) => failures,
+        Err(_) => {
+            tracing::debug!(timeout = ?options.connect_timeout, "no address answered");
+            return Err(ClientError::Unreachable {
+                addr: target,
+                reason: format!("no answer within {:?}", options.connect_timeout),
+            });
+        }
+    };
+    for (addr, err) in &failures {
+        tracing::debug!(%addr, error = %err, "TCP connect failed");
+    }
+    // Refused by one address says that host is up and has nothing there;
+    // otherwise the last error says why none could be reached.
+    let refused = failures
+        .iter()
+        .any(|(_, err)| err.kind() == std::io::ErrorKind::ConnectionRefused);
+    Err(match failures.into_iter().next_back() {
+        Some(_) if refused => ClientError::Refused { addr: target },
+        Some((_, err)) => ClientError::Unreachable {
+            addr: target,
+            reason: err.to_string(),
+        },
+        None => ClientError::Unreachable {
+            addr: target,
+            reason: "no address to try".to_owned(),
+        },
+    })
+}
+
+/// The TLS handshake over `tcp`, within the connect timeout.
+async fn tls_handshake(
+    options: &Options,
+    config: Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, ClientError> {
+    let target = options.target();
     let name = ServerName::try_from(options.verified_name().to_owned()).map_err(|_| {
         ClientError::Handshake {
             addr: target.clone(),
             reason: format!("{:?} is not a valid server name", options.verified_name()),
         }
     })?;
-    match tokio::time::timeout(
-        options.connect_timeout,
-        TlsConnector::from(config).connect(name, tcp),
-    )
-    .await
-    {
+    let handshake = TlsConnector::from(config).connect(name, tcp);
+    match tokio::time::timeout(options.connect_timeout, handshake).await {
         Ok(Ok(stream)) => {
             log_session(&stream);
             Ok(stream)
@@ -181,25 +206,28 @@ pub(crate) fn classify_tls_error(
         rustls::Error::InvalidMessage(_) => Some(ClientError::NotTls {
             addr: addr.to_owned(),
         }),
-        rustls::Error::AlertReceived(alert) => {
-            use rustls::AlertDescription as A;
-            matches!(
-                alert,
-                A::CertificateRequired
-                    | A::UnknownCA
-                    | A::BadCertificate
-                    | A::UnsupportedCertificate
-                    | A::CertificateRevoked
-                    | A::CertificateExpired
-                    | A::CertificateUnknown
-                    | A::AccessDenied
-            )
-            .then(|| ClientError::ClientCertRejected {
-                reason: crate::error::client_cert_alert(*alert),
-            })
-        }
+        rustls::Error::AlertReceived(alert) => client_cert_rejected(*alert),
         _ => None,
     }
+}
+
+/// The server's refusal of our client certificate, if `alert` is one.
+fn client_cert_rejected(alert: rustls::AlertDescription) -> Option<ClientError> {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::CertificateRequired
+            | A::UnknownCA
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::AccessDenied
+    )
+    .then(|| ClientError::ClientCertRejected {
+        reason: crate::error::client_cert_alert(alert),
+    })
 }
 
 /// "TLSv1.3, TLS13_AES_256_GCM_SHA384" for a connected stream.

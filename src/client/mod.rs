@@ -4,6 +4,8 @@
 //!
 //! - `connect`: resolving, the TCP connect and the TLS handshake, each
 //!   under its deadline, and TLS failures in words ([`connect()`]).
+//! - `happy_eyeballs`: several addresses raced as RFC 8305 does, so that
+//!   one that does not answer costs a fraction of a second.
 //! - [`session`]: one client session, front-end independent: lines in,
 //!   events out, replies matched to lines, reconnection.
 //! - `backoff`: when a reconnecting session tries again, and after which
@@ -24,6 +26,7 @@ use crate::{devca, tls};
 
 mod backoff;
 mod connect;
+mod happy_eyeballs;
 pub mod session;
 
 pub use backoff::{is_retried, reconnect_delay};

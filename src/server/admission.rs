@@ -72,7 +72,15 @@ pub(super) enum Rejection {
 }
 
 impl Rejection {
-    /// The code, as it is written on the wire (a metric's label).
+    /// The code, as the metrics count it.
+    pub(super) fn metric_code(self) -> super::metrics::RejectionCode {
+        match self {
+            Self::ServerFull { .. } => super::metrics::RejectionCode::ServerFull,
+            Self::AddressLimit { .. } => super::metrics::RejectionCode::AddressLimit,
+        }
+    }
+
+    /// The code, as it is written on the wire.
     pub(super) fn wire_code(self) -> &'static str {
         match self {
             Self::ServerFull { .. } => "server_full",

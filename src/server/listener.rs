@@ -44,7 +44,7 @@ use tracing::{debug, info, warn};
 
 use super::admission::{self, ClientCount, ClientSlot, ClientSlots};
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
-use super::metrics::{Metrics, label};
+use super::metrics::{HandshakeFailure, LineError, Metrics, SessionEnd};
 use super::proxy;
 use super::reload::CurrentTls;
 use super::session;
@@ -312,22 +312,8 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     crate::limits::bound_socket_buffers(&tcp);
     let trusted = shared.config.proxies.trusts(socket.ip());
-    let (peer, ticket) = if trusted {
-        // Read while waiting in the balancer's queue; then wait in the
-        // client's, as any connection from there would.
-        match proxy_header(&mut tcp, socket, shared).await {
-            Some(proxy::Header::Client(client)) => (
-                Peer {
-                    addr: client,
-                    via: Some(socket),
-                },
-                ticket.requeue(Source::from(client.ip())),
-            ),
-            Some(proxy::Header::Local) => (Peer::direct(socket), ticket),
-            None => return,
-        }
-    } else {
-        (Peer::direct(socket), ticket)
+    let Some((peer, ticket)) = identify(&mut tcp, socket, ticket, trusted, shared).await else {
+        return;
     };
     let Some(handshake_slot) = wait_for_turn(ticket, &tcp, peer.addr, shared).await else {
         return;
@@ -349,6 +335,46 @@ async fn connection(
         .metrics
         .handshake_duration
         .observe(turn.elapsed().as_secs_f64());
+    admit(stream, peer, handshake_slot, shared).await;
+}
+
+/// Who a connection is from, and the queue it waits in: the socket's
+/// address, or, from a trusted balancer, the client its PROXY protocol
+/// header names (read while waiting in the balancer's queue; then the
+/// connection waits in the client's, as any connection from there would).
+/// `None` if the header is missing or refused.
+async fn identify(
+    tcp: &mut TcpStream,
+    socket: SocketAddr,
+    ticket: WaitTicket,
+    trusted: bool,
+    shared: &Shared,
+) -> Option<(Peer, WaitTicket)> {
+    if !trusted {
+        return Some((Peer::direct(socket), ticket));
+    }
+    match proxy_header(tcp, socket, shared).await? {
+        proxy::Header::Client(client) => Some((
+            Peer {
+                addr: client,
+                via: Some(socket),
+            },
+            ticket.requeue(Source::from(client.ip())),
+        )),
+        proxy::Header::Local => Some((Peer::direct(socket), ticket)),
+    }
+}
+
+/// A client whose handshake is done: its session if it gets a client
+/// slot, or a rejection and a clean close.
+async fn admit<IO>(
+    stream: Box<TlsStream<IO>>,
+    peer: Peer,
+    handshake_slot: HandshakeSlot,
+    shared: &Arc<Shared>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     match shared.client_slots.admit(Source::from(peer.addr.ip())) {
         Ok(slot) => {
             // The handshake is over: the next connection may start its own.
@@ -356,11 +382,7 @@ async fn connection(
             run_session(stream, peer, slot, AllocatedSession::new(shared.clone())).await;
         }
         Err(rejection) => {
-            shared
-                .metrics
-                .rejections
-                .get_or_create(&label("code", rejection.wire_code()))
-                .inc();
+            shared.metrics.rejections.get(rejection.metric_code()).inc();
             shared
                 .rejections
                 .report(Some(peer.addr), format_args!("{rejection}"));
@@ -429,7 +451,7 @@ fn proxy_failure(shared: &Shared, from: SocketAddr, message: fmt::Arguments<'_>)
     shared
         .metrics
         .handshake_failures
-        .get_or_create(&label("reason", "proxy_header"))
+        .get(HandshakeFailure::ProxyHeader)
         .inc();
     shared.handshake_failures.report(Some(from), message);
 }
@@ -454,7 +476,7 @@ async fn wait_for_turn(
             shared
                 .metrics
                 .handshake_failures
-                .get_or_create(&label("reason", "abandoned"))
+                .get(HandshakeFailure::Abandoned)
                 .inc();
             shared.handshake_failures.report(
                 Some(peer),
@@ -467,7 +489,7 @@ async fn wait_for_turn(
             shared
                 .metrics
                 .handshake_failures
-                .get_or_create(&label("reason", "shed"))
+                .get(HandshakeFailure::Shed)
                 .inc();
             shared.sheds.report(
                 Some(peer),
@@ -524,12 +546,12 @@ where
         handshake = timeout_at(deadline, TlsAcceptor::from(shared.tls.get()).accept(io)) => match handshake {
             Ok(Ok(stream)) => Some(Box::new(stream)),
             Ok(Err(err)) => {
-                shared.metrics.handshake_failures.get_or_create(&label("reason", "failed")).inc();
+                shared.metrics.handshake_failures.get(HandshakeFailure::Failed).inc();
                 shared.handshake_failures.report(Some(peer), format_args!("TLS handshake failed: {err}"));
                 None
             }
             Err(_) => {
-                shared.metrics.handshake_failures.get_or_create(&label("reason", "timed_out")).inc();
+                shared.metrics.handshake_failures.get(HandshakeFailure::TimedOut).inc();
                 shared.handshake_failures.report(Some(peer), format_args!("TLS handshake timed out after {limit:?}"));
                 None
             }
@@ -550,23 +572,8 @@ async fn run_session<IO>(
 {
     let shared = &*live.shared;
     let started = Instant::now();
-    let (version, cipher, subject) = describe(&stream);
-    let subject = subject.as_deref().unwrap_or("-");
-    // One INFO line per client, when it leaves, with everything about it
-    // (as TCP proxies log a connection at its end). A second line per client
-    // would cost each handshake more than everything else nea adds to it:
-    // the join line is for `--verbose`.
-    let via = peer.via.map(tracing::field::display);
-    let peer = peer.addr;
-    debug!(
-        %peer,
-        via,
-        tls = %version,
-        cipher,
-        subject,
-        clients = shared.connected(),
-        "client connected"
-    );
+    let log = SessionLog::new(&stream, peer);
+    log.joined(shared.connected());
     let session = session::run(
         stream,
         &shared.config,
@@ -574,55 +581,105 @@ async fn run_session<IO>(
         slot,
         &shared.metrics.date_lateness,
     );
-    let grace_over = shared.grace_over();
     tokio::select! {
         report = session => {
             count(&shared.metrics, &report);
-            info!(
-            %peer,
-            via,
-            tls = %version,
-            cipher,
-            subject,
-            duration = ?started.elapsed(),
-            lines = report.lines,
-            reason = &*report.reason.text(),
-            clients = shared.connected(),
-            "client left"
-        );
+            log.left(&report, started.elapsed(), shared.connected());
         }
-        () = grace_over => warn!(
-            %peer,
-            via,
-            duration = ?started.elapsed(),
-            reason = "shutdown grace expired",
-            "client dropped"
-        ),
+        () = shared.grace_over() => {
+            shared.metrics.sessions_ended.get(SessionEnd::GraceExpired).inc();
+            log.dropped(started.elapsed());
+        }
     }
     // The session, its stream and its buffers are dropped by now; `live`
     // goes last.
+}
+
+/// What a session's log lines say about it. One INFO line per client,
+/// when it leaves, with everything about it (as TCP proxies log a
+/// connection at its end); a second line per client would cost each
+/// handshake more than everything else nea adds to it, so the join line
+/// is for `--verbose`.
+struct SessionLog {
+    peer: SocketAddr,
+    via: Option<SocketAddr>,
+    version: std::borrow::Cow<'static, str>,
+    cipher: &'static str,
+    /// The client certificate's subject, under mutual TLS.
+    subject: Option<String>,
+}
+
+impl SessionLog {
+    fn new<IO>(stream: &TlsStream<IO>, peer: Peer) -> Self {
+        let (version, cipher, subject) = describe(stream);
+        Self {
+            peer: peer.addr,
+            via: peer.via,
+            version,
+            cipher,
+            subject,
+        }
+    }
+
+    fn subject(&self) -> &str {
+        self.subject.as_deref().unwrap_or("-")
+    }
+
+    fn joined(&self, clients: usize) {
+        debug!(
+            peer = %self.peer,
+            via = self.via.map(tracing::field::display),
+            tls = %self.version,
+            cipher = self.cipher,
+            subject = self.subject(),
+            clients,
+            "client connected"
+        );
+    }
+
+    fn left(&self, report: &session::Report, duration: Duration, clients: usize) {
+        info!(
+            peer = %self.peer,
+            via = self.via.map(tracing::field::display),
+            tls = %self.version,
+            cipher = self.cipher,
+            subject = self.subject(),
+            duration = ?duration,
+            lines = report.lines,
+            reason = &*report.reason.text(),
+            clients,
+            "client left"
+        );
+    }
+
+    fn dropped(&self, duration: Duration) {
+        warn!(
+            peer = %self.peer,
+            via = self.via.map(tracing::field::display),
+            duration = ?duration,
+            reason = "shutdown grace expired",
+            "client dropped"
+        );
+    }
 }
 
 /// Folds a finished session's counts into the metrics.
 fn count(metrics: &Metrics, report: &session::Report) {
     let errors = report.too_long + report.invalid_utf8;
     metrics.lines_answered.inc_by(report.lines - errors);
-    if report.too_long > 0 {
-        metrics
-            .line_errors
-            .get_or_create(&label("code", "line_too_long"))
-            .inc_by(report.too_long);
-    }
-    if report.invalid_utf8 > 0 {
-        metrics
-            .line_errors
-            .get_or_create(&label("code", "invalid_utf8"))
-            .inc_by(report.invalid_utf8);
-    }
+    metrics
+        .line_errors
+        .get(LineError::TooLong)
+        .inc_by(report.too_long);
+    metrics
+        .line_errors
+        .get(LineError::InvalidUtf8)
+        .inc_by(report.invalid_utf8);
     metrics.dates_sent.inc_by(report.dates);
     if matches!(report.reason, session::EndReason::SlowReader(_)) {
         metrics.slow_reader_drops.inc();
     }
+    metrics.sessions_ended.get(report.reason.metric()).inc();
 }
 
 /// The negotiated protocol version, cipher suite and, under mutual TLS, the

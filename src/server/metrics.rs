@@ -1,12 +1,19 @@
 //! The server's metrics (SPEC §11), in the Prometheus text format
 //! (`prometheus-client`), served by [`super::admin`].
 //!
+//! Every labelled counter is a [`CounterSet`]: one counter per value of
+//! its label, each exported from the start at 0, because a series that
+//! appears only at its first event is invisible to `increase()` and an
+//! alert on it misses that event. The values are enums here, so a count is
+//! an index into the set, never a lookup by text.
+//!
 //! Nothing here costs a client anything it could measure: gauges change
 //! when a client or a handshake comes or goes, a session's counts (lines,
 //! line errors, dates) are folded in once, when it ends, and the only
 //! per-event work is a date's lateness and a handshake's duration, one
 //! histogram observation each.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::encoding::prometheus_text;
@@ -19,6 +26,187 @@ use prometheus_client::registry::{Registry, Unit};
 /// One label, `name="value"`, both fixed in the code.
 type Label = [(&'static str, &'static str); 1];
 
+/// The values one label takes, all known in advance.
+pub(super) trait LabelValue: Copy + PartialEq + 'static {
+    /// The label's name.
+    const LABEL: &'static str;
+    /// Every value, in the order they are exported.
+    const ALL: &'static [Self];
+    /// The value as exported.
+    fn as_str(self) -> &'static str;
+}
+
+/// One counter per value of a label, registered as one family, every
+/// value present from the start. Invariant: `counters[i]` counts
+/// `L::ALL[i]`.
+pub(super) struct CounterSet<L: LabelValue> {
+    counters: Vec<Counter>,
+    label: PhantomData<L>,
+}
+
+impl<L: LabelValue> CounterSet<L> {
+    fn register(registry: &mut Registry, (name, help): Described) -> Self {
+        let family = Family::<Label, Counter>::default();
+        registry.register(name, help, family.clone());
+        let counters = L::ALL
+            .iter()
+            .map(|value| family.get_or_create(&[(L::LABEL, value.as_str())]).clone())
+            .collect();
+        Self {
+            counters,
+            label: PhantomData,
+        }
+    }
+
+    /// The counter of `value`.
+    pub(super) fn get(&self, value: L) -> &Counter {
+        let index = L::ALL.iter().position(|v| *v == value).unwrap_or(0);
+        &self.counters[index]
+    }
+}
+
+/// Why a connection ended before its TLS handshake completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HandshakeFailure {
+    /// The handshake failed (junk bytes, a TLS error, a reset).
+    Failed,
+    /// The handshake did not complete by its deadline.
+    TimedOut,
+    /// Closed before its turn, to make room for other sources.
+    Shed,
+    /// The client closed while it waited for its turn.
+    Abandoned,
+    /// A PROXY protocol header was missing, malformed or not allowed.
+    ProxyHeader,
+}
+
+impl LabelValue for HandshakeFailure {
+    const LABEL: &'static str = "reason";
+    const ALL: &'static [Self] = &[
+        Self::Failed,
+        Self::TimedOut,
+        Self::Shed,
+        Self::Abandoned,
+        Self::ProxyHeader,
+    ];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Shed => "shed",
+            Self::Abandoned => "abandoned",
+            Self::ProxyHeader => "proxy_header",
+        }
+    }
+}
+
+/// The code a client was turned away with after its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RejectionCode {
+    /// `server_full`.
+    ServerFull,
+    /// `address_limit`.
+    AddressLimit,
+}
+
+impl LabelValue for RejectionCode {
+    const LABEL: &'static str = "code";
+    const ALL: &'static [Self] = &[Self::ServerFull, Self::AddressLimit];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerFull => "server_full",
+            Self::AddressLimit => "address_limit",
+        }
+    }
+}
+
+/// The code of an error frame that answered a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LineError {
+    /// `line_too_long`.
+    TooLong,
+    /// `invalid_utf8`.
+    InvalidUtf8,
+}
+
+impl LabelValue for LineError {
+    const LABEL: &'static str = "code";
+    const ALL: &'static [Self] = &[Self::TooLong, Self::InvalidUtf8];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLong => "line_too_long",
+            Self::InvalidUtf8 => "invalid_utf8",
+        }
+    }
+}
+
+/// Whether a certificate reload took the new files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReloadResult {
+    /// The new files are in use.
+    Ok,
+    /// They could not be used; the certificate in use was kept.
+    Failed,
+}
+
+impl LabelValue for ReloadResult {
+    const LABEL: &'static str = "result";
+    const ALL: &'static [Self] = &[Self::Ok, Self::Failed];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Why a client's session ended (its leave line's reason, as a label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionEnd {
+    /// The client closed cleanly.
+    Closed,
+    /// The client closed cleanly in the middle of a line.
+    ClosedMidLine,
+    /// The stream ended without TLS close_notify.
+    Truncated,
+    /// Reading failed (a reset, a TLS error).
+    ReadFailed,
+    /// Writing failed.
+    WriteFailed,
+    /// The client stopped reading past the write timeout.
+    SlowReader,
+    /// The server shut down.
+    Shutdown,
+    /// The shutdown grace passed before the session could close.
+    GraceExpired,
+}
+
+impl LabelValue for SessionEnd {
+    const LABEL: &'static str = "reason";
+    const ALL: &'static [Self] = &[
+        Self::Closed,
+        Self::ClosedMidLine,
+        Self::Truncated,
+        Self::ReadFailed,
+        Self::WriteFailed,
+        Self::SlowReader,
+        Self::Shutdown,
+        Self::GraceExpired,
+    ];
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::ClosedMidLine => "closed_mid_line",
+            Self::Truncated => "truncated",
+            Self::ReadFailed => "read_failed",
+            Self::WriteFailed => "write_failed",
+            Self::SlowReader => "slow_reader",
+            Self::Shutdown => "shutdown",
+            Self::GraceExpired => "grace_expired",
+        }
+    }
+}
+
 /// Every metric a server keeps, and the registry that encodes them: what
 /// its admin endpoint serves, and what an embedder can read
 /// ([`Metrics::encode`]) without one.
@@ -30,27 +218,28 @@ pub struct Metrics {
     pub(super) handshakes_in_progress: Gauge,
     /// TCP connections accepted.
     pub(super) connections: Counter,
-    /// Handshakes that failed, by `reason`: `failed`, `timed_out`, `shed`,
-    /// `abandoned` (the client closed while it waited), `proxy_header`.
-    pub(super) handshake_failures: Family<Label, Counter>,
-    /// Clients turned away after their handshake, by `code`.
-    pub(super) rejections: Family<Label, Counter>,
+    /// Connections that ended before their handshake completed, by reason.
+    pub(super) handshake_failures: CounterSet<HandshakeFailure>,
+    /// Clients turned away after their handshake, by code.
+    pub(super) rejections: CounterSet<RejectionCode>,
     /// Lines answered by a reply.
     pub(super) lines_answered: Counter,
-    /// Lines answered by an error frame, by `code`.
-    pub(super) line_errors: Family<Label, Counter>,
+    /// Lines answered by an error frame, by code.
+    pub(super) line_errors: CounterSet<LineError>,
     /// Date frames sent.
     pub(super) dates_sent: Counter,
     /// Clients dropped because they stopped reading.
     pub(super) slow_reader_drops: Counter,
-    /// Certificate reloads, by `result`: `ok` or `failed`.
-    pub(super) reloads: Family<Label, Counter>,
+    /// Sessions ended, by why.
+    pub(super) sessions_ended: CounterSet<SessionEnd>,
+    /// Certificate reloads, by result.
+    pub(super) reloads: CounterSet<ReloadResult>,
     /// How late each date was against its deadline, in seconds.
     pub(super) date_lateness: Histogram,
     /// TLS handshake time, from its turn to its end, in seconds.
     pub(super) handshake_duration: Histogram,
     /// The certificate in use's expiry, in seconds since the Unix epoch.
-    pub(super) certificate_expiry: Gauge,
+    certificate_expiry: Gauge,
     /// Log lines dropped because the log writer fell behind.
     log_lines_dropped: Counter,
     /// Where the log writer counts the lines it dropped, when it does;
@@ -88,116 +277,110 @@ pub(super) enum Health {
     ShuttingDown,
 }
 
+/// A metric's name (without the `nea_` prefix, and without `_total` or
+/// the unit, which the encoder adds) and its help text.
+type Described = (&'static str, &'static str);
+
+const CLIENTS_CONNECTED: Described = ("clients_connected", "Clients connected now");
+const CLIENTS_MAX: Described = (
+    "clients_max",
+    "Most clients connected at once (--max-clients)",
+);
+const HANDSHAKES_IN_PROGRESS: Described =
+    ("handshakes_in_progress", "TLS handshakes in progress now");
+const CONNECTIONS: Described = ("connections", "TCP connections accepted");
+const HANDSHAKE_FAILURES: Described = (
+    "handshake_failures",
+    "Connections that ended before their TLS handshake completed, by reason",
+);
+const REJECTIONS: Described = (
+    "rejections",
+    "Clients turned away after their handshake, by error code",
+);
+const LINES_ANSWERED: Described = (
+    "lines_answered",
+    "Lines answered with their reversal (counted when the client leaves)",
+);
+const LINE_ERRORS: Described = (
+    "line_errors",
+    "Lines answered with an error frame, by error code (counted when the client leaves)",
+);
+const DATES_SENT: Described = (
+    "dates_sent",
+    "Date frames sent (counted when the client leaves)",
+);
+const SLOW_READER_DROPS: Described = (
+    "slow_reader_drops",
+    "Clients dropped because they stopped reading",
+);
+const SESSIONS_ENDED: Described = ("sessions_ended", "Client sessions ended, by why");
+const RELOADS: Described = ("reloads", "Certificate reloads, by result");
+const DATE_LATENESS: Described = (
+    "date_lateness",
+    "How late each date frame was against its deadline",
+);
+const HANDSHAKE_DURATION: Described = (
+    "handshake_duration",
+    "TLS handshake time, from the start of its turn to its end",
+);
+const CERTIFICATE_EXPIRY: Described = (
+    "certificate_expiry_timestamp_seconds",
+    "When the server certificate in use expires, in seconds since the Unix epoch",
+);
+const LOG_LINES_DROPPED: Described = (
+    "log_lines_dropped",
+    "Log lines dropped because standard error took them too slowly",
+);
+
+/// A metric registered in `registry` as `described`.
+fn registered<M>(registry: &mut Registry, (name, help): Described) -> M
+where
+    M: prometheus_client::registry::Metric + Clone + Default,
+{
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// A histogram of seconds with `buckets`, registered as `described`.
+fn seconds(
+    registry: &mut Registry,
+    (name, help): Described,
+    buckets: impl Iterator<Item = f64>,
+) -> Histogram {
+    let histogram = Histogram::new(buckets);
+    registry.register_with_unit(name, help, Unit::Seconds, histogram.clone());
+    histogram
+}
+
 impl Metrics {
     /// The metrics of a server with `max_clients` slots, all at zero.
     pub(crate) fn new(max_clients: usize) -> Self {
-        let mut registry = Registry::with_prefix("nea");
-        let clients_connected = Gauge::default();
-        registry.register(
-            "clients_connected",
-            "Clients connected now",
-            clients_connected.clone(),
-        );
-        let clients_max = Gauge::<i64>::default();
+        let r = &mut Registry::with_prefix("nea");
+        let clients_max: Gauge = registered(r, CLIENTS_MAX);
         clients_max.set(i64::try_from(max_clients).unwrap_or(i64::MAX));
-        registry.register(
-            "clients_max",
-            "Most clients connected at once (--max-clients)",
-            clients_max,
-        );
-        let handshakes_in_progress = Gauge::default();
-        registry.register(
-            "handshakes_in_progress",
-            "TLS handshakes in progress now",
-            handshakes_in_progress.clone(),
-        );
-        let connections = Counter::default();
-        registry.register(
-            "connections",
-            "TCP connections accepted",
-            connections.clone(),
-        );
-        let handshake_failures = Family::default();
-        registry.register(
-            "handshake_failures",
-            "Connections that ended before their TLS handshake completed, by reason",
-            handshake_failures.clone(),
-        );
-        let rejections = Family::default();
-        registry.register(
-            "rejections",
-            "Clients turned away after their handshake, by error code",
-            rejections.clone(),
-        );
-        let lines_answered = Counter::default();
-        registry.register(
-            "lines_answered",
-            "Lines answered with their reversal (counted when the client leaves)",
-            lines_answered.clone(),
-        );
-        let line_errors = Family::default();
-        registry.register(
-            "line_errors",
-            "Lines answered with an error frame, by error code (counted when the client leaves)",
-            line_errors.clone(),
-        );
-        let dates_sent = Counter::default();
-        registry.register(
-            "dates_sent",
-            "Date frames sent (counted when the client leaves)",
-            dates_sent.clone(),
-        );
-        let slow_reader_drops = Counter::default();
-        registry.register(
-            "slow_reader_drops",
-            "Clients dropped because they stopped reading",
-            slow_reader_drops.clone(),
-        );
-        let reloads = Family::default();
-        registry.register("reloads", "Certificate reloads, by result", reloads.clone());
-        let date_lateness = Histogram::new(exponential_buckets(0.000_1, 4.0, 10));
-        registry.register_with_unit(
-            "date_lateness",
-            "How late each date frame was against its deadline",
-            Unit::Seconds,
-            date_lateness.clone(),
-        );
-        let handshake_duration = Histogram::new(exponential_buckets(0.000_25, 4.0, 10));
-        registry.register_with_unit(
-            "handshake_duration",
-            "TLS handshake time, from the start of its turn to its end",
-            Unit::Seconds,
-            handshake_duration.clone(),
-        );
-        let certificate_expiry = Gauge::default();
-        registry.register(
-            "certificate_expiry_timestamp_seconds",
-            "When the server certificate in use expires, in seconds since the Unix epoch",
-            certificate_expiry.clone(),
-        );
-        let log_lines_dropped = Counter::default();
-        registry.register(
-            "log_lines_dropped",
-            "Log lines dropped because standard error took them too slowly",
-            log_lines_dropped.clone(),
-        );
         Self {
-            registry,
-            log_lines_dropped,
+            clients_connected: registered(r, CLIENTS_CONNECTED),
+            handshakes_in_progress: registered(r, HANDSHAKES_IN_PROGRESS),
+            connections: registered(r, CONNECTIONS),
+            handshake_failures: CounterSet::register(r, HANDSHAKE_FAILURES),
+            rejections: CounterSet::register(r, REJECTIONS),
+            lines_answered: registered(r, LINES_ANSWERED),
+            line_errors: CounterSet::register(r, LINE_ERRORS),
+            dates_sent: registered(r, DATES_SENT),
+            slow_reader_drops: registered(r, SLOW_READER_DROPS),
+            sessions_ended: CounterSet::register(r, SESSIONS_ENDED),
+            reloads: CounterSet::register(r, RELOADS),
+            date_lateness: seconds(r, DATE_LATENESS, exponential_buckets(0.000_1, 4.0, 10)),
+            handshake_duration: seconds(
+                r,
+                HANDSHAKE_DURATION,
+                exponential_buckets(0.000_25, 4.0, 10),
+            ),
+            certificate_expiry: registered(r, CERTIFICATE_EXPIRY),
+            log_lines_dropped: registered(r, LOG_LINES_DROPPED),
+            registry: std::mem::take(r),
             log_drops: std::sync::Mutex::new(None),
-            clients_connected,
-            handshakes_in_progress,
-            connections,
-            handshake_failures,
-            rejections,
-            lines_answered,
-            line_errors,
-            dates_sent,
-            slow_reader_drops,
-            reloads,
-            date_lateness,
-            handshake_duration,
-            certificate_expiry,
             accepting: AtomicBool::new(true),
             max_clients,
         }
@@ -253,11 +436,6 @@ impl Metrics {
     }
 }
 
-/// The label `name="value"`.
-pub(super) fn label(name: &'static str, value: &'static str) -> Label {
-    [(name, value)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,10 +444,7 @@ mod tests {
     fn counters_end_in_total_and_units_are_in_the_names() {
         let metrics = Metrics::new(100);
         metrics.connections.inc();
-        metrics
-            .rejections
-            .get_or_create(&label("code", "server_full"))
-            .inc();
+        metrics.rejections.get(RejectionCode::ServerFull).inc();
         metrics.date_lateness.observe(0.002);
         let text = metrics.encode();
         assert!(
@@ -286,6 +461,58 @@ mod tests {
             text.contains("nea_date_lateness_seconds_count 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_label_value_is_exported_at_zero_from_the_start() {
+        let text = Metrics::new(1).encode();
+        let zero = |series: String| {
+            assert!(text.contains(&format!("{series} 0\n")), "{series}:\n{text}");
+        };
+        for value in HandshakeFailure::ALL {
+            zero(format!(
+                "nea_handshake_failures_total{{reason=\"{}\"}}",
+                value.as_str()
+            ));
+        }
+        for value in RejectionCode::ALL {
+            zero(format!(
+                "nea_rejections_total{{code=\"{}\"}}",
+                value.as_str()
+            ));
+        }
+        for value in LineError::ALL {
+            zero(format!(
+                "nea_line_errors_total{{code=\"{}\"}}",
+                value.as_str()
+            ));
+        }
+        for value in ReloadResult::ALL {
+            zero(format!(
+                "nea_reloads_total{{result=\"{}\"}}",
+                value.as_str()
+            ));
+        }
+        for value in SessionEnd::ALL {
+            zero(format!(
+                "nea_sessions_ended_total{{reason=\"{}\"}}",
+                value.as_str()
+            ));
+        }
+    }
+
+    #[test]
+    fn each_value_counts_in_its_own_series() {
+        let metrics = Metrics::new(1);
+        metrics.handshake_failures.get(HandshakeFailure::Shed).inc();
+        metrics
+            .sessions_ended
+            .get(SessionEnd::GraceExpired)
+            .inc_by(2);
+        let text = metrics.encode();
+        assert!(text.contains("nea_handshake_failures_total{reason=\"shed\"} 1\n"));
+        assert!(text.contains("nea_handshake_failures_total{reason=\"failed\"} 0\n"));
+        assert!(text.contains("nea_sessions_ended_total{reason=\"grace_expired\"} 2\n"));
     }
 
     #[test]

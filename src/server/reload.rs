@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::{IdentityFiles, LoadedCertificate};
+use super::metrics::ReloadResult;
 use super::{Event, Observer};
 
 /// How long the files must stay quiet after a change before they are read.
@@ -84,65 +85,80 @@ pub(super) struct Reloadable {
 /// gone), or none given, only stops the requests; the files are still
 /// watched.
 pub(super) async fn reload_on_change(
-    reloadable: Reloadable,
+    mut reloadable: Reloadable,
     requests: Option<mpsc::Receiver<()>>,
     shutdown: CancellationToken,
 ) {
-    let Reloadable {
-        files,
-        mut fingerprint,
-        current,
-        metrics,
-        observer,
-    } = reloadable;
-    let (_no_requests, unrequested) = mpsc::channel(1);
-    let mut requests = requests.unwrap_or(unrequested);
-    let (changed, mut changes) = mpsc::channel(1);
+    let (changed, changes) = mpsc::channel(1);
     // Kept alive for as long as this runs; dropping it stops the watch.
-    let _watcher = watch(&files, changed);
-    let mut requests_open = true;
-    loop {
-        let trigger = tokio::select! {
-            () = shutdown.cancelled() => break,
-            request = requests.recv(), if requests_open => match request {
-                Some(()) => Trigger::Request,
-                None => {
-                    requests_open = false;
-                    continue;
+    let _watcher = watch(&reloadable.files, changed);
+    let mut triggers = Triggers { requests, changes };
+    while let Some(trigger) = triggers.next(&shutdown).await {
+        reloadable.observer.event(&Event::Reloading);
+        reloadable.reload(trigger);
+        reloadable.observer.event(&Event::Reloaded);
+    }
+}
+
+/// Where reloads come from: requests, and changes in the watched
+/// directories.
+struct Triggers {
+    /// Reload requests; `None` once their senders are gone (or if there
+    /// were none).
+    requests: Option<mpsc::Receiver<()>>,
+    /// One message per burst of changes in the watched directories.
+    changes: mpsc::Receiver<()>,
+}
+
+impl Triggers {
+    /// The next reason to reload, once it comes; `None` once `shutdown` is
+    /// cancelled. A change waits until the files have been quiet for
+    /// [`SETTLE`].
+    async fn next(&mut self, shutdown: &CancellationToken) -> Option<Trigger> {
+        loop {
+            let request = async {
+                match &mut self.requests {
+                    Some(requests) => requests.recv().await,
+                    None => std::future::pending().await,
                 }
-            },
-            Some(()) = changes.recv() => {
-                // Until the files have been quiet for SETTLE.
-                while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.recv()).await {}
-                Trigger::Files
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                request = request => match request {
+                    Some(()) => return Some(Trigger::Request),
+                    None => self.requests = None,
+                },
+                Some(()) = self.changes.recv() => {
+                    while let Ok(Some(())) = tokio::time::timeout(SETTLE, self.changes.recv()).await {}
+                    return Some(Trigger::Files);
+                }
             }
-        };
-        observer.event(&Event::Reloading);
-        match files.load() {
-            Ok(identity) => {
-                let unchanged = identity.fingerprint == fingerprint;
-                current.set(identity.config.clone());
-                metrics.set_expiry(identity.expiry);
-                metrics
-                    .reloads
-                    .get_or_create(&super::metrics::label("result", "ok"))
-                    .inc();
+        }
+    }
+}
+
+impl Reloadable {
+    /// Reads the files again: new handshakes use them if they load, and
+    /// the certificate in use stays if they do not.
+    fn reload(&mut self, trigger: Trigger) {
+        match self.files.load() {
+            Ok(loaded) => {
+                let unchanged = loaded.fingerprint == self.fingerprint;
+                self.current.set(loaded.config.clone());
+                self.metrics.set_expiry(loaded.expiry);
+                self.metrics.reloads.get(ReloadResult::Ok).inc();
                 if trigger == Trigger::Files && unchanged {
                     tracing::debug!("certificate files changed; the certificate is the same");
                 } else {
-                    identity.log(&files, "certificate reloaded");
+                    loaded.log(&self.files, "certificate reloaded");
                 }
-                fingerprint = identity.fingerprint;
+                self.fingerprint = loaded.fingerprint;
             }
             Err(err) => {
-                metrics
-                    .reloads
-                    .get_or_create(&super::metrics::label("result", "failed"))
-                    .inc();
+                self.metrics.reloads.get(ReloadResult::Failed).inc();
                 tracing::error!("certificate reload failed, keeping the certificate in use: {err}");
             }
         }
-        observer.event(&Event::Reloaded);
     }
 }
 

@@ -36,6 +36,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::Config;
+use super::metrics::SessionEnd;
 use crate::codec::{Inbound, LineDecoder};
 use crate::protocol::{ErrorCode, Frame};
 
@@ -83,6 +84,19 @@ impl EndReason {
             Self::Truncated => Some("closed without TLS close_notify"),
             Self::Shutdown => Some("server shutdown"),
             Self::ReadFailed(_) | Self::SlowReader(_) | Self::WriteFailed(_) => None,
+        }
+    }
+
+    /// The reason, as the metrics count it.
+    pub(super) fn metric(&self) -> SessionEnd {
+        match self {
+            Self::Closed => SessionEnd::Closed,
+            Self::ClosedMidLine => SessionEnd::ClosedMidLine,
+            Self::Truncated => SessionEnd::Truncated,
+            Self::ReadFailed(_) => SessionEnd::ReadFailed,
+            Self::SlowReader(_) => SessionEnd::SlowReader,
+            Self::WriteFailed(_) => SessionEnd::WriteFailed,
+            Self::Shutdown => SessionEnd::Shutdown,
         }
     }
 
@@ -317,12 +331,7 @@ impl Session {
             if cancelled.poll(cx).is_ready() {
                 self.reading = Reading::Draining;
             } else {
-                while let Poll::Ready(deadline) = self.dates.poll_next(cx) {
-                    Frame::date_now().encode(&mut self.outgoing);
-                    self.dates_sent += 1;
-                    let late = Instant::now().saturating_duration_since(deadline);
-                    self.lateness.observe(late.as_secs_f64());
-                }
+                self.queue_due_dates(cx);
             }
         }
         loop {
@@ -343,35 +352,60 @@ impl Session {
                 // Woken when the socket takes some of it.
                 return Poll::Pending;
             }
-            let mut buf = ReadBuf::new(&mut self.chunk);
-            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                    let n = buf.filled().len();
-                    self.answer(n);
-                }
-                Poll::Ready(Ok(())) => {
-                    let end = if self.decoder.has_partial_line() {
-                        EndReason::ClosedMidLine
-                    } else {
-                        EndReason::Closed
-                    };
-                    self.stop_reading(end);
-                }
-                Poll::Ready(Err(err)) => {
-                    let end = if err.kind() == io::ErrorKind::UnexpectedEof {
-                        EndReason::Truncated
-                    } else {
-                        EndReason::ReadFailed(err)
-                    };
-                    self.stop_reading(end);
-                }
-                Poll::Pending if matches!(self.reading, Reading::Draining) => {
-                    // Everything already received is answered.
-                    self.stop_reading(EndReason::Shutdown);
-                }
-                Poll::Pending => return Poll::Pending,
+            if self.poll_read(stream, cx).is_pending() {
+                return Poll::Pending;
             }
         }
+    }
+
+    /// Appends a `date` frame for each deadline that has come, recording
+    /// how late each is.
+    fn queue_due_dates(&mut self, cx: &mut Context<'_>) {
+        while let Poll::Ready(deadline) = self.dates.poll_next(cx) {
+            Frame::date_now().encode(&mut self.outgoing);
+            self.dates_sent += 1;
+            let late = Instant::now().saturating_duration_since(deadline);
+            self.lateness.observe(late.as_secs_f64());
+        }
+    }
+
+    /// Reads once and answers what came; ready once something happened
+    /// (lines answered, or reading stopped), pending when the socket has
+    /// nothing now.
+    fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let mut buf = ReadBuf::new(&mut self.chunk);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                let n = buf.filled().len();
+                self.answer(n);
+            }
+            Poll::Ready(Ok(())) => {
+                let end = if self.decoder.has_partial_line() {
+                    EndReason::ClosedMidLine
+                } else {
+                    EndReason::Closed
+                };
+                self.stop_reading(end);
+            }
+            Poll::Ready(Err(err)) => {
+                let end = if err.kind() == io::ErrorKind::UnexpectedEof {
+                    EndReason::Truncated
+                } else {
+                    EndReason::ReadFailed(err)
+                };
+                self.stop_reading(end);
+            }
+            Poll::Pending if matches!(self.reading, Reading::Draining) => {
+                // Everything already received is answered.
+                self.stop_reading(EndReason::Shutdown);
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+        Poll::Ready(())
     }
 
     /// Decodes the first `n` bytes of the chunk and appends one frame per
