@@ -51,6 +51,11 @@ fn workspace_binary(from_cargo: Option<&str>, name: &str) -> PathBuf {
     path
 }
 
+/// The repository's root, where the shipped files (`contrib/`) are.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// How long any single expected event may take before a test fails. Generous,
 /// because CI runs instrumented builds on two loaded cores.
 pub const PATIENCE: Duration = Duration::from_secs(20);

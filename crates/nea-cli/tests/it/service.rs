@@ -201,7 +201,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         eprintln!("systemd-analyze is not installed; skipped");
         return;
     }
-    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let units = crate::common::repository().join("contrib/systemd");
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = crate::common::servercli_exe();
     for name in ["nea.service", "nea.socket"] {
