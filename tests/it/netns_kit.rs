@@ -1,0 +1,297 @@
+//! The network-fault kit itself (`netns`): each test here fails if the part
+//! of the kit it names stops doing what later tests rely on.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{Client, PATIENCE, Pki, Server, servercli_exe, tls_over};
+use crate::netns::{Namespace, Network, require_tool, sweep_stale_namespaces};
+
+/// The names of the namespaces that exist now.
+fn namespaces() -> Vec<String> {
+    let output = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The inode of a network namespace file: two files with the same inode
+/// are the same namespace.
+fn inode(path: impl AsRef<Path>) -> u64 {
+    std::fs::metadata(path).expect("a namespace file").ino()
+}
+
+/// A TCP echo server in `namespace` on `addr` (port 0 picks one), served
+/// by the caller's runtime; returns where it listens.
+fn echo_server(namespace: &Namespace, addr: SocketAddr) -> SocketAddr {
+    let socket = namespace.tcp_socket(addr);
+    socket.bind(addr).expect("the echo server binds");
+    let listener = socket.listen(16).expect("the echo server listens");
+    let local = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    local
+}
+
+/// A TCP connection from `namespace` to `addr`.
+async fn connect_from(namespace: &Namespace, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    namespace.tcp_socket(addr).connect(addr).await
+}
+
+/// Sends `bytes` and reads as many back, within the suite's patience.
+async fn echo(stream: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
+    stream.write_all(bytes).await.expect("send");
+    let mut back = vec![0; bytes.len()];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut back))
+        .await
+        .expect("the echo within the test's patience")
+        .expect("the echo");
+    back
+}
+
+#[test]
+fn code_run_in_a_namespace_and_threads_it_starts_are_in_that_namespace() {
+    let network = Network::new();
+    let server_ns = format!("/var/run/netns/{}", network.server.name());
+    let (own, started) = network.server.run(|| {
+        let started = std::thread::spawn(|| inode("/proc/thread-self/ns/net"))
+            .join()
+            .expect("a thread started in the namespace");
+        (inode("/proc/thread-self/ns/net"), started)
+    });
+    assert_eq!(own, inode(&server_ns), "run's thread is in the namespace");
+    assert_eq!(started, own, "a thread started there inherits it");
+    assert_ne!(
+        inode("/proc/thread-self/ns/net"),
+        own,
+        "the caller stays where it was"
+    );
+
+    // The server's link address exists in its namespace only: a socket
+    // made by run binds to it, one made here cannot.
+    let addr = SocketAddr::from((network.link.a.v4, 0));
+    let listener = network
+        .server
+        .run(|| std::net::TcpListener::bind(addr))
+        .expect("bind in the namespace");
+    let bound = listener.local_addr().expect("local address");
+    let here = std::net::TcpListener::bind(addr).expect_err("the address is not here");
+    assert_eq!(here.kind(), std::io::ErrorKind::AddrNotAvailable, "{here}");
+
+    // The listener keeps its namespace on any thread: the client's
+    // namespace reaches it through the link, from run's own runtime.
+    let accepting = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer));
+    let client_addr = network.client.run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime in the namespace");
+        runtime.block_on(async {
+            let stream = tokio::time::timeout(PATIENCE, TcpStream::connect(bound))
+                .await
+                .expect("connect within the test's patience")
+                .expect("connect");
+            stream.local_addr().expect("local address")
+        })
+    });
+    let peer = accepting.join().expect("accepting").expect("accept");
+    assert_eq!(peer, client_addr);
+    assert_eq!(peer.ip(), IpAddr::from(network.link.b.v4));
+}
+
+#[tokio::test]
+async fn linked_namespaces_reach_each_other_over_tcp_on_ipv4_and_ipv6() {
+    let network = Network::new();
+    for server_ip in [IpAddr::from(network.link.a.v4), network.link.a.v6.into()] {
+        let addr = echo_server(&network.server, (server_ip, 0).into());
+        let mut stream = tokio::time::timeout(PATIENCE, connect_from(&network.client, addr))
+            .await
+            .expect("connect within the test's patience")
+            .expect("connect");
+        let client_ip = stream.local_addr().expect("local address").ip();
+        assert!(
+            client_ip == IpAddr::from(network.link.b.v4)
+                || client_ip == IpAddr::from(network.link.b.v6),
+            "the connection comes from the client's end of the link: {client_ip}"
+        );
+        assert_eq!(
+            echo(&mut stream, b"across the link").await,
+            b"across the link"
+        );
+    }
+}
+
+#[test]
+fn a_dropped_namespace_is_deleted_with_its_processes_and_hosts_file() {
+    let namespace = Namespace::new();
+    let name = namespace.name().to_owned();
+    namespace.set_hosts("10.0.0.1 gone.test\n");
+    let mut inside = namespace
+        .command("sleep")
+        .arg("600")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sleep starts in the namespace");
+    assert!(namespaces().contains(&name));
+
+    drop(namespace);
+    assert!(
+        !namespaces().contains(&name),
+        "{name} is still listed: {:?}",
+        namespaces()
+    );
+    assert!(!Path::new("/etc/netns").join(&name).exists());
+    // Stopped, not merely left behind in an unnamed namespace.
+    let status = inside.try_wait().expect("try_wait");
+    assert!(
+        status.is_some(),
+        "a process inside outlived its namespace's drop"
+    );
+}
+
+#[test]
+fn a_namespace_is_deleted_when_its_test_panics() {
+    let name = Mutex::new(String::new());
+    let outcome = std::panic::catch_unwind(|| {
+        let namespace = Namespace::new();
+        namespace.set_hosts("10.0.0.1 gone.test\n");
+        *name.lock().expect("name lock") = namespace.name().to_owned();
+        panic!("a test fails while it owns a namespace");
+    });
+    assert!(outcome.is_err());
+    let name = name.into_inner().expect("name lock");
+    assert!(!name.is_empty(), "the namespace was made");
+    assert!(
+        !namespaces().contains(&name),
+        "{name} survived the panic: {:?}",
+        namespaces()
+    );
+    assert!(!Path::new("/etc/netns").join(&name).exists());
+}
+
+#[test]
+fn namespaces_of_dead_test_processes_are_swept_and_live_ones_kept() {
+    let live = Namespace::new();
+    // A pid that was alive and is no longer: a test process killed before
+    // its namespaces' Drop could run.
+    let mut exited = Command::new("true").spawn().expect("true starts");
+    let dead_pid = exited.id();
+    exited.wait().expect("true ends");
+    let stale = format!("nea-{dead_pid}-0");
+    let made = Command::new("ip")
+        .args(["netns", "add", &stale])
+        .status()
+        .expect("ip netns add");
+    assert!(made.success());
+    let stale_etc = Path::new("/etc/netns").join(&stale);
+    std::fs::create_dir_all(&stale_etc).expect("a stale /etc/netns entry");
+
+    sweep_stale_namespaces();
+    let listed = namespaces();
+    assert!(
+        !listed.contains(&stale),
+        "{stale} was not swept: {listed:?}"
+    );
+    assert!(!stale_etc.exists(), "{} was not swept", stale_etc.display());
+    assert!(
+        listed.contains(&live.name().to_owned()),
+        "a live process's namespace was swept"
+    );
+}
+
+#[test]
+fn set_hosts_gives_a_name_its_addresses_in_commands_run_in_the_namespace() {
+    let network = Network::new();
+    // A name with four addresses, two on the link's ends and two more.
+    let link = &network.link;
+    let (second_v4, second_v6) = (link.v4_host(3), link.v6_host(3));
+    network
+        .server
+        .add_address(&link.a.interface, second_v4.into());
+    network
+        .server
+        .add_address(&link.a.interface, second_v6.into());
+    let addresses = [
+        IpAddr::from(link.a.v4),
+        link.a.v6.into(),
+        second_v4.into(),
+        second_v6.into(),
+    ];
+    let hosts: String = addresses
+        .iter()
+        .map(|address| format!("{address} server.nea.test\n"))
+        .collect();
+    network.client.set_hosts(&hosts);
+    let output = network
+        .client
+        .command("getent")
+        .args(["ahosts", "server.nea.test"])
+        .output()
+        .expect("getent runs in the namespace");
+    assert!(output.status.success(), "{output:?}");
+    let resolved = String::from_utf8_lossy(&output.stdout);
+    for address in addresses.map(|address| address.to_string()) {
+        assert!(
+            resolved
+                .lines()
+                .any(|line| line.split_whitespace().next() == Some(address.as_str())),
+            "{address} missing from:\n{resolved}"
+        );
+    }
+    // The host's own resolution is untouched.
+    let host = Command::new("getent")
+        .args(["ahosts", "server.nea.test"])
+        .output()
+        .expect("getent runs");
+    assert!(!host.status.success(), "the host resolves it: {host:?}");
+}
+
+#[test]
+fn a_missing_tool_is_named_in_one_line_with_the_setup_script() {
+    let panic = std::panic::catch_unwind(|| require_tool("nea-no-such-tool", "nea-no-package"))
+        .expect_err("a missing tool fails");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert_eq!(
+        message,
+        "nea-no-such-tool (Debian package nea-no-package) is needed: run scripts/setup.sh"
+    );
+}
+
+#[tokio::test]
+async fn the_real_server_in_one_namespace_serves_a_client_in_another() {
+    let network = Network::new();
+    let pki = Pki::new();
+    let mut command = network.server.command(servercli_exe());
+    command
+        .args(["--bind", &network.link.a.v4.to_string(), "--port", "0"])
+        .arg("--cert")
+        .arg(&pki.cert)
+        .arg("--key")
+        .arg(&pki.key);
+    let config = pki.client_config();
+    let server = Server::spawn(command, pki);
+    let addr = SocketAddr::from((network.link.a.v4, server.addr.port()));
+
+    let tcp = connect_from(&network.client, addr).await.expect("connect");
+    let mut client = Client::from_stream(tls_over(tcp, config).await.expect("handshake"));
+    assert_eq!(client.round_trip("namespace").await, "ecapseman");
+    client.close().await;
+    assert!(server.stop().success(), "the server exits cleanly");
+}
