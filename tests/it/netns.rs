@@ -1,21 +1,21 @@
 //! A kit for tests on real network faults: network namespaces joined by veth
-//! links, in which the real programs run as on hosts of their own.
+//! links, and nftables rules that drop packets without a word.
 //!
 //! Loopback cannot show what a real network does to the service: a peer
 //! whose path dies silently (no FIN, no RST, sends that succeed and are
 //! never answered), a host name whose first address does not answer, a
-//! round trip of hundreds of milliseconds. Such faults are made with the
-//! kernel's own machinery, not imitated, between the namespaces made here.
+//! round trip of hundreds of milliseconds. These faults are made here with
+//! the kernel's own machinery, not imitated: packets really are dropped.
 //!
-//! Everything here needs root (CI runs the suite as root) and `ip`
-//! (iproute2), which `scripts/setup.sh` installs. A test fails with one
-//! line naming what is missing.
+//! Everything here needs root (CI runs the suite as root) and two tools,
+//! `ip` (iproute2) and `nft` (nftables), which `scripts/setup.sh` installs.
+//! A test fails with one line naming what is missing.
 //!
 //! Invariants the kit keeps, because a test machine must never accumulate
 //! namespaces or rules:
-//! - every namespace, veth end and `/etc/netns` entry it makes is owned by
-//!   a value whose `Drop` removes it, and `Drop` also runs while a failing
-//!   test unwinds;
+//! - every namespace, veth end, nft table and `/etc/netns` entry it makes is
+//!   owned by a value whose `Drop` removes it, and `Drop` also runs while a
+//!   failing test unwinds;
 //! - namespaces left behind by a test process killed with SIGKILL (whose
 //!   `Drop` never ran) are swept by the next test process that makes one;
 //! - nothing touches the host's (root namespace's) interfaces, routes or
@@ -493,6 +493,101 @@ impl Network {
             server,
             client,
             link,
+        }
+    }
+}
+
+/// Which packets a [`Blackhole`] drops.
+#[derive(Clone, Copy, Debug)]
+pub enum Traffic {
+    /// TCP segments to or from this port.
+    TcpPort(u16),
+    /// Packets to or from this address.
+    Address(IpAddr),
+}
+
+/// An nftables table in one namespace that silently drops the packets of
+/// some [`Traffic`], in both directions, on their way in (input hook) and
+/// out (output hook). Nothing is sent back: no RST, no ICMP. A drop on the
+/// way out is invisible to the sender: its sends succeed and its connects
+/// stay pending. TCP gives up on a connect after about two minutes of SYN
+/// retries and on data sent after about 15 minutes of retransmissions; a
+/// connection with nothing to send never notices.
+///
+/// Dropping the value deletes the table: the path works again, and the
+/// kernel's retransmissions deliver what was held back. Each blackhole has
+/// a table of its own (`inet nea_blackhole_N`), so several may be on at
+/// once and removing one leaves the others. It borrows its namespace, so it
+/// cannot outlive it.
+#[derive(Debug)]
+pub struct Blackhole<'ns> {
+    namespace: &'ns Namespace,
+    table: String,
+}
+
+impl<'ns> Blackhole<'ns> {
+    /// Starts dropping `traffic` in `namespace`.
+    pub fn new(namespace: &'ns Namespace, traffic: Traffic) -> Self {
+        static NFT_CHECKED: Once = Once::new();
+        NFT_CHECKED.call_once(|| require_tool("nft", "nftables"));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let table = format!("nea_blackhole_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let matches = match traffic {
+            Traffic::TcpPort(port) => [format!("tcp dport {port}"), format!("tcp sport {port}")],
+            Traffic::Address(IpAddr::V4(v4)) => {
+                [format!("ip daddr {v4}"), format!("ip saddr {v4}")]
+            }
+            Traffic::Address(IpAddr::V6(v6)) => {
+                [format!("ip6 daddr {v6}"), format!("ip6 saddr {v6}")]
+            }
+        };
+        let [to, from] = matches;
+        // Before the usual filter priority, so that no other table of the
+        // namespace sees (or accepts) the packets first.
+        let chain = |hook: &str| {
+            format!(
+                "  chain {hook} {{\n    type filter hook {hook} priority filter - 10; policy accept;\n    {to} drop\n    {from} drop\n  }}\n"
+            )
+        };
+        let ruleset = format!(
+            "table inet {table} {{\n{}{}}}\n",
+            chain("input"),
+            chain("output")
+        );
+        let mut nft = namespace
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nft starts");
+        std::io::Write::write_all(
+            &mut nft.stdin.take().expect("piped stdin"),
+            ruleset.as_bytes(),
+        )
+        .expect("the rules reach nft");
+        let output = nft.wait_with_output().expect("nft ends");
+        assert!(
+            output.status.success(),
+            "nft refused the blackhole ({}):\n{ruleset}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Self { namespace, table }
+    }
+}
+
+impl Drop for Blackhole<'_> {
+    fn drop(&mut self) {
+        let deleted = run_for_cleanup(self.namespace.command("nft").args([
+            "delete",
+            "table",
+            "inet",
+            &self.table,
+        ]));
+        if let Err(what) = deleted {
+            cleanup_failed(&what);
         }
     }
 }

@@ -1,17 +1,23 @@
 //! The network-fault kit itself (`netns`): each test here fails if the part
-//! of the kit it names stops doing what later tests rely on.
+//! of the kit it names stops doing what later tests rely on. Things that
+//! must happen get the suite's patience; things that must not happen are
+//! watched for one second.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::{Client, PATIENCE, Pki, Server, servercli_exe, tls_over};
-use crate::netns::{Namespace, Network, require_tool, sweep_stale_namespaces};
+use crate::netns::{Blackhole, Namespace, Network, Traffic, require_tool, sweep_stale_namespaces};
+
+/// How long something that must not happen is watched for.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// The names of the namespaces that exist now.
 fn namespaces() -> Vec<String> {
@@ -136,6 +142,109 @@ async fn linked_namespaces_reach_each_other_over_tcp_on_ipv4_and_ipv6() {
             b"across the link"
         );
     }
+}
+
+#[tokio::test]
+async fn a_port_blackhole_keeps_connects_pending_and_sends_unanswered_until_dropped() {
+    let network = Network::new();
+    let addr = echo_server(&network.server, (network.link.a.v4, 0).into());
+    let mut established = connect_from(&network.client, addr).await.expect("connect");
+    assert_eq!(echo(&mut established, b"before").await, b"before");
+
+    let blackhole = Blackhole::new(&network.server, Traffic::TcpPort(addr.port()));
+    // The send succeeds (the bytes wait in the kernel for an
+    // acknowledgement), and nothing comes back; a new connect stays pending.
+    // Both are watched at once so the blackhole is on for one second only.
+    established
+        .write_all(b"during")
+        .await
+        .expect("a send into a blackhole succeeds");
+    let mut reply = [0; 6];
+    let (read, connect) = tokio::join!(
+        tokio::time::timeout(QUIET, established.read_exact(&mut reply)),
+        tokio::time::timeout(QUIET, connect_from(&network.client, addr)),
+    );
+    assert!(
+        read.is_err(),
+        "a reply came through the blackhole: {read:?}"
+    );
+    assert!(
+        connect.is_err(),
+        "a connect ended while the path was dropped: {connect:?}"
+    );
+
+    drop(blackhole);
+    // The path works again: new connections, and the held-back bytes,
+    // which the kernel retransmits.
+    let mut after = tokio::time::timeout(PATIENCE, connect_from(&network.client, addr))
+        .await
+        .expect("connect within the test's patience")
+        .expect("connect");
+    assert_eq!(echo(&mut after, b"after").await, b"after");
+    tokio::time::timeout(PATIENCE, established.read_exact(&mut reply))
+        .await
+        .expect("the held-back reply within the test's patience")
+        .expect("the held-back reply");
+    assert_eq!(&reply, b"during");
+}
+
+#[tokio::test]
+async fn address_blackholes_silence_their_addresses_only_and_each_lifts_alone() {
+    let network = Network::new();
+    let (interface, link) = (&network.link.a.interface, &network.link);
+    network
+        .server
+        .add_address(interface, link.v4_host(3).into());
+    network
+        .server
+        .add_address(interface, link.v6_host(3).into());
+    let v4_port = echo_server(&network.server, (Ipv4Addr::UNSPECIFIED, 0).into()).port();
+    let v6_port = echo_server(&network.server, (Ipv6Addr::UNSPECIFIED, 0).into()).port();
+    let silenced_v4 = SocketAddr::from((link.a.v4, v4_port));
+    let open_v4 = SocketAddr::from((link.v4_host(3), v4_port));
+    let silenced_v6 = SocketAddr::from((link.v6_host(3), v6_port));
+    let open_v6 = SocketAddr::from((link.a.v6, v6_port));
+
+    // As for a host name whose first addresses are dead: one address of
+    // each family does not answer the client, the others do.
+    let blackhole_v4 = Blackhole::new(&network.client, Traffic::Address(silenced_v4.ip()));
+    let blackhole_v6 = Blackhole::new(&network.client, Traffic::Address(silenced_v6.ip()));
+    let connect =
+        |addr, patience| tokio::time::timeout(patience, connect_from(&network.client, addr));
+    let (to_silenced_v4, to_silenced_v6, to_open_v4, to_open_v6) = tokio::join!(
+        connect(silenced_v4, QUIET),
+        connect(silenced_v6, QUIET),
+        connect(open_v4, PATIENCE),
+        connect(open_v6, PATIENCE),
+    );
+    assert!(
+        to_silenced_v4.is_err(),
+        "{silenced_v4} answered: {to_silenced_v4:?}"
+    );
+    assert!(
+        to_silenced_v6.is_err(),
+        "{silenced_v6} answered: {to_silenced_v6:?}"
+    );
+    for (addr, stream) in [(open_v4, to_open_v4), (open_v6, to_open_v6)] {
+        let mut stream = stream
+            .unwrap_or_else(|_| panic!("{addr} did not answer in time"))
+            .unwrap_or_else(|err| panic!("{addr} refused: {err}"));
+        assert_eq!(echo(&mut stream, b"open").await, b"open");
+    }
+
+    // Lifting one blackhole leaves the other on.
+    drop(blackhole_v4);
+    let (to_silenced_v4, to_silenced_v6) =
+        tokio::join!(connect(silenced_v4, PATIENCE), connect(silenced_v6, QUIET),);
+    let mut to_silenced_v4 = to_silenced_v4
+        .expect("the lifted address answers in time")
+        .expect("connect");
+    assert_eq!(echo(&mut to_silenced_v4, b"lifted").await, b"lifted");
+    assert!(
+        to_silenced_v6.is_err(),
+        "{silenced_v6} answered: {to_silenced_v6:?}"
+    );
+    drop(blackhole_v6);
 }
 
 #[test]
