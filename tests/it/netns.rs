@@ -1,11 +1,15 @@
 //! A kit for tests on real network faults: network namespaces joined by veth
-//! links, and nftables rules that drop packets without a word.
+//! links, nftables rules that drop packets without a word, and a relay that
+//! delays every byte.
 //!
 //! Loopback cannot show what a real network does to the service: a peer
 //! whose path dies silently (no FIN, no RST, sends that succeed and are
 //! never answered), a host name whose first address does not answer, a
 //! round trip of hundreds of milliseconds. These faults are made here with
 //! the kernel's own machinery, not imitated: packets really are dropped.
+//! `tc netem` does not exist in every kernel the suite runs on, so latency
+//! comes from a relay instead (see [`LatencyRelay`] for what that can and
+//! cannot show).
 //!
 //! Everything here needs root (CI runs the suite as root) and two tools,
 //! `ip` (iproute2) and `nft` (nftables), which `scripts/setup.sh` installs.
@@ -29,12 +33,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
-use tokio::net::TcpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Where `ip netns add` puts the file that keeps a namespace alive (a bind
 /// mount of the namespace), and where `setns` opens it.
@@ -590,4 +597,154 @@ impl Drop for Blackhole<'_> {
             cleanup_failed(&what);
         }
     }
+}
+
+/// A TCP relay that delays every chunk of bytes by a fixed one-way delay in
+/// each direction: 150 ms each way makes a 300 ms round trip.
+///
+/// Each chunk is stamped when it arrives and written on at arrival plus
+/// the delay; chunks keep their order, and reading never waits for
+/// writing, so the relay delays bytes without limiting how many are in
+/// flight (a chunk is not held up by the delay of the one before it). An
+/// end of stream (FIN) is passed on after the same delay; a reset arrives
+/// as an end of stream too.
+///
+/// It is a TCP endpoint on both sides, unlike a slow network: it
+/// acknowledges segments and answers keepalive probes itself, at once, and
+/// its connect to the target starts when a client's connect has already
+/// succeeded (if the target refuses, the client sees its connection
+/// closed). So it shows round trips as the application sees them (TLS
+/// handshakes, replies, dates), not TCP-level ones: keepalive, user
+/// timeouts or retransmissions behind it see a fast peer.
+///
+/// It runs on a thread of its own with its own runtime, so it works from
+/// synchronous and async tests alike, in the network namespace of the
+/// thread that starts it: start it inside [`Namespace::run`] to relay
+/// inside a namespace. Dropping it stops it and closes its connections.
+#[derive(Debug)]
+pub struct LatencyRelay {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LatencyRelay {
+    /// Listens on `listen` (port 0 picks one; see [`LatencyRelay::addr`])
+    /// and relays each connection to `target` with `one_way` delay in each
+    /// direction.
+    pub fn start(listen: SocketAddr, target: SocketAddr, one_way: Duration) -> Self {
+        let (bound_sender, bound) = std::sync::mpsc::channel();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("latency-relay".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the relay's runtime");
+                runtime.block_on(async move {
+                    let listener = match TcpListener::bind(listen).await {
+                        Ok(listener) => listener,
+                        Err(err) => {
+                            let _ = bound_sender.send(Err(err));
+                            return;
+                        }
+                    };
+                    let _ = bound_sender.send(listener.local_addr());
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => return,
+                            accepted = listener.accept() => {
+                                if let Ok((inbound, _)) = accepted {
+                                    tokio::spawn(relay_connection(inbound, target, one_way));
+                                }
+                            }
+                        }
+                    }
+                });
+                // Dropping the runtime drops every connection task: their
+                // sockets close.
+            })
+            .expect("the relay's thread starts");
+        let addr = bound
+            .recv()
+            .expect("the relay reports its address")
+            .unwrap_or_else(|err| panic!("the relay cannot listen on {listen}: {err}"));
+        Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The address the relay listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for LatencyRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn relay_connection(inbound: TcpStream, target: SocketAddr, one_way: Duration) {
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    // Chunks go on as they are released: Nagle's algorithm would hold small
+    // ones back for an acknowledgement and add delay of its own.
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (inbound_read, inbound_write) = inbound.into_split();
+    let (outbound_read, outbound_write) = outbound.into_split();
+    tokio::join!(
+        delayed_copy(inbound_read, outbound_write, one_way),
+        delayed_copy(outbound_read, inbound_write, one_way),
+    );
+}
+
+/// Copies `from` to `to`, each chunk released `delay` after it arrived.
+/// `None` in the queue is the end of the stream.
+async fn delayed_copy(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+    let (queue, mut queued) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Option<Vec<u8>>)>();
+    let reading = async move {
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = from.read(&mut buffer).await;
+            let due = tokio::time::Instant::now() + delay;
+            let chunk = match read {
+                Ok(0) | Err(_) => None,
+                Ok(n) => Some(buffer[..n].to_vec()),
+            };
+            let end = chunk.is_none();
+            if queue.send((due, chunk)).is_err() || end {
+                return;
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((due, chunk)) = queued.recv().await {
+            tokio::time::sleep_until(due).await;
+            match chunk {
+                Some(bytes) => {
+                    if to.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    let _ = to.shutdown().await;
+                    return;
+                }
+            }
+        }
+    };
+    tokio::join!(reading, writing);
 }

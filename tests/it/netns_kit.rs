@@ -8,13 +8,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::{Client, PATIENCE, Pki, Server, servercli_exe, tls_over};
-use crate::netns::{Blackhole, Namespace, Network, Traffic, require_tool, sweep_stale_namespaces};
+use crate::netns::{
+    Blackhole, LatencyRelay, Namespace, Network, Traffic, require_tool, sweep_stale_namespaces,
+};
 
 /// How long something that must not happen is watched for.
 const QUIET: Duration = Duration::from_secs(1);
@@ -403,4 +405,56 @@ async fn the_real_server_in_one_namespace_serves_a_client_in_another() {
     assert_eq!(client.round_trip("namespace").await, "ecapseman");
     client.close().await;
     assert!(server.stop().success(), "the server exits cleanly");
+}
+
+#[tokio::test]
+async fn the_relay_delays_each_round_trip_and_keeps_bytes_in_order() {
+    let one_way = Duration::from_millis(150);
+    let network = Network::new();
+    let target = echo_server(&network.server, (network.link.a.v4, 0).into());
+    // Started inside the server's namespace, on an address that exists
+    // only there: the relay's thread inherits the namespace.
+    let listen = SocketAddr::from((network.link.a.v4, 0));
+    let relay = network
+        .server
+        .run(|| LatencyRelay::start(listen, target, one_way));
+    let mut stream = tokio::time::timeout(PATIENCE, connect_from(&network.client, relay.addr()))
+        .await
+        .expect("connect within the test's patience")
+        .expect("connect");
+
+    let started = Instant::now();
+    assert_eq!(echo(&mut stream, b"x").await, b"x");
+    let round_trip = started.elapsed();
+    assert!(
+        round_trip >= 2 * one_way,
+        "a round trip of {round_trip:?} through a relay of {one_way:?} each way"
+    );
+
+    // Forty chunks sent 10 ms apart come back whole and in order, and the
+    // delays overlap: a relay that held each chunk until the one before it
+    // was out would need 40 x 300 ms.
+    let chunks: Vec<Vec<u8>> = (0..40u8).map(|n| vec![n; 1000]).collect();
+    let expected = chunks.concat();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    let sending = tokio::spawn(async move {
+        for chunk in chunks {
+            write.write_all(&chunk).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        write
+    });
+    let mut back = vec![0; expected.len()];
+    tokio::time::timeout(PATIENCE, read.read_exact(&mut back))
+        .await
+        .expect("everything back within the test's patience")
+        .expect("read");
+    let elapsed = started.elapsed();
+    assert!(back == expected, "the bytes came back changed or reordered");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "40 chunks took {elapsed:?}: the relay serialises its delays"
+    );
+    drop(sending.await.expect("sending"));
 }
