@@ -6,6 +6,8 @@
 #![allow(unreachable_pub)]
 
 mod common;
+// The kit for tests on real network faults (namespaces, nftables, latency).
+mod netns;
 
 mod abuse;
 mod admin;
@@ -18,6 +20,7 @@ mod handshake;
 mod interop;
 mod logs;
 mod mtls;
+mod netns_kit;
 mod proxy;
 mod reload;
 mod reversal;
