@@ -95,14 +95,14 @@ async fn the_handshake_cap_makes_new_clients_wait_not_fail() {
 /// reason has not been counted yet.
 fn handshake_failures(scrape: &str, reason: &str) -> f64 {
     let name = format!("nea_handshake_failures_total{{reason=\"{reason}\"}}");
-    crate::admin::sample_if_any(scrape, &name).unwrap_or(0.0)
+    crate::common::sample_if_any(scrape, &name).unwrap_or(0.0)
 }
 
 #[tokio::test]
 async fn a_client_that_gives_up_while_waiting_for_its_turn_costs_no_handshake() {
     const GAVE_UP: usize = 50;
     let (server, admin) =
-        crate::admin::start_with_admin(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
+        crate::common::start_with_admin(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
     // Two idle sockets hold both slots for a second.
     let idle = [
         TcpStream::connect(server.addr).await.expect("tcp"),
@@ -128,7 +128,7 @@ async fn a_client_that_gives_up_while_waiting_for_its_turn_costs_no_handshake() 
     // unhandshaken, counted as abandoned, not as a failed handshake.
     let deadline = Instant::now() + PATIENCE;
     let scrape = loop {
-        let (_, scrape) = crate::admin::get(admin, "/metrics");
+        let (_, scrape) = crate::common::get(admin, "/metrics");
         if handshake_failures(&scrape, "abandoned") >= GAVE_UP as f64 || Instant::now() > deadline {
             break scrape;
         }

@@ -6,6 +6,7 @@
 #![allow(unreachable_pub)]
 
 mod common;
+mod in_process;
 // The kit for tests on real network faults (namespaces, nftables, latency).
 mod netns;
 

@@ -61,24 +61,6 @@ const NAME_PREFIX: &str = "nea-";
 /// are killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Panics with one line unless `program` can be run: the line names the
-/// Debian `package` that has it and `scripts/setup.sh`, which installs it.
-/// A missing tool must not surface as an obscure failure deep in a test.
-pub fn require_tool(program: &str, package: &str) {
-    let status = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match status {
-        Ok(_) => {}
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            panic!("{program} (Debian package {package}) is needed: run scripts/setup.sh")
-        }
-        Err(err) => panic!("{program} (Debian package {package}) does not run: {err}"),
-    }
-}
 
 /// Runs a command of the kit's own and returns its standard output. Panics
 /// with the command's error output if it fails: a network that could not be
@@ -136,7 +118,7 @@ fn prepare_once() {
             geteuid().is_root(),
             "network namespaces need root: run the network-fault tests as root (CI does)"
         );
-        require_tool("ip", "iproute2");
+        crate::common::require_tool("ip", "iproute2");
         // Before this process's first namespace, any namespace carrying its
         // pid was left by a dead process that had the same pid: its name
         // would collide with ours.
@@ -536,7 +518,7 @@ impl<'ns> Blackhole<'ns> {
     /// Starts dropping `traffic` in `namespace`.
     pub fn new(namespace: &'ns Namespace, traffic: Traffic) -> Self {
         static NFT_CHECKED: Once = Once::new();
-        NFT_CHECKED.call_once(|| require_tool("nft", "nftables"));
+        NFT_CHECKED.call_once(|| crate::common::require_tool("nft", "nftables"));
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let table = format!("nea_blackhole_{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let matches = match traffic {

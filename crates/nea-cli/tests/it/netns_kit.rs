@@ -14,8 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::{Client, PATIENCE, Pki, Server, servercli_exe, tls_over};
+use crate::common::require_tool;
 use crate::netns::{
-    Blackhole, LatencyRelay, Namespace, Network, Traffic, require_tool, sweep_stale_namespaces,
+    Blackhole, LatencyRelay, Namespace, Network, Traffic, sweep_stale_namespaces,
 };
 
 /// How long something that must not happen is watched for.
