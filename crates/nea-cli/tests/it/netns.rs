@@ -61,7 +61,6 @@ const NAME_PREFIX: &str = "nea-";
 /// are killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-
 /// Runs a command of the kit's own and returns its standard output. Panics
 /// with the command's error output if it fails: a network that could not be
 /// built as asked must not let a test run on a different one.

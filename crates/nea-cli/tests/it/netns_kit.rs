@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{Client, PATIENCE, Pki, Server, servercli_exe, tls_over};
 use crate::common::require_tool;
-use crate::netns::{
-    Blackhole, LatencyRelay, Namespace, Network, Traffic, sweep_stale_namespaces,
-};
+use crate::common::{Client, PATIENCE, Pki, Server, servercli_exe, tls_over};
+use crate::netns::{Blackhole, LatencyRelay, Namespace, Network, Traffic, sweep_stale_namespaces};
 
 /// How long something that must not happen is watched for.
 const QUIET: Duration = Duration::from_secs(1);
