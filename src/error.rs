@@ -254,6 +254,21 @@ pub enum ClientError {
     /// The server said it is shutting down.
     #[error("the server shut down")]
     ServerShutDown,
+    /// The server stopped answering: at the TCP level (its path died
+    /// silently), or with lines waiting for replies, for the dead-peer
+    /// timeout.
+    #[error("the server stopped answering: nothing from it for {after:?}")]
+    ServerSilent {
+        /// The dead-peer timeout that passed.
+        after: std::time::Duration,
+    },
+    /// The server sent something this client cannot take (a frame too
+    /// large, not UTF-8, or not JSON).
+    #[error("{reason}")]
+    Protocol {
+        /// What it sent, in words.
+        reason: String,
+    },
     /// The connection ended without the server saying why.
     #[error("connection to the server lost: {reason}")]
     ConnectionLost {
@@ -278,12 +293,15 @@ impl ClientError {
             Self::UnknownHost { .. } => 68,                                    // EX_NOHOST
             Self::Refused { .. } | Self::HandshakeClosed { .. } => 69,         // EX_UNAVAILABLE
             Self::Unreachable { .. } | Self::HandshakeUnanswered { .. } => 71, // EX_OSERR
-            Self::ServerShutDown | Self::ConnectionLost { .. } => 74,          // EX_IOERR
-            Self::ServerFull | Self::AddressLimit => 75,                       // EX_TEMPFAIL
-            Self::ClientCertRejected { .. } | Self::Handshake { .. } | Self::NotTls { .. } => 76, // EX_PROTOCOL
-            Self::NotTrusted { .. } => 77,   // EX_NOPERM
-            Self::NameMismatch { .. } => 78, // EX_CONFIG
-            Self::Io { .. } => 74,           // EX_IOERR
+            Self::ServerShutDown | Self::ConnectionLost { .. } | Self::ServerSilent { .. } => 74, // EX_IOERR
+            Self::ServerFull | Self::AddressLimit => 75, // EX_TEMPFAIL
+            Self::ClientCertRejected { .. }
+            | Self::Handshake { .. }
+            | Self::NotTls { .. }
+            | Self::Protocol { .. } => 76, // EX_PROTOCOL
+            Self::NotTrusted { .. } => 77,               // EX_NOPERM
+            Self::NameMismatch { .. } => 78,             // EX_CONFIG
+            Self::Io { .. } => 74,                       // EX_IOERR
         }
     }
 
@@ -294,6 +312,7 @@ impl ClientError {
             self,
             Self::ServerShutDown
                 | Self::ConnectionLost { .. }
+                | Self::ServerSilent { .. }
                 | Self::Refused { .. }
                 | Self::Unreachable { .. }
                 | Self::HandshakeUnanswered { .. }

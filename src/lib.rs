@@ -93,6 +93,8 @@
 //!   a trusted load balancer (`server::proxy`).
 //! - [`client`]: trust, connecting with a deadline per phase, and the
 //!   session (lines in, events out, reconnection).
+//! - `dead_peer`: noticing a peer whose path died silently, by TCP
+//!   keepalive and the TCP user timeout, for both ends.
 //! - [`duration`]: durations as settings write them (`250ms`, `1.5s`),
 //!   parsed exactly.
 //! - `limits`: reading the open-file limit, capping each socket's kernel
@@ -116,6 +118,7 @@ use std::time::Duration;
 
 pub mod client;
 pub mod codec;
+mod dead_peer;
 pub mod devca;
 pub mod duration;
 pub mod error;
@@ -201,6 +204,19 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--write-timeout`: from 10 ms to an hour.
 pub const WRITE_TIMEOUT_RANGE: RangeInclusive<Duration> =
     Duration::from_millis(10)..=Duration::from_secs(3600);
+
+/// How long a peer may stop answering at the TCP level (no ACK for data
+/// sent, no answer to keepalive probes) before it is given up as gone
+/// (SPEC §13). A path that dies silently (a laptop asleep, a NAT that
+/// forgot the connection, a cable pulled) is noticed within this plus a
+/// few seconds; a peer that is alive but quiet answers the probes from
+/// its kernel and is kept for ever.
+pub const DEFAULT_DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `--dead-peer-timeout`: from 1 s (a shorter one would give up on a
+/// healthy peer behind a slow path) to a day.
+pub const DEAD_PEER_TIMEOUT_RANGE: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(24 * 3600);
 
 /// Bytes of encoded frames waiting to be written to one client at which the
 /// server stops reading that client's lines. Together with the line limit

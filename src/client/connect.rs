@@ -26,6 +26,7 @@ pub async fn connect(
     let addrs = resolve(options).await?;
     let tcp = tcp_connect(options, addrs).await?;
     let _ = tcp.set_nodelay(true);
+    crate::dead_peer::watch(&tcp, options.dead_peer_timeout);
     tls_handshake(options, config, tcp).await
 }
 

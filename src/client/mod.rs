@@ -7,7 +7,9 @@
 //! - `happy_eyeballs`: several addresses raced as RFC 8305 does, so that
 //!   one that does not answer costs a fraction of a second.
 //! - [`session`]: one client session, front-end independent: lines in,
-//!   events out, replies matched to lines, reconnection.
+//!   events out, reconnection; `link` is one of its connections (frames
+//!   in, lines out, a server that stopped answering noticed) and `lines`
+//!   its lines across connections, each matched to its own answer.
 //! - `backoff`: when a reconnecting session tries again, and after which
 //!   failures ([`reconnect_delay`], [`is_retried`]).
 //!
@@ -27,10 +29,13 @@ use crate::{devca, tls};
 mod backoff;
 mod connect;
 mod happy_eyeballs;
+mod lines;
+mod link;
 pub mod session;
 
-pub use backoff::{is_retried, reconnect_delay};
+pub use backoff::{Backoff, SERVED_FOR, is_retried, reconnect_delay};
 pub use connect::connect;
+pub use lines::Tally;
 
 /// What to connect to, whom to trust, and how to behave.
 ///
@@ -66,6 +71,10 @@ pub struct Options {
     /// Delay before the first reconnection attempt; doubles up to
     /// `backoff::MAX_BACKOFF`.
     pub(crate) first_backoff: Duration,
+    /// How long the server may stop answering (at the TCP level, or with
+    /// lines waiting for replies) before it is given up. Inside
+    /// `DEAD_PEER_TIMEOUT_RANGE`.
+    pub(crate) dead_peer_timeout: Duration,
 }
 
 impl Options {
@@ -96,6 +105,7 @@ impl Options {
             reconnect: false,
             connect_timeout: crate::DEFAULT_CONNECT_TIMEOUT,
             first_backoff: backoff::FIRST_BACKOFF,
+            dead_peer_timeout: crate::DEFAULT_DEAD_PEER_TIMEOUT,
         })
     }
 
@@ -153,6 +163,18 @@ impl Options {
     pub fn connect_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         self.connect_timeout =
             ConfigError::within("--connect-timeout", timeout, &crate::CONNECT_TIMEOUT_RANGE)?;
+        Ok(self)
+    }
+
+    /// How long the server may stop answering before it is given up
+    /// (`DEAD_PEER_TIMEOUT_RANGE`): at the TCP level (a path that died),
+    /// or with lines waiting for their replies.
+    pub fn dead_peer_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        self.dead_peer_timeout = ConfigError::within(
+            "--dead-peer-timeout",
+            timeout,
+            &crate::DEAD_PEER_TIMEOUT_RANGE,
+        )?;
         Ok(self)
     }
 

@@ -1,52 +1,34 @@
 //! One client session, whatever the front end: lines come in as [`Input`],
 //! what the user should see goes out as [`Event`].
 //!
-//! Every line sent stays in `pending` until its answer (a reply, or a
-//! per-line error) arrives; the server answers in order, so each answer
-//! retires the oldest pending line. This is what makes end of input safe
-//! (the session closes only once nothing is pending) and reconnection exact
-//! (after a new connection, every pending line is sent again, in order, and
-//! each is shown once, when its one answer arrives).
-//!
-//! Reading frames and writing lines run side by side: lines go to a writer
-//! task through a bounded queue, and the session keeps reading frames while
-//! that task writes. A client that stopped reading to finish a large write
-//! could otherwise deadlock with the server's own flow control.
+//! Every line sent stays pending until its own answer (a reply, or a
+//! per-line error) arrives (`super::lines`). This is what makes end of
+//! input safe (the session closes only once nothing is pending),
+//! reconnection exact (after a new connection, every pending line is sent
+//! again, in order, and each is shown once, when its one answer arrives),
+//! and the outcome honest (its [`Tally`] says whether every line got its
+//! own reply). Each connection is a `super::link::Link`; between two, a
+//! reconnecting session waits as `super::backoff` says.
 
-use std::collections::VecDeque;
-use std::io;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_rustls::client::TlsStream;
 
 use super::Options;
-use super::backoff::backoff;
-use super::connect::{classify_tls_error, connect, describe};
-use crate::codec::{Inbound, LineDecoder};
+use super::backoff::Backoff;
+use super::lines::{Lines, Tally};
+use super::link::Link;
 use crate::error::ClientError;
-use crate::protocol::{ErrorCode, Frame};
-
-/// Longest frame accepted from the server. A reply to a maximal line, with
-/// every character escaped in JSON, fits with room to spare.
-const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
-
-/// Lines handed to the writer task but not yet written.
-const OUTBOX_LINES: usize = 64;
-
-/// How long closing may take: writing what is queued, then close_notify.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a front end sends to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// One message, without its line terminator.
+    /// One message, without its line terminator: the next input line.
     Line(Vec<u8>),
+    /// An input line the front end did not send (it said why): it keeps
+    /// the numbering of later lines, and counts as not answered.
+    Skipped,
     /// End of input: close once every pending line is answered.
     End,
     /// Stop now (Ctrl-C): close without waiting.
@@ -67,8 +49,16 @@ pub enum Event {
     Reply(String),
     /// A `date` frame's payload (RFC 3339, UTC).
     Date(String),
-    /// The server rejected one of our lines; its sentence.
-    LineRejected(String),
+    /// The server rejected one of our lines.
+    LineRejected {
+        /// The line's input number, from 1.
+        line: u64,
+        /// The server's sentence.
+        reason: String,
+    },
+    /// A reply that answers none of our lines (nothing was waiting, or it
+    /// is not made of the characters of the line that was).
+    Unsolicited(String),
     /// An `error` frame this version does not know; its sentence.
     ServerError(String),
     /// A frame exactly as received (`--json` mode), without its newline.
@@ -87,10 +77,12 @@ pub enum Event {
 /// How a session that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Input ended and every line was answered.
-    Finished,
-    /// The user stopped it (Ctrl-C).
-    Aborted,
+    /// Input ended and every line sent was answered (with its reply, or
+    /// rejected: the tally says).
+    Finished(Tally),
+    /// The user stopped it (Ctrl-C); the tally counts the lines left
+    /// unanswered.
+    Aborted(Tally),
     /// The front end stopped taking events: the reader of standard output
     /// went away (`clientcli | head -1`). Like other Unix tools, the client
     /// then ends at once and quietly.
@@ -140,10 +132,10 @@ impl Session {
             mut link,
         } = self;
         let mut lines = Lines::default();
+        let mut schedule = Backoff::new(options.first_backoff);
         loop {
-            let exchanged = link
-                .exchange(&mut lines, &mut inputs, &events, options.json)
-                .await;
+            let exchanged = link.exchange(&mut lines, &mut inputs, &events).await;
+            schedule.served(link.served_for());
             let failure = match exchanged {
                 Ok(outcome) => {
                     link.close().await;
@@ -151,11 +143,19 @@ impl Session {
                 }
                 Err(failure) => failure,
             };
-            link.abandon();
+            // A failed connection goes at once (a server shutting down is
+            // not kept waiting for a client that will go elsewhere).
+            drop(link);
             if !options.reconnect || !failure.is_transient() {
                 return Err(failure);
             }
-            let retried = reconnect(&options, &config, failure, &mut lines, &mut inputs, &events);
+            let reconnecting = Reconnecting {
+                options: &options,
+                config: &config,
+                events: &events,
+            };
+            let retried =
+                reconnecting.until_connected(failure, &mut schedule, &mut lines, &mut inputs);
             link = match retried.await? {
                 Reconnected::Link(link) => link,
                 Reconnected::Over(outcome) => return Ok(outcome),
@@ -173,409 +173,71 @@ enum Reconnected {
     Over(Outcome),
 }
 
-/// Retries with exponential backoff and jitter until a connection works,
-/// the user aborts, or input ends with nothing left to answer.
-async fn reconnect(
-    options: &Options,
-    config: &Arc<rustls::ClientConfig>,
-    mut failure: ClientError,
-    lines: &mut Lines,
-    inputs: &mut mpsc::Receiver<Input>,
-    events: &mpsc::Sender<Event>,
-) -> Result<Reconnected, ClientError> {
-    for attempt in 1.. {
-        let delay = backoff(options.first_backoff, attempt);
-        tracing::debug!(attempt, ?delay, reason = %failure, "reconnecting");
-        let _ = events
-            .send(Event::Reconnecting {
+/// What reconnecting needs from the session.
+struct Reconnecting<'a> {
+    options: &'a Options,
+    config: &'a Arc<rustls::ClientConfig>,
+    events: &'a mpsc::Sender<Event>,
+}
+
+impl Reconnecting<'_> {
+    /// Retries with the backoff `schedule` until a connection works, the
+    /// user aborts, or input ends with nothing left to answer.
+    async fn until_connected(
+        &self,
+        mut failure: ClientError,
+        schedule: &mut Backoff,
+        lines: &mut Lines,
+        inputs: &mut mpsc::Receiver<Input>,
+    ) -> Result<Reconnected, ClientError> {
+        loop {
+            let (attempt, delay) = schedule.next_attempt();
+            tracing::debug!(attempt, ?delay, reason = %failure, "reconnecting");
+            let notice = Event::Reconnecting {
                 reason: failure.to_string(),
                 attempt,
                 delay,
-            })
-            .await;
-        let wait = tokio::time::sleep(delay);
-        tokio::pin!(wait);
-        // Lines typed meanwhile are kept, to be sent once connected.
-        loop {
-            if lines.input_done && lines.pending.is_empty() {
-                return Ok(Reconnected::Over(Outcome::Finished));
+            };
+            let _ = self.events.send(notice).await;
+            if let Some(over) = self.wait(delay, lines, inputs).await {
+                return Ok(Reconnected::Over(over));
             }
-            tokio::select! {
-                () = &mut wait => break,
-                () = events.closed() => return Ok(Reconnected::Over(Outcome::OutputClosed)),
-                input = inputs.recv(), if lines.listening() => {
-                    if lines.take(input).is_break() {
-                        return Ok(Reconnected::Over(Outcome::Aborted));
-                    }
-                }
+            // Connecting can take up to the connect timeout: Ctrl-C must not.
+            let opened = tokio::select! {
+                opened = Link::open(self.options, self.config.clone(), self.events) => opened,
+                () = lines.until_abort(inputs) => return Ok(Reconnected::Over(Outcome::Aborted(lines.tally()))),
+            };
+            match opened {
+                Ok(link) => return Ok(Reconnected::Link(link)),
+                Err(err) if err.is_transient() => failure = err,
+                Err(err) => return Err(err),
             }
         }
-        // Connecting can take up to the connect timeout: Ctrl-C must not.
-        let opened = tokio::select! {
-            opened = Link::open(options, config.clone(), events) => opened,
-            () = lines.until_abort(inputs) => return Ok(Reconnected::Over(Outcome::Aborted)),
-        };
-        match opened {
-            Ok(link) => return Ok(Reconnected::Link(link)),
-            Err(err) if err.is_transient() => failure = err,
-            Err(err) => return Err(err),
-        }
-    }
-    Err(failure)
-}
-
-/// The lines of the session, across connections.
-#[derive(Debug, Default)]
-struct Lines {
-    /// Lines sent or to be sent and not yet answered, oldest first.
-    pending: VecDeque<Vec<u8>>,
-    /// True once the front end has no more lines.
-    input_done: bool,
-    /// True once the front end's sender is gone: nothing, not even an
-    /// abort, can come any more. An abort can come after the last line
-    /// (Ctrl-C after Ctrl-D), so inputs are read until then.
-    inputs_closed: bool,
-}
-
-impl Lines {
-    /// Whether inputs are still to be read.
-    fn listening(&self) -> bool {
-        !self.inputs_closed
     }
 
-    /// Reads inputs, keeping lines, until an abort (forever if none can
-    /// come any more).
-    async fn until_abort(&mut self, inputs: &mut mpsc::Receiver<Input>) {
-        while self.listening() {
-            if self.take(inputs.recv().await).is_break() {
-                return;
-            }
-        }
-        std::future::pending().await
-    }
-
-    /// Records one input from the front end; `Break` for an abort.
-    fn take(&mut self, input: Option<Input>) -> ControlFlow<()> {
-        match input {
-            Some(Input::Line(line)) => self.pending.push_back(line),
-            Some(Input::End) => self.input_done = true,
-            None => {
-                self.input_done = true;
-                self.inputs_closed = true;
-            }
-            Some(Input::Abort) => return ControlFlow::Break(()),
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// One TLS connection to the server.
-struct Link {
-    /// Frames from the server.
-    frames: FrameReader,
-    /// Lines for the writer task; dropping it makes the task send
-    /// close_notify after the last line.
-    outbox: Option<mpsc::Sender<Vec<u8>>>,
-    /// Writes lines, then closes.
-    writer: JoinHandle<io::Result<()>>,
-    /// How many of the pending lines (the oldest ones) were handed to this
-    /// connection's writer. Invariant: `sent <= pending.len()`.
-    sent: usize,
-    /// True once a frame has arrived; before that, an alert is likely the
-    /// server refusing our client certificate.
-    got_frame: bool,
-}
-
-impl Link {
-    async fn open(
-        options: &Options,
-        config: Arc<rustls::ClientConfig>,
-        events: &mpsc::Sender<Event>,
-    ) -> Result<Self, ClientError> {
-        let stream = connect(options, config).await?;
-        let _ = events
-            .send(Event::Connected {
-                target: options.target(),
-                tls: describe(&stream),
-            })
-            .await;
-        let (read, write) = tokio::io::split(stream);
-        let (outbox, queue) = mpsc::channel(OUTBOX_LINES);
-        Ok(Self {
-            frames: FrameReader::new(read),
-            outbox: Some(outbox),
-            writer: tokio::spawn(write_lines(write, queue)),
-            sent: 0,
-            got_frame: false,
-        })
-    }
-
-    /// Sends pending lines and shows frames until input is done and
-    /// answered, the user aborts, or the connection ends (an error: the
-    /// connection failed, or the server ended it).
-    async fn exchange(
-        &mut self,
+    /// Waits `delay`, keeping the lines typed meanwhile; the outcome if the
+    /// session ends first.
+    async fn wait(
+        &self,
+        delay: Duration,
         lines: &mut Lines,
         inputs: &mut mpsc::Receiver<Input>,
-        events: &mpsc::Sender<Event>,
-        json: bool,
-    ) -> Result<Outcome, ClientError> {
+    ) -> Option<Outcome> {
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
         loop {
-            if lines.input_done && lines.pending.is_empty() {
-                return Ok(Outcome::Finished);
+            if lines.all_done() {
+                return Some(Outcome::Finished(lines.tally()));
             }
-            let has_unsent = self.sent < lines.pending.len();
-            let Some(outbox) = self.outbox.clone() else {
-                return Ok(Outcome::Aborted);
-            };
             tokio::select! {
-                biased;
-                frame = self.frames.next() => match frame {
-                    Ok(Some(line)) => {
-                        self.got_frame = true;
-                        if let Some(ended) = self.show(&line, lines, events, json).await {
-                            return ended;
-                        }
-                    }
-                    Ok(None) => return Err(ClientError::ConnectionLost {
-                        reason: "the server closed the connection".to_owned(),
-                    }),
-                    Err(err) => return Err(self.read_failure(&err)),
-                },
-                permit = outbox.reserve(), if has_unsent => match permit {
-                    Ok(permit) => {
-                        permit.send(lines.pending[self.sent].clone());
-                        self.sent += 1;
-                    }
-                    Err(_) => return Err(ClientError::ConnectionLost {
-                        reason: "writing to the server failed".to_owned(),
-                    }),
-                },
+                () = &mut wait => return None,
+                () = self.events.closed() => return Some(Outcome::OutputClosed),
                 input = inputs.recv(), if lines.listening() => {
                     if lines.take(input).is_break() {
-                        return Ok(Outcome::Aborted);
+                        return Some(Outcome::Aborted(lines.tally()));
                     }
                 }
-                () = events.closed() => return Ok(Outcome::OutputClosed),
             }
         }
-    }
-
-    /// Handles one frame; returns how the session ends if the frame (or a
-    /// front end that takes no more events) ends it.
-    async fn show(
-        &mut self,
-        line: &str,
-        lines: &mut Lines,
-        events: &mpsc::Sender<Event>,
-        json: bool,
-    ) -> Option<Result<Outcome, ClientError>> {
-        let frame = Frame::parse(line).unwrap_or(Frame::Unknown);
-        let (event, failure) = match frame {
-            Frame::Date { payload } => (Some(Event::Date(payload)), None),
-            Frame::String { payload } => {
-                self.answered(lines);
-                (Some(Event::Reply(payload)), None)
-            }
-            Frame::Error {
-                code: ErrorCode::LineTooLong | ErrorCode::InvalidUtf8,
-                payload,
-            } => {
-                self.answered(lines);
-                (Some(Event::LineRejected(payload)), None)
-            }
-            // These end the session: the sentence and exit status say why.
-            Frame::Error {
-                code: ErrorCode::ServerFull,
-                ..
-            } => (None, Some(ClientError::ServerFull)),
-            Frame::Error {
-                code: ErrorCode::AddressLimit,
-                ..
-            } => (None, Some(ClientError::AddressLimit)),
-            Frame::Error {
-                code: ErrorCode::ShuttingDown,
-                ..
-            } => (None, Some(ClientError::ServerShutDown)),
-            Frame::Error {
-                code: ErrorCode::Unknown,
-                payload,
-            } => (Some(Event::ServerError(payload)), None),
-            Frame::Unknown => (None, None),
-        };
-        // `--json` shows every frame as received, those that end the
-        // session included, before the session ends.
-        let event = if json {
-            Some(Event::Frame(line.to_owned()))
-        } else {
-            event
-        };
-        if let Some(event) = event
-            && events.send(event).await.is_err()
-        {
-            return Some(Ok(Outcome::OutputClosed));
-        }
-        failure.map(Err)
-    }
-
-    /// The oldest line sent on this connection has its answer.
-    fn answered(&mut self, lines: &mut Lines) {
-        if self.sent > 0 {
-            lines.pending.pop_front();
-            self.sent -= 1;
-        }
-    }
-
-    fn read_failure(&self, err: &io::Error) -> ClientError {
-        if !self.got_frame {
-            // After the handshake no name is verified any more.
-            // A certificate refused or an alert, not a garbled record: the
-            // handshake succeeded, so the server does speak TLS.
-            if let Some(failure) = classify_tls_error(err, "", "the server")
-                .filter(|failure| !matches!(failure, ClientError::NotTls { .. }))
-            {
-                return failure;
-            }
-        }
-        let reason = if err.kind() == io::ErrorKind::UnexpectedEof {
-            "the server closed the connection without TLS close_notify".to_owned()
-        } else {
-            err.to_string()
-        };
-        ClientError::ConnectionLost { reason }
-    }
-
-    /// Writes what is queued, sends close_notify, and waits (bounded) for
-    /// that to finish.
-    async fn close(mut self) {
-        self.outbox = None;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.writer).await;
-        self.writer.abort();
-    }
-
-    /// Drops a failed connection without ceremony.
-    fn abandon(&self) {
-        self.writer.abort();
-    }
-}
-
-/// Writes lines in batches, flushing after each; sends close_notify once the
-/// outbox is closed.
-async fn write_lines(
-    mut writer: WriteHalf<TlsStream<TcpStream>>,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-) -> io::Result<()> {
-    let mut batch = Vec::new();
-    while let Some(line) = queue.recv().await {
-        batch.extend_from_slice(&line);
-        batch.push(b'\n');
-        while batch.len() < 64 * 1024 {
-            let Ok(line) = queue.try_recv() else { break };
-            batch.extend_from_slice(&line);
-            batch.push(b'\n');
-        }
-        writer.write_all(&batch).await?;
-        writer.flush().await?;
-        batch.clear();
-    }
-    writer.shutdown().await
-}
-
-/// Reads the server's frames as lines. Cancel-safe: a `next` dropped while
-/// waiting loses nothing.
-struct FrameReader {
-    reader: ReadHalf<TlsStream<TcpStream>>,
-    decoder: LineDecoder,
-    chunk: Box<[u8]>,
-    /// The unread part of `chunk` is `chunk[start..end]`.
-    start: usize,
-    end: usize,
-}
-
-impl FrameReader {
-    fn new(reader: ReadHalf<TlsStream<TcpStream>>) -> Self {
-        Self {
-            reader,
-            decoder: LineDecoder::new(MAX_FRAME_BYTES),
-            chunk: vec![0; 16 * 1024].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// The next frame line, `None` at a clean end of stream. Lines that are
-    /// too long or not UTF-8 are skipped: no valid frame is either.
-    async fn next(&mut self) -> io::Result<Option<String>> {
-        loop {
-            let mut input = &self.chunk[self.start..self.end];
-            let item = self.decoder.decode(&mut input).map(|item| match item {
-                Inbound::Line(text) => Some(text.to_owned()),
-                Inbound::TooLong | Inbound::InvalidUtf8 => None,
-            });
-            self.start = self.end - input.len();
-            match item {
-                Some(Some(line)) => return Ok(Some(line)),
-                Some(None) => continue,
-                None => {}
-            }
-            let read = self.reader.read(&mut self.chunk).await?;
-            if read == 0 {
-                return Ok(None);
-            }
-            self.start = 0;
-            self.end = read;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inputs_are_kept_in_order_until_end_or_abort() {
-        let mut lines = Lines::default();
-        assert!(lines.take(Some(Input::Line(b"a".to_vec()))).is_continue());
-        assert!(lines.take(Some(Input::Line(b"b".to_vec()))).is_continue());
-        assert_eq!(lines.pending, [b"a".to_vec(), b"b".to_vec()]);
-        assert!(!lines.input_done);
-        assert!(lines.take(Some(Input::End)).is_continue());
-        assert!(lines.input_done);
-        // After the last line an abort can still come (Ctrl-C after Ctrl-D).
-        assert!(lines.listening());
-        assert!(lines.take(Some(Input::Abort)).is_break());
-        assert!(lines.take(None).is_continue());
-        assert!(!lines.listening());
-    }
-
-    #[tokio::test]
-    async fn waiting_for_an_abort_keeps_the_lines_typed_meanwhile() {
-        let (tx, mut rx) = mpsc::channel(8);
-        for input in [
-            Input::Line(b"a".to_vec()),
-            Input::Line(b"b".to_vec()),
-            Input::End,
-            Input::Abort,
-            Input::Line(b"after".to_vec()),
-        ] {
-            tx.send(input).await.expect("queued");
-        }
-        let mut lines = Lines::default();
-        lines.until_abort(&mut rx).await;
-        assert_eq!(lines.pending, [b"a".to_vec(), b"b".to_vec()]);
-        assert!(lines.input_done);
-        // What follows the abort is left for whoever reads next.
-        assert_eq!(rx.recv().await, Some(Input::Line(b"after".to_vec())));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn with_no_inputs_left_an_abort_is_awaited_forever() {
-        let (tx, mut rx) = mpsc::channel::<Input>(1);
-        drop(tx);
-        let mut lines = Lines::default();
-        let waited =
-            tokio::time::timeout(Duration::from_secs(3600), lines.until_abort(&mut rx)).await;
-        assert!(waited.is_err(), "until_abort returned");
-        assert!(lines.input_done && !lines.listening());
     }
 }

@@ -41,6 +41,9 @@ pub struct Config {
     pub(crate) queue_bytes: usize,
     /// After shutdown starts, how long a connection gets to finish.
     pub(crate) shutdown_grace: Duration,
+    /// How long a client may stop answering at the TCP level before it is
+    /// given up (see `crate::dead_peer`).
+    pub(crate) dead_peer_timeout: Duration,
     /// The balancers whose connections begin with a PROXY protocol header
     /// naming the real client; empty for none.
     pub(crate) proxies: TrustedProxies,
@@ -58,6 +61,7 @@ impl Default for Config {
             write_timeout: crate::DEFAULT_WRITE_TIMEOUT,
             queue_bytes: crate::DEFAULT_QUEUE_BYTES,
             shutdown_grace: crate::DEFAULT_SHUTDOWN_GRACE,
+            dead_peer_timeout: crate::DEFAULT_DEAD_PEER_TIMEOUT,
             proxies: TrustedProxies::default(),
         }
     }
@@ -144,6 +148,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// How long a client may stop answering at the TCP level (no ACK, no
+    /// answer to keepalive probes) before it is given up as gone
+    /// (`DEAD_PEER_TIMEOUT_RANGE`).
+    pub fn dead_peer_timeout(mut self, timeout: Duration) -> Self {
+        self.config.dead_peer_timeout = timeout;
+        self
+    }
+
     /// The networks whose connections must begin with a PROXY protocol
     /// header, and whose header names the client (SPEC §12).
     pub fn proxy_protocol_from(mut self, proxies: TrustedProxies) -> Self {
@@ -185,6 +197,11 @@ impl ConfigBuilder {
             "the outgoing queue bound",
             c.queue_bytes,
             &crate::QUEUE_BYTES_RANGE,
+        )?;
+        ConfigError::within(
+            "--dead-peer-timeout",
+            c.dead_peer_timeout,
+            &crate::DEAD_PEER_TIMEOUT_RANGE,
         )?;
         ConfigError::within(
             "the shutdown grace",
@@ -238,6 +255,13 @@ mod tests {
         ok(Config::builder().date_period(ms(10)));
         refused(Config::builder().date_period(Duration::MAX));
         refused(Config::builder().handshake_timeout(ms(9)));
+        ok(Config::builder().dead_peer_timeout(Duration::from_secs(1)));
+        ok(Config::builder().dead_peer_timeout(Duration::from_secs(86_400)));
+        assert_eq!(
+            refused(Config::builder().dead_peer_timeout(ms(999))).to_string(),
+            "--dead-peer-timeout must be from 1s to 24h, not 999ms"
+        );
+        refused(Config::builder().dead_peer_timeout(Duration::from_secs(86_401)));
         refused(Config::builder().write_timeout(Duration::from_nanos(1)));
         assert_eq!(
             refused(Config::builder().shutdown_grace(Duration::from_secs(61))).to_string(),

@@ -342,6 +342,7 @@ async fn connection(
     // Frames are small and interactive: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
     crate::limits::bound_socket_buffers(&tcp);
+    crate::dead_peer::watch(&tcp, shared.config.dead_peer_timeout);
     let trusted = shared.config.proxies.trusts(socket.ip());
     let Some((peer, ticket)) = identify(&mut tcp, socket, ticket, trusted, shared).await else {
         return;

@@ -175,6 +175,8 @@ pub(crate) enum SessionEnd {
     WriteFailed,
     /// The client stopped reading past the write timeout.
     SlowReader,
+    /// The client stopped answering at the TCP level: its path died.
+    DeadPeer,
     /// The server shut down.
     Shutdown,
     /// The shutdown grace passed before the session could close.
@@ -190,6 +192,7 @@ impl LabelValue for SessionEnd {
         Self::ReadFailed,
         Self::WriteFailed,
         Self::SlowReader,
+        Self::DeadPeer,
         Self::Shutdown,
         Self::GraceExpired,
     ];
@@ -201,6 +204,7 @@ impl LabelValue for SessionEnd {
             Self::ReadFailed => "read_failed",
             Self::WriteFailed => "write_failed",
             Self::SlowReader => "slow_reader",
+            Self::DeadPeer => "dead_peer",
             Self::Shutdown => "shutdown",
             Self::GraceExpired => "grace_expired",
         }

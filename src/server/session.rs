@@ -71,6 +71,9 @@ pub(super) enum EndReason {
     SlowReader(Duration),
     /// Writing failed.
     WriteFailed(io::Error),
+    /// The client stopped answering at the TCP level for the dead-peer
+    /// timeout: its path died without a word.
+    DeadPeer(Duration),
     /// The server is shutting down.
     Shutdown,
 }
@@ -83,7 +86,10 @@ impl EndReason {
             Self::ClosedMidLine => Some("closed by client in the middle of a line"),
             Self::Truncated => Some("closed without TLS close_notify"),
             Self::Shutdown => Some("server shutdown"),
-            Self::ReadFailed(_) | Self::SlowReader(_) | Self::WriteFailed(_) => None,
+            Self::ReadFailed(_)
+            | Self::SlowReader(_)
+            | Self::WriteFailed(_)
+            | Self::DeadPeer(_) => None,
         }
     }
 
@@ -96,6 +102,7 @@ impl EndReason {
             Self::ReadFailed(_) => SessionEnd::ReadFailed,
             Self::SlowReader(_) => SessionEnd::SlowReader,
             Self::WriteFailed(_) => SessionEnd::WriteFailed,
+            Self::DeadPeer(_) => SessionEnd::DeadPeer,
             Self::Shutdown => SessionEnd::Shutdown,
         }
     }
@@ -119,6 +126,9 @@ impl fmt::Display for EndReason {
                 write!(f, "slow reader: a write stalled for {after:?}")
             }
             Self::WriteFailed(err) => write!(f, "write failed: {err}"),
+            Self::DeadPeer(after) => {
+                write!(f, "dead peer: no answer from the client for {after:?}")
+            }
             Self::Closed | Self::ClosedMidLine | Self::Truncated | Self::Shutdown => {
                 f.write_str(self.fixed_text().unwrap_or_default())
             }
@@ -298,6 +308,9 @@ struct Session {
     dates_sent: u64,
     /// Where each date's lateness against its deadline is recorded.
     lateness: Histogram,
+    /// See [`Config::dead_peer_timeout`]: named in the reason of a session
+    /// whose client's path died.
+    dead_peer_timeout: Duration,
 }
 
 impl Session {
@@ -316,6 +329,7 @@ impl Session {
             invalid_utf8: 0,
             dates_sent: 0,
             lateness,
+            dead_peer_timeout: config.dead_peer_timeout,
         }
     }
 
@@ -394,6 +408,8 @@ impl Session {
             Poll::Ready(Err(err)) => {
                 let end = if err.kind() == io::ErrorKind::UnexpectedEof {
                     EndReason::Truncated
+                } else if crate::dead_peer::gave_up(&err) {
+                    EndReason::DeadPeer(self.dead_peer_timeout)
                 } else {
                     EndReason::ReadFailed(err)
                 };
@@ -449,9 +465,11 @@ impl Session {
     /// the flush of the replies still due to it), otherwise the write's.
     fn first_cause(&mut self, write_failure: EndReason) -> EndReason {
         match &mut self.reading {
-            Reading::Done(read_failure @ (EndReason::ReadFailed(_) | EndReason::Truncated)) => {
-                std::mem::replace(read_failure, EndReason::Closed)
-            }
+            Reading::Done(
+                read_failure @ (EndReason::ReadFailed(_)
+                | EndReason::Truncated
+                | EndReason::DeadPeer(_)),
+            ) => std::mem::replace(read_failure, EndReason::Closed),
             _ => write_failure,
         }
     }
@@ -464,7 +482,14 @@ impl Session {
         stream: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), EndReason>> {
-        let sent = self.poll_send(stream, cx).map_err(EndReason::WriteFailed);
+        let dead_peer_timeout = self.dead_peer_timeout;
+        let sent = self.poll_send(stream, cx).map_err(|err| {
+            if crate::dead_peer::gave_up(&err) {
+                EndReason::DeadPeer(dead_peer_timeout)
+            } else {
+                EndReason::WriteFailed(err)
+            }
+        });
         if sent.is_ready() {
             self.stall.progress();
             return sent;
@@ -907,6 +932,7 @@ mod tests {
             EndReason::ReadFailed(io::ErrorKind::ConnectionReset.into()),
             EndReason::SlowReader(Duration::from_millis(1500)),
             EndReason::WriteFailed(io::ErrorKind::BrokenPipe.into()),
+            EndReason::DeadPeer(Duration::from_secs(60)),
             EndReason::Shutdown,
         ];
         for reason in every {

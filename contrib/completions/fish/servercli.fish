@@ -10,6 +10,7 @@ complete -c servercli -l handshake-timeout -d 'Deadline for a client\'s TLS hand
 complete -c servercli -l max-handshakes -d 'Most TLS handshakes past their ClientHello in progress at once; 32 times as many may read their ClientHello (1 to 100000)' -r
 complete -c servercli -l max-line-bytes -d 'Longest line accepted, in bytes (1 to 1048576)' -r
 complete -c servercli -l write-timeout -d 'Drop a client whose writes stall this long: it is not reading (10ms to 1h)' -r
+complete -c servercli -l dead-peer-timeout -d 'Give up a client that stops answering at the TCP level (its path died silently) after this long (1s to 24h)' -r
 complete -c servercli -l admin-addr -d 'Serve /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9443 (off by default)' -r
 complete -c servercli -l proxy-protocol-from -d 'Load balancers whose connections begin with a PROXY protocol header (v1 or v2) naming the client: addresses or networks, comma-separated, e.g. 10.0.0.0/8,fd00::/8 (off by default)' -r
 complete -c servercli -l port-file -d 'Once listening, write the port to this file (useful with --port 0)' -r -F

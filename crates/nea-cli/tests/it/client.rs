@@ -173,7 +173,9 @@ async fn json_mode_prints_every_frame_as_received() {
     let mut command = server.clientcli();
     command.arg("--json");
     let output = run_with_input(command, b"hello\nfar too long\n").await;
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Line 2 was rejected: every frame is printed, and the status says
+    // that not every line got its reply.
+    assert_eq!(output.status.code(), Some(65), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     let frames: Vec<&str> = stdout.lines().filter(|l| !l.contains("\"date\"")).collect();
     assert_eq!(

@@ -20,16 +20,27 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// The `servercli` binary. Cargo names it to nea's own tests; the tests of
-/// the workspace's other packages (loadcli) find it beside their own
-/// binary, where building the workspace puts it.
+/// The `servercli` binary: Cargo names it to the tests of its package; the
+/// tests of the workspace's other packages (loadcli) find it beside their
+/// own binary, where building the workspace puts it. `NEA_TEST_SERVERCLI`
+/// names another build instead, to show that a test fails on it (the build
+/// before a fix, say).
 pub fn servercli_exe() -> PathBuf {
-    workspace_binary(option_env!("CARGO_BIN_EXE_servercli"), "servercli")
+    overridden("NEA_TEST_SERVERCLI")
+        .unwrap_or_else(|| workspace_binary(option_env!("CARGO_BIN_EXE_servercli"), "servercli"))
 }
 
-/// The `clientcli` binary (see [`servercli_exe`]).
+/// The `clientcli` binary (see [`servercli_exe`]; `NEA_TEST_CLIENTCLI`).
 pub fn clientcli_exe() -> PathBuf {
-    workspace_binary(option_env!("CARGO_BIN_EXE_clientcli"), "clientcli")
+    overridden("NEA_TEST_CLIENTCLI")
+        .unwrap_or_else(|| workspace_binary(option_env!("CARGO_BIN_EXE_clientcli"), "clientcli"))
+}
+
+/// The binary named by the environment variable `name`, if it is set.
+fn overridden(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
 }
 
 fn workspace_binary(from_cargo: Option<&str>, name: &str) -> PathBuf {

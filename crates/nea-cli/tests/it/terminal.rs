@@ -401,7 +401,15 @@ fn ctrl_c_ends_the_client_at_once_while_it_waits_to_reconnect() {
         pressed.elapsed(),
         term.output()
     );
-    assert!(status.success(), "{status:?}\n{}", term.output());
+    // A line was typed and never answered: the status says so, and one
+    // sentence counts it (SPEC §10, "Honest about what was answered").
+    assert_eq!(status.code(), Some(130), "{status:?}\n{}", term.output());
+    assert!(
+        term.output()
+            .contains("stopped with 1 of 1 lines not answered"),
+        "{}",
+        term.output()
+    );
 }
 
 #[test]

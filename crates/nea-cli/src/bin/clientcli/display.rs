@@ -29,11 +29,18 @@ pub(crate) fn render(event: &Event, escape_replies: bool) -> (Stream, String) {
         Event::Reply(text) => (Stream::Stdout, text.clone()),
         Event::Frame(line) => (Stream::Stdout, line.clone()),
         Event::Date(payload) => (Stream::Stderr, format!("date: {}", local_date(payload))),
-        Event::LineRejected(sentence) => (
+        Event::LineRejected { line, reason } => (
             Stream::Stderr,
             format!(
-                "clientcli: the server rejected a line: {}",
-                escape_for_terminal(sentence)
+                "clientcli: the server rejected line {line}: {}",
+                escape_for_terminal(reason)
+            ),
+        ),
+        Event::Unsolicited(text) => (
+            Stream::Stderr,
+            format!(
+                "clientcli: the server sent a reply to no line: {}",
+                escape_for_terminal(text)
             ),
         ),
         Event::ServerError(sentence) => (
@@ -149,8 +156,26 @@ mod tests {
             render(&connected, false).1,
             "connected to localhost:3443 (TLSv1.3, TLS13_AES_256_GCM_SHA384)"
         );
-        let rejected = Event::LineRejected("line is not valid UTF-8; dropped".into());
-        assert_eq!(render(&rejected, false).0, Stream::Stderr);
+        let rejected = Event::LineRejected {
+            line: 2,
+            reason: "line is not valid UTF-8; dropped".into(),
+        };
+        assert_eq!(
+            render(&rejected, false),
+            (
+                Stream::Stderr,
+                "clientcli: the server rejected line 2: line is not valid UTF-8; dropped"
+                    .to_owned()
+            )
+        );
+        let unsolicited = Event::Unsolicited("\u{1b}[2J".into());
+        assert_eq!(
+            render(&unsolicited, false),
+            (
+                Stream::Stderr,
+                "clientcli: the server sent a reply to no line: \\u{1b}[2J".to_owned()
+            )
+        );
         let unknown = Event::ServerError("\u{1b}]0;owned".into());
         assert!(render(&unknown, false).1.ends_with("\\u{1b}]0;owned"));
         let retry = Event::Reconnecting {

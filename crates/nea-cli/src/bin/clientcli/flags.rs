@@ -34,6 +34,9 @@ pub(crate) struct Opts {
     /// Deadline for each connection phase: TCP connect, then TLS handshake (10ms to 10m)
     #[arg(long, env = "NEA_CONNECT_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_CONNECT_TIMEOUT))]
     pub(crate) connect_timeout: DurationArg,
+    /// Give the server up when it stops answering (at the TCP level, or with lines waiting for replies) for this long (1s to 24h)
+    #[arg(long, env = "NEA_DEAD_PEER_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_DEAD_PEER_TIMEOUT))]
+    pub(crate) dead_peer_timeout: DurationArg,
     /// Keep no history of the lines typed (by default it is kept in $XDG_STATE_HOME/nea/history)
     #[arg(long, env = "NEA_NO_HISTORY", value_parser = BoolishValueParser::new())]
     pub(crate) no_history: bool,

@@ -11,8 +11,13 @@ use nea_cli::{NotRun, init_logging, parse_args, runtime};
 /// Exit status for an invalid command line (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
-/// Exit status when SIGINT stops a non-interactive session (128 + 2).
+/// Exit status when SIGINT stops a non-interactive session, or any session
+/// with lines not answered yet (128 + 2).
 const EXIT_INTERRUPTED: u8 = 130;
+
+/// Exit status when input ended but some lines did not get their reply:
+/// the server rejected them, or they were not sent (EX_DATAERR).
+const EXIT_LINES_NOT_ANSWERED: u8 = 65;
 
 mod display;
 mod flags;
@@ -42,6 +47,7 @@ impl Opts {
     fn into_options(self) -> Result<Options, NotRun> {
         let mut options = Options::new(&self.host, self.port)?
             .connect_timeout(self.connect_timeout.0)?
+            .dead_peer_timeout(self.dead_peer_timeout.0)?
             .json(self.json)
             .reconnect(self.reconnect)
             .development_ca(nea::client::development_ca_file());
@@ -106,15 +112,40 @@ fn main() -> ExitCode {
     // wait for it.
     runtime.shutdown_background();
     match result {
-        // A closed standard output is a normal way to stop, as for other
-        // Unix tools (`clientcli | head -1`).
-        Ok(Outcome::Finished | Outcome::OutputClosed) => ExitCode::SUCCESS,
-        Ok(Outcome::Aborted) if interactive => ExitCode::SUCCESS,
-        Ok(Outcome::Aborted) => ExitCode::from(EXIT_INTERRUPTED),
+        Ok(outcome) => exit_status(outcome, interactive),
         Err(err) => {
             eprintln!("clientcli: {err}");
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// The exit status of a session that ended without a failure, after one
+/// sentence on stderr when some lines did not get their own reply: 0 only
+/// when every line sent did (SPEC §10, "Honest about what was answered").
+fn exit_status(outcome: Outcome, interactive: bool) -> ExitCode {
+    match outcome {
+        // A closed standard output is a normal way to stop, as for other
+        // Unix tools (`clientcli | head -1`).
+        Outcome::OutputClosed => ExitCode::SUCCESS,
+        Outcome::Finished(tally) if tally.all_answered() => ExitCode::SUCCESS,
+        Outcome::Aborted(tally) if tally.unanswered > 0 => {
+            eprintln!(
+                "clientcli: stopped with {} of {} lines not answered",
+                tally.unanswered, tally.lines
+            );
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Outcome::Finished(tally) | Outcome::Aborted(tally) if !tally.all_answered() => {
+            eprintln!(
+                "clientcli: {} of {} lines answered ({} rejected by the server, {} not sent)",
+                tally.answered, tally.lines, tally.rejected, tally.skipped
+            );
+            ExitCode::from(EXIT_LINES_NOT_ANSWERED)
+        }
+        // Ctrl-C in a terminal, with every line answered, is how one quits.
+        Outcome::Aborted(_) if interactive => ExitCode::SUCCESS,
+        Outcome::Finished(_) | Outcome::Aborted(_) => ExitCode::from(EXIT_INTERRUPTED),
     }
 }
 
@@ -160,6 +191,8 @@ mod tests {
                 "--server-name" => rustls::pki_types::ServerName::try_from(value).is_ok(),
                 "--connect-timeout" => nea::duration::parse(value)
                     .is_ok_and(|d| nea::CONNECT_TIMEOUT_RANGE.contains(&d)),
+                "--dead-peer-timeout" => nea::duration::parse(value)
+                    .is_ok_and(|d| nea::DEAD_PEER_TIMEOUT_RANGE.contains(&d)),
                 "--ca" => !value.is_empty(),
                 // --cert needs --key.
                 "--cert" => false,
@@ -170,7 +203,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_flag_value_is_accepted_or_refused_in_one_sentence(
-            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--connect-timeout", "--ca", "--cert"]),
+            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--connect-timeout", "--dead-peer-timeout", "--ca", "--cert"]),
             value in flag_value(),
         ) {
             let expected = in_documented_range(flag, &value);

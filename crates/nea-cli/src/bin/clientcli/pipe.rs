@@ -88,7 +88,7 @@ pub(crate) async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
             number += 1;
             items.push(to_input(item, number));
         }
-        for input in items.into_iter().flatten() {
+        for input in items {
             if inputs.send(input).await.is_err() {
                 return;
             }
@@ -100,18 +100,20 @@ pub(crate) async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-fn to_input(item: Inbound<'_>, number: u64) -> Option<Input> {
+/// The input for one line of standard input: the line, or, for one that
+/// cannot be sent (after a notice naming it), its place in the count.
+fn to_input(item: Inbound<'_>, number: u64) -> Input {
     match item {
-        Inbound::Line(text) => Some(Input::Line(text.as_bytes().to_vec())),
+        Inbound::Line(text) => Input::Line(text.as_bytes().to_vec()),
         Inbound::TooLong => {
             eprintln!(
                 "clientcli: input line {number} is longer than {MAX_INPUT_LINE} bytes; not sent"
             );
-            None
+            Input::Skipped
         }
         Inbound::InvalidUtf8 => {
             eprintln!("clientcli: input line {number} is not valid UTF-8; not sent");
-            None
+            Input::Skipped
         }
     }
 }
@@ -174,12 +176,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invalid_utf8_is_not_sent() {
+    async fn invalid_utf8_is_not_sent_but_keeps_its_place() {
         let inputs = inputs_from(b"ok\n\xff\xfe\nfine\n").await;
         assert_eq!(
             inputs,
             [
                 Input::Line(b"ok".to_vec()),
+                Input::Skipped,
                 Input::Line(b"fine".to_vec()),
                 Input::End
             ]
@@ -205,6 +208,7 @@ mod tests {
             inputs,
             [
                 Input::Line(vec![b'a'; limit]),
+                Input::Skipped,
                 Input::Line(b"ok".to_vec()),
                 Input::End
             ]

@@ -84,7 +84,7 @@ pub(crate) async fn run(
         // dropped: the printer thread ends.
         Ok(None) => {
             let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
-            return Ok(Outcome::Aborted);
+            return Ok(Outcome::Aborted(Default::default()));
         }
         Err(err) => {
             let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;

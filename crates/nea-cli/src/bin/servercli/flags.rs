@@ -50,6 +50,9 @@ pub(crate) struct Opts {
     /// Drop a client whose writes stall this long: it is not reading (10ms to 1h)
     #[arg(long, env = "NEA_WRITE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_WRITE_TIMEOUT))]
     pub(crate) write_timeout: DurationArg,
+    /// Give up a client that stops answering at the TCP level (its path died silently) after this long (1s to 24h)
+    #[arg(long, env = "NEA_DEAD_PEER_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_DEAD_PEER_TIMEOUT))]
+    pub(crate) dead_peer_timeout: DurationArg,
     /// Serve /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9443 (off by default)
     #[arg(long, env = "NEA_ADMIN_ADDR", value_name = "ADDR:PORT")]
     pub(crate) admin_addr: Option<std::net::SocketAddr>,

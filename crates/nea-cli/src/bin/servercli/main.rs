@@ -69,6 +69,7 @@ impl Opts {
             .max_handshakes(self.max_handshakes)
             .max_line_bytes(self.max_line_bytes)
             .write_timeout(self.write_timeout.0)
+            .dead_peer_timeout(self.dead_peer_timeout.0)
             .proxy_protocol_from(TrustedProxies::new(self.proxy_protocol_from))
             .build()?;
         // What no flag names, a service manager may pass as credentials.
@@ -250,7 +251,8 @@ mod tests {
         ]
     }
 
-    const VALUED_FLAGS: [&str; 14] = [
+    const VALUED_FLAGS: [&str; 15] = [
+        "--dead-peer-timeout",
         "--log-format",
         "--proxy-protocol-from",
         "--admin-addr",
@@ -294,6 +296,7 @@ mod tests {
             "--date-period" => duration(nea::DATE_PERIOD_RANGE),
             "--handshake-timeout" => duration(nea::HANDSHAKE_TIMEOUT_RANGE),
             "--write-timeout" => duration(nea::WRITE_TIMEOUT_RANGE),
+            "--dead-peer-timeout" => duration(nea::DEAD_PEER_TIMEOUT_RANGE),
             _ => unreachable!("{flag} is not in VALUED_FLAGS"),
         }
     }
