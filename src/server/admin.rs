@@ -4,21 +4,29 @@
 //! 503 with the reason when it is full or shutting down.
 //!
 //! Its own bounds keep a slow or hostile scraper away from the clients: at
-//! most [`MAX_CONNECTIONS`] connections at once (more are closed at once),
-//! request headers within [`HEADER_TIMEOUT`], and each connection within
-//! [`CONNECTION_DEADLINE`]. It runs on the server's runtime but shares
-//! nothing with a session except the metrics' atomics.
+//! most [`MAX_CONNECTIONS`] connections at once, request headers within
+//! [`HEADER_TIMEOUT`], and each connection within [`CONNECTION_DEADLINE`].
+//! It runs on the server's runtime but shares nothing with a session except
+//! the metrics' atomics.
+//!
+//! At the cap, a new connection evicts the oldest one that has not sent a
+//! whole request yet, rather than being refused: connections that send
+//! nothing (or drip a header a byte at a time) and reconnect as soon as
+//! they are closed could otherwise hold every place, and a load balancer's
+//! health checks would find a healthy server unanswering (SPEC §11). Only
+//! when every connection is busy answering is a new one closed at once.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{Health, Metrics};
@@ -32,13 +40,57 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest one admin connection may stay open.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 
+/// One admin connection, as the cap sees it.
+struct Open {
+    /// Set once its request is whole and being answered: it is then no
+    /// longer evicted.
+    answering: Arc<AtomicBool>,
+    /// Cancelled to evict it.
+    evict: CancellationToken,
+}
+
+/// The admin connections open now, oldest first. Invariant: at most
+/// [`MAX_CONNECTIONS`], plus connections evicted and not yet gone (their
+/// `evict` is cancelled).
+#[derive(Default)]
+struct OpenConnections {
+    open: Mutex<VecDeque<Open>>,
+}
+
+impl OpenConnections {
+    /// A place for a new connection: free, or taken from the oldest one
+    /// that has not sent a whole request; `None` when every place is busy
+    /// answering.
+    fn admit(&self) -> Option<Open> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.retain(|conn| !conn.evict.is_cancelled());
+        if open.len() >= MAX_CONNECTIONS {
+            let idle = open
+                .iter()
+                .position(|conn| !conn.answering.load(Ordering::Acquire))?;
+            if let Some(evicted) = open.remove(idle) {
+                evicted.evict.cancel();
+            }
+        }
+        let conn = Open {
+            answering: Arc::new(AtomicBool::new(false)),
+            evict: CancellationToken::new(),
+        };
+        open.push_back(Open {
+            answering: conn.answering.clone(),
+            evict: conn.evict.clone(),
+        });
+        Some(conn)
+    }
+}
+
 /// Serves the endpoint on `listener` until `stop` is cancelled.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = OpenConnections::default();
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -49,29 +101,40 @@ pub(super) async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        // Over the cap: closed at once, costing nothing more.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        // Every place busy answering: closed at once, costing nothing more.
+        let Some(place) = connections.admit() else {
             continue;
         };
-        let metrics = metrics.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(respond(&request, &metrics)) }
-            });
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(false);
-            let connection = http.serve_connection(TokioIo::new(tcp), service);
-            tokio::select! {
-                _ = tokio::time::timeout(CONNECTION_DEADLINE, connection) => {}
-                () = stop.cancelled() => {}
-            }
-            drop(slot);
-        });
+        tokio::spawn(serve_connection(tcp, place, metrics.clone(), stop.clone()));
     }
+}
+
+/// One admin connection: one request, answered, within the deadlines;
+/// ended early if it is evicted or the server stops.
+async fn serve_connection(
+    tcp: TcpStream,
+    place: Open,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let answering = place.answering.clone();
+    let service = hyper::service::service_fn(move |request| {
+        answering.store(true, Ordering::Release);
+        let metrics = metrics.clone();
+        async move { Ok::<_, Infallible>(respond(&request, &metrics)) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false);
+    let connection = http.serve_connection(TokioIo::new(tcp), service);
+    tokio::select! {
+        _ = tokio::time::timeout(CONNECTION_DEADLINE, connection) => {}
+        () = place.evict.cancelled() => {}
+        () = stop.cancelled() => {}
+    }
+    // Gone: its place is free (an evicted one's already is).
+    place.evict.cancel();
 }
 
 /// The answer to one request.
@@ -87,11 +150,12 @@ fn respond(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Byte
         response
     };
     const PLAIN: &str = "text/plain; charset=utf-8";
-    if request.method() != Method::GET {
+    // HEAD as GET: hyper sends the headers and no body.
+    if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
             PLAIN,
-            "only GET is served\n".into(),
+            "only GET and HEAD are served\n".into(),
         );
     }
     match request.uri().path() {

@@ -14,6 +14,7 @@ mod netns;
 
 mod abuse;
 mod admin;
+mod admin_eviction;
 mod balancer;
 mod capacity;
 mod cli;
