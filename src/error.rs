@@ -34,6 +34,70 @@ pub enum TlsSetupError {
     /// The client CA could not be used to verify clients.
     #[error("invalid client CA: {0}")]
     ClientVerifier(#[from] rustls::server::VerifierBuilderError),
+    /// A file could not be opened or read.
+    #[error("cannot read {what} from {path}: {source}")]
+    Read {
+        /// What was expected in the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The path leads to something other than a regular file (a FIFO, a
+    /// device, a directory), which the server refuses to read.
+    #[error("cannot read {what} from {path}: it is {kind}, not a regular file")]
+    NotAFile {
+        /// What was expected in the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What it is instead ("a FIFO").
+        kind: &'static str,
+    },
+    /// The file is larger than the server reads.
+    #[error("cannot read {what} from {path}: it is larger than {}", in_bytes(*.limit))]
+    TooLarge {
+        /// What was expected in the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The largest size read, in bytes.
+        limit: u64,
+    },
+    /// The chain holds more certificates than the server presents.
+    #[error("cannot use the certificates in {path}: a chain may hold at most {limit} certificates")]
+    ChainTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The most certificates a chain may hold.
+        limit: usize,
+    },
+    /// Reading the files did not finish by the deadline.
+    #[error("reading {files} did not finish within {}; is their file system hung?", crate::duration::written(*.after))]
+    ReadTimedOut {
+        /// The files, as a person names them.
+        files: String,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
+    /// A read given up at its deadline has still not returned: the files
+    /// are not read again until it does.
+    #[error("an earlier read of {files} has not returned yet; is their file system hung?")]
+    ReadStuck {
+        /// The files, as a person names them.
+        files: String,
+    },
+}
+
+/// A size in bytes as a person reads it: `1 MiB`, or `1000 bytes`.
+fn in_bytes(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Creating or finding the development CA failed.

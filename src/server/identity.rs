@@ -2,11 +2,17 @@
 //! key files it presents (given, or the development CA's), and the TLS
 //! configuration read from them. Reading is a function of its own so that
 //! a reload can call it again with the same files.
+//!
+//! The files are read as `pem_files` allows (regular files of bounded size,
+//! a chain of bounded length), off the threads that serve clients and with
+//! a deadline (`blocking_read`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::ServerError;
+use super::blocking_read::{BlockingReads, READ_DEADLINE};
+use crate::error::{ServerError, TlsSetupError};
+use crate::pem_files::{self, MAX_CHAIN};
 use crate::{devca, tls};
 
 /// One read of the identity files: the TLS configuration built from them,
@@ -63,10 +69,7 @@ impl IdentityFiles {
 
     /// The development CA's server certificate in `dir`, creating the CA
     /// there on first use.
-    pub(super) fn development(
-        dir: &std::path::Path,
-        client_ca: Option<PathBuf>,
-    ) -> Result<Self, ServerError> {
+    pub(super) fn development(dir: &Path, client_ca: Option<PathBuf>) -> Result<Self, ServerError> {
         let dev = devca::load_or_create(dir)?;
         let verb = if dev.created { "created" } else { "using" };
         tracing::info!(
@@ -82,19 +85,42 @@ impl IdentityFiles {
         })
     }
 
-    /// Reads the files into a server TLS configuration. Nothing is logged:
-    /// the caller says whether this is the start or a reload.
-    pub(super) fn load(&self) -> Result<LoadedCertificate, ServerError> {
-        let chain = tls::load_certs(&self.cert)?;
-        let key = tls::load_key(&self.key)?;
+    /// Reads the files into a server TLS configuration, on a thread of
+    /// its own with [`READ_DEADLINE`]. Nothing is logged: the caller says
+    /// whether this is the start or a reload.
+    pub(super) async fn load(
+        &self,
+        reads: &mut BlockingReads,
+    ) -> Result<LoadedCertificate, ServerError> {
+        let files = self.clone();
+        let loaded = reads
+            .run(&self.names(), READ_DEADLINE, move || files.read())
+            .await?;
+        Ok(loaded)
+    }
+
+    /// Reads the files: blocks, so never on a thread that serves clients.
+    fn read(&self) -> Result<LoadedCertificate, TlsSetupError> {
+        let chain = pem_files::chain(&self.cert, MAX_CHAIN)?;
+        let key = pem_files::key(&self.key)?;
         let fingerprint = tls::fingerprint(&chain[0]);
         let expiry = tls::expiry(&chain[0]);
-        let client_ca = self.client_ca.as_deref().map(tls::load_certs).transpose()?;
+        let client_ca = self
+            .client_ca
+            .as_deref()
+            .map(pem_files::certificates)
+            .transpose()?;
         Ok(LoadedCertificate {
             config: tls::server_config(chain, key, client_ca)?,
             fingerprint,
             expiry,
         })
+    }
+
+    /// The files, as a person names them in a sentence.
+    fn names(&self) -> String {
+        let names: Vec<String> = self.files().map(|f| f.display().to_string()).collect();
+        names.join(", ")
     }
 
     /// The files to watch for a change: the certificate, the key and the

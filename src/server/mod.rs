@@ -14,7 +14,8 @@
 //! - `admission` owns the client slots, in all and per source, and the
 //!   rejections.
 //! - `identity` owns the certificate files and the TLS configuration read
-//!   from them; `reload` reads them again on request or when they change
+//!   from them (through `blocking_read`: off the serving threads, with a
+//!   deadline); `reload` reads them again on request or when they change
 //!   (SPEC §11).
 //! - `metrics` keeps the counters, gauges and histograms, and `admin`
 //!   serves them, with the health check, on an admin address (SPEC §11).
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 mod admin;
 mod admission;
+mod blocking_read;
 mod builder;
 mod config;
 mod handshake_queue;
@@ -165,13 +167,13 @@ impl Server {
         });
         let reloading = self.identity.files.map(|files| {
             tokio::spawn(reload::reload_on_change(
-                reload::Reloadable {
+                reload::Reloadable::new(
                     files,
-                    fingerprint: self.identity.fingerprint,
-                    current: self.identity.current.clone(),
-                    metrics: self.metrics.clone(),
-                    observer: self.observer.clone(),
-                },
+                    &self.identity.fingerprint,
+                    self.identity.current.clone(),
+                    self.metrics.clone(),
+                    self.observer.clone(),
+                ),
                 self.reload_requests,
                 helpers.clone(),
             ))

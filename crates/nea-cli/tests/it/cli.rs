@@ -84,6 +84,66 @@ fn unreadable_certificates_are_one_sentence_and_status_1() {
     assert!(last.contains("missing.pem"), "{stderr}");
 }
 
+/// Runs `command` until it exits, up to `patience`: its status and
+/// standard error, or `None` (and the process killed) if it is still
+/// running then.
+fn run_at_most(mut command: Command, patience: std::time::Duration) -> Option<(i32, String)> {
+    let stderr = tempfile::NamedTempFile::new().expect("a file for stderr");
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.reopen().expect("reopened"))
+        .spawn()
+        .expect("servercli starts");
+    let deadline = std::time::Instant::now() + patience;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(stderr.path()).expect("stderr");
+    status.map(|status| (status.code().unwrap_or(-1), text))
+}
+
+#[test]
+fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentence() {
+    let pki = Pki::new();
+    let fifo = pki.dir.path().join("fifo.pem");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let to_zero = pki.dir.path().join("zero.pem");
+    std::os::unix::fs::symlink("/dev/zero", &to_zero).expect("symlink");
+    for (cert, kind) in [(&fifo, "a FIFO"), (&to_zero, "a character device")] {
+        let mut command = Command::new(crate::common::servercli_exe());
+        command
+            .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
+            .arg(cert)
+            .arg("--key")
+            .arg(&pki.key);
+        let (status, stderr) =
+            run_at_most(command, PATIENCE).expect("servercli refuses to start, and exits");
+        assert_eq!(status, 1, "{stderr}");
+        let last = stderr.lines().last().expect("an error line");
+        assert_eq!(
+            last,
+            format!(
+                "servercli: cannot read certificates from {}: it is {kind}, not a regular file",
+                cert.display()
+            ),
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_port_in_use_is_one_sentence_and_status_1() {
     let server = Server::start(&[]);

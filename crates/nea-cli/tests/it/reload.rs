@@ -2,18 +2,34 @@
 //! the files on disk (a rename over them, no signal) make new handshakes
 //! use the new certificate, connected clients are not disturbed, and a
 //! reload that fails keeps the certificate in use.
+//!
+//! *(v3)* Files that would stall or swamp the server (a FIFO, a device, a
+//! chain of thousands of certificates) are refused and the server serves
+//! on; a directory that never stops changing does not postpone a reload
+//! past its bound.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::common::{Client, PATIENCE, Pki, Server, tls_connect};
+use crate::common::{Client, PATIENCE, Pki, Server, get, sample, tls_connect};
+use crate::in_process::InProcess;
 
 /// The SHA-256 fingerprint of the certificate the server presents to a new
 /// connection now.
 async fn presented(server: &Server) -> String {
-    let stream = tls_connect(server.addr, server.pki.client_config())
+    presented_at(server.addr, server.pki.client_config()).await
+}
+
+/// The fingerprint of the certificate presented at `addr` to a client with
+/// `config`.
+async fn presented_at(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> String {
+    let stream = tokio::time::timeout(PATIENCE, tls_connect(addr, config))
         .await
+        .expect("a handshake within the test's patience")
         .expect("handshake");
     let (_, session) = stream.get_ref();
     let chain = session.peer_certificates().expect("a certificate");
@@ -268,5 +284,175 @@ async fn with_the_development_ca_sighup_reloads_its_files_too() {
     let (_, session) = stream.get_ref();
     let chain = session.peer_certificates().expect("a certificate");
     assert_eq!(nea::tls::fingerprint(&chain[0]), new);
+    assert!(server.stop().success());
+}
+
+/// `servercli` with the certificates of `pki` and an admin endpoint; the
+/// endpoint's address.
+fn start_with_admin(pki: Pki) -> (Server, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let admin = SocketAddr::from(([127, 0, 0, 1], port));
+    let server = Server::start_with(pki, &["--admin-addr", &admin.to_string()]);
+    (server, admin)
+}
+
+/// Reloads that failed so far, as the admin endpoint counts them.
+fn failed_reloads(admin: SocketAddr) -> f64 {
+    sample(
+        &get(admin, "/metrics").1,
+        "nea_reloads_total{result=\"failed\"}",
+    )
+}
+
+/// Puts something in place of the server's certificate file (`install`
+/// is given its path), signals SIGHUP, and checks that the server refuses
+/// it and goes on as before: one ERROR line, the failure counted, a new
+/// client shown the old certificate, a connected client answered, and a
+/// clean exit on SIGTERM. Returns the ERROR line.
+async fn refused_and_served_on(install: impl FnOnce(&Path)) -> String {
+    let (server, admin) = start_with_admin(Pki::new());
+    let old = fingerprint_of(&server.pki.cert);
+    let mut connected = server.connect().await;
+    assert_eq!(connected.round_trip("before").await, "erofeb");
+
+    install(&server.pki.cert);
+    server.signal(Signal::SIGHUP);
+    let line = server
+        .wait_for_log("certificate reload failed", PATIENCE)
+        .unwrap_or_else(|| panic!("no ERROR line within {PATIENCE:?}:\n{}", server.log()));
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(failed_reloads(admin) >= 1.0);
+    assert_eq!(presented(&server).await, old);
+    assert_eq!(connected.round_trip("after").await, "retfa");
+    let mut fresh = server.connect().await;
+    assert_eq!(fresh.round_trip("fresh").await, "hserf");
+    fresh.close().await;
+    drop(connected);
+    assert!(server.stop().success());
+    line
+}
+
+/// Renames a new file over `target` (as secret managers do), made by
+/// `make` at a temporary path beside it.
+fn rename_over(target: &Path, make: impl FnOnce(&Path)) {
+    let staged = target.with_extension("staged");
+    make(&staged);
+    std::fs::rename(&staged, target).expect("renamed over the certificate");
+}
+
+#[tokio::test]
+async fn a_fifo_renamed_over_the_certificate_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        rename_over(cert, |fifo| {
+            let made = std::process::Command::new("mkfifo")
+                .arg(fifo)
+                .status()
+                .expect("mkfifo runs");
+            assert!(made.success());
+        });
+    })
+    .await;
+    assert!(line.contains("it is a FIFO, not a regular file"), "{line}");
+}
+
+#[tokio::test]
+async fn a_symlink_to_dev_zero_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        rename_over(cert, |link| {
+            std::os::unix::fs::symlink("/dev/zero", link).expect("symlink");
+        });
+    })
+    .await;
+    assert!(line.contains("it is a character device"), "{line}");
+}
+
+#[tokio::test]
+async fn a_symlink_to_dev_urandom_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        rename_over(cert, |link| {
+            std::os::unix::fs::symlink("/dev/urandom", link).expect("symlink");
+        });
+    })
+    .await;
+    assert!(line.contains("it is a character device"), "{line}");
+}
+
+#[tokio::test]
+async fn a_chain_of_10000_certificates_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        // The certificate in use, then its CA 9,999 times: a key that
+        // matches, and a chain no client should be sent.
+        let leaf = std::fs::read_to_string(cert).expect("cert");
+        let ca = std::fs::read_to_string(cert.with_file_name("ca.pem")).expect("ca");
+        rename_over(cert, |chain| {
+            std::fs::write(chain, leaf + &ca.repeat(9_999)).expect("written");
+        });
+    })
+    .await;
+    // About 6 MB: refused by size before its certificates are counted.
+    assert!(line.contains("it is larger than 1 MiB"), "{line}");
+}
+
+#[tokio::test]
+async fn a_directory_touched_every_150_ms_does_not_postpone_a_reload_past_the_bound() {
+    let server = InProcess::start_with(Pki::new(), |builder| builder);
+    let (cert, key) = new_identity(&server.pki);
+    let new = fingerprint_of(&cert);
+    let dir = server.pki.dir.path().to_owned();
+    // A writer that touches the directory every 150 ms for 8 s: each
+    // change comes before the directory has been quiet for 200 ms.
+    let touching = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            std::fs::write(dir.join("touched"), b"x").expect("touched");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::rename(&key, &server.pki.key).expect("rename key");
+    std::fs::rename(&cert, &server.pki.cert).expect("rename cert");
+    let started = Instant::now();
+    server
+        .until_at_least("nea_reloads_total{result=\"ok\"}", 1.0)
+        .await;
+    let took = started.elapsed();
+    eprintln!("reloaded {took:?} after the rename");
+    assert!(
+        took < Duration::from_secs(4),
+        "the reload waited {took:?}, for the writer to stop"
+    );
+    assert!(server.events().contains(&nea::server::Event::Reloaded));
+    assert_eq!(
+        presented_at(server.addr, server.pki.client_config()).await,
+        new
+    );
+    assert!(!touching.is_finished(), "the writer stopped first");
+    touching.join().expect("the writer");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_reload_that_heals_a_failed_one_says_so() {
+    let server = Server::start(&[]);
+    let good = std::fs::read(&server.pki.cert).expect("cert");
+    rename_over(&server.pki.cert, |bad| {
+        std::fs::write(bad, "not a certificate").expect("written");
+    });
+    server.signal(Signal::SIGHUP);
+    server
+        .wait_for_log("certificate reload failed", PATIENCE)
+        .expect("the failure is logged");
+    rename_over(&server.pki.cert, |back| {
+        std::fs::write(back, &good).expect("written");
+    });
+    server.signal(Signal::SIGHUP);
+    let healed = server
+        .wait_for_log("certificate reloaded after a failed reload", PATIENCE)
+        .unwrap_or_else(|| panic!("no healing line:\n{}", server.log()));
+    assert!(healed.contains(" INFO "), "{healed}");
     assert!(server.stop().success());
 }
