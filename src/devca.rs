@@ -206,11 +206,24 @@ impl CertificateAuthority {
 
     /// Issues a server certificate for `names` (DNS names or IP addresses).
     pub fn issue_server(&self, names: &[&str]) -> Result<IssuedCertificate, rcgen::Error> {
-        let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
-        let common_name = names.first().cloned().unwrap_or_default();
-        let mut params = CertificateParams::new(names)?;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.issue(params, &common_name)
+        self.issue(
+            server_params(names)?,
+            names.first().copied().unwrap_or_default(),
+        )
+    }
+
+    /// Issues a server certificate for `names` valid from `not_before`
+    /// until `not_after` (an expired one, or one about to expire, for
+    /// tests).
+    pub fn issue_server_valid(
+        &self,
+        names: &[&str],
+        not_before: jiff::Timestamp,
+        not_after: jiff::Timestamp,
+    ) -> Result<IssuedCertificate, rcgen::Error> {
+        let mut params = server_params(names)?;
+        set_validity(&mut params, not_before, not_after);
+        self.issue(params, names.first().copied().unwrap_or_default())
     }
 
     /// Issues a client certificate (for mutual TLS) whose subject is
@@ -238,6 +251,31 @@ impl CertificateAuthority {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// A server certificate's parameters for `names`.
+fn server_params(names: &[&str]) -> Result<CertificateParams, rcgen::Error> {
+    let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
+    let mut params = CertificateParams::new(names)?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
+}
+
+/// Sets the validity of `params`. rcgen takes `time`'s type, which this
+/// crate does not name: it is reached from rcgen's own epoch. A timestamp
+/// before 1970 is taken as 1970; jiff's latest (the year 9999) is within
+/// `time`'s range, so the sum cannot overflow.
+fn set_validity(
+    params: &mut CertificateParams,
+    not_before: jiff::Timestamp,
+    not_after: jiff::Timestamp,
+) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let since_epoch = |at: jiff::Timestamp| {
+        std::time::Duration::from_secs(u64::try_from(at.as_second()).unwrap_or(0))
+    };
+    params.not_before = epoch + since_epoch(not_before);
+    params.not_after = epoch + since_epoch(not_after);
 }
 
 #[cfg(test)]

@@ -73,6 +73,14 @@ pub enum TlsSetupError {
         /// The most certificates a chain may hold.
         limit: usize,
     },
+    /// The certificate has expired: clients would refuse it.
+    #[error("the certificate in {path} expired on {}; renew it", at.strftime("%Y-%m-%d %H:%M:%S UTC"))]
+    Expired {
+        /// The certificate file.
+        path: PathBuf,
+        /// When it expired.
+        at: jiff::Timestamp,
+    },
     /// Reading the files did not finish by the deadline.
     #[error("reading {files} did not finish within {}; is their file system hung?", crate::duration::written(*.after))]
     ReadTimedOut {

@@ -5,12 +5,18 @@
 //!
 //! The files are read as `pem_files` allows (regular files of bounded size,
 //! a chain of bounded length), off the threads that serve clients and with
-//! a deadline (`blocking_read`).
+//! a deadline (`blocking_read`). An expired certificate is refused: every
+//! client would refuse it anyway, and one clear sentence at start (or an
+//! ERROR line at reload, the old certificate kept) beats every client
+//! failing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use jiff::{SignedDuration, Timestamp};
+
 use super::blocking_read::{BlockingReads, READ_DEADLINE};
+use super::expiry;
 use crate::error::{ServerError, TlsSetupError};
 use crate::pem_files::{self, MAX_CHAIN};
 use crate::{devca, tls};
@@ -28,17 +34,29 @@ pub(super) struct LoadedCertificate {
 }
 
 impl LoadedCertificate {
-    /// Logs the certificate in force: its file, fingerprint and expiry.
+    /// Logs the certificate in force: its file, fingerprint and expiry;
+    /// at WARN, with the days left, when it expires within
+    /// [`expiry::WARN_WITHIN`]. One line: `what` says what happened.
     pub(super) fn log(&self, files: &IdentityFiles, what: &str) {
         let expires = self
             .expiry
             .map_or_else(|| "unknown".to_owned(), |at| at.to_string());
-        tracing::info!(
-            cert = files.cert.display().to_string().as_str(),
-            sha256 = %self.fingerprint,
-            expires = %expires,
-            "{what}"
-        );
+        let cert = files.cert.display().to_string();
+        match expiry::days_left_if_soon(self.expiry, Timestamp::now()) {
+            Some(days_left) => tracing::warn!(
+                cert = cert.as_str(),
+                sha256 = %self.fingerprint,
+                expires = %expires,
+                days_left,
+                "{what}; it expires soon: renew it"
+            ),
+            None => tracing::info!(
+                cert = cert.as_str(),
+                sha256 = %self.fingerprint,
+                expires = %expires,
+                "{what}"
+            ),
+        }
     }
 }
 
@@ -105,6 +123,12 @@ impl IdentityFiles {
         let key = pem_files::key(&self.key)?;
         let fingerprint = tls::fingerprint(&chain[0]);
         let expiry = tls::expiry(&chain[0]);
+        if let Some(at) = expiry.filter(|at| *at <= Timestamp::now()) {
+            return Err(TlsSetupError::Expired {
+                path: self.cert.clone(),
+                at,
+            });
+        }
         let client_ca = self
             .client_ca
             .as_deref()
@@ -121,6 +145,11 @@ impl IdentityFiles {
     fn names(&self) -> String {
         let names: Vec<String> = self.files().map(|f| f.display().to_string()).collect();
         names.join(", ")
+    }
+
+    /// How long before its end the certificate in use is checked daily.
+    pub(super) fn expiry_window(&self) -> SignedDuration {
+        expiry::WARN_WITHIN
     }
 
     /// The files to watch for a change: the certificate, the key and the

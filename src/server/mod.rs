@@ -15,8 +15,9 @@
 //!   rejections.
 //! - `identity` owns the certificate files and the TLS configuration read
 //!   from them (through `blocking_read`: off the serving threads, with a
-//!   deadline); `reload` reads them again on request or when they change
-//!   (SPEC §11).
+//!   deadline); `reload` reads them again on request or when they change,
+//!   and `expiry` says when the certificate in use is next checked for its
+//!   end (SPEC §11).
 //! - `metrics` keeps the counters, gauges and histograms, and `admin`
 //!   serves them, with the health check, on an admin address (SPEC §11).
 //! - `proxy` reads the PROXY protocol header a trusted load balancer sends
@@ -37,6 +38,7 @@ mod admission;
 mod blocking_read;
 mod builder;
 mod config;
+mod expiry;
 mod handshake_queue;
 mod identity;
 mod listener;
@@ -170,6 +172,7 @@ impl Server {
                 reload::Reloadable::new(
                     files,
                     &self.identity.fingerprint,
+                    self.identity.expiry,
                     self.identity.current.clone(),
                     self.metrics.clone(),
                     self.observer.clone(),

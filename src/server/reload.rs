@@ -14,11 +14,14 @@
 //! - The files are read off the threads that serve clients, with a
 //!   deadline, and only as `pem_files` allows (see `identity`).
 //! - A reload that fails (unreadable or refused file, key that does not
-//!   match) keeps the identity in force and logs one error line. A
-//!   successful one logs the new fingerprint and expiry; a change of files
-//!   that leaves the certificate as it was is logged at DEBUG, unless it
-//!   heals a failed reload, which is said at INFO.
-//! - Nothing runs while nothing changes: no timer, no polling.
+//!   match, expired certificate) keeps the identity in force and logs one
+//!   error line. A successful one logs the new fingerprint and expiry (at
+//!   WARN when it expires within 14 days); a change of files that leaves
+//!   the certificate as it was is logged at DEBUG, unless it heals a
+//!   failed reload, which is said at INFO.
+//! - Nothing runs while nothing changes: no polling, and one timer only
+//!   for the moment the certificate in use nears its end (`expiry`); from
+//!   then on it is warned about daily.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -29,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::blocking_read::BlockingReads;
+use super::expiry::{self, ExpirySchedule};
 use super::identity::{IdentityFiles, LoadedCertificate};
 use super::metrics::ReloadResult;
 use super::{Event, Observer};
@@ -74,6 +78,8 @@ enum Trigger {
     Request,
     /// A file in a watched directory changed.
     Files,
+    /// The certificate in use is due for its expiry check.
+    Expiry,
 }
 
 /// What a reload reads, and what it updates.
@@ -88,6 +94,8 @@ pub(super) struct Reloadable {
     metrics: Arc<super::metrics::Metrics>,
     /// Told when a reload starts and ends.
     observer: Arc<dyn Observer>,
+    /// When the certificate in use is next checked for its expiry.
+    schedule: ExpirySchedule,
     /// The reads of the files, off the serving threads.
     reads: BlockingReads,
     /// Whether the last reload failed: the next that succeeds says it
@@ -108,7 +116,11 @@ pub(super) async fn reload_on_change(
     // Kept alive for as long as this runs; dropping it stops the watch.
     let _watcher = watch(&reloadable.files, changed);
     let mut triggers = Triggers { requests, changes };
-    while let Some(trigger) = triggers.next(&shutdown).await {
+    while let Some(trigger) = triggers.next(&shutdown, &reloadable.schedule).await {
+        if trigger == Trigger::Expiry {
+            reloadable.check_expiry();
+            continue;
+        }
         reloadable.observer.event(&Event::Reloading);
         reloadable.reload(trigger).await;
         reloadable.observer.event(&Event::Reloaded);
@@ -128,8 +140,13 @@ struct Triggers {
 impl Triggers {
     /// The next reason to reload, once it comes; `None` once `shutdown` is
     /// cancelled. A change waits until the files have settled
-    /// ([`settle`]).
-    async fn next(&mut self, shutdown: &CancellationToken) -> Option<Trigger> {
+    /// ([`settle`]); `schedule` says when the expiry check is
+    /// due.
+    async fn next(
+        &mut self,
+        shutdown: &CancellationToken,
+        schedule: &ExpirySchedule,
+    ) -> Option<Trigger> {
         loop {
             let request = async {
                 match &mut self.requests {
@@ -149,6 +166,7 @@ impl Triggers {
                         () = settle(&mut self.changes) => Some(Trigger::Files),
                     };
                 }
+                () = schedule.due() => return Some(Trigger::Expiry),
             }
         }
     }
@@ -171,20 +189,23 @@ async fn settle(changes: &mut mpsc::Receiver<()>) {
 
 impl Reloadable {
     /// The reload of `files` into `current`, whose certificate (logged
-    /// already) has `fingerprint`.
+    /// already) has `fingerprint` and `expiry`.
     pub(super) fn new(
         files: IdentityFiles,
         fingerprint: &str,
+        expiry: Option<jiff::Timestamp>,
         current: Arc<CurrentTls>,
         metrics: Arc<super::metrics::Metrics>,
         observer: Arc<dyn Observer>,
     ) -> Self {
+        let schedule = ExpirySchedule::new(expiry, files.expiry_window());
         Self {
             files,
             fingerprint: fingerprint.to_owned(),
             current,
             metrics,
             observer,
+            schedule,
             reads: BlockingReads::default(),
             failing: false,
         }
@@ -217,7 +238,42 @@ impl Reloadable {
         } else {
             loaded.log(&self.files, "certificate reloaded");
         }
+        if !unchanged || self.schedule.expiry() != loaded.expiry {
+            self.schedule = ExpirySchedule::new(loaded.expiry, self.files.expiry_window());
+        }
         self.fingerprint = loaded.fingerprint;
+    }
+
+    /// The daily check of the certificate in use, once it is near its end:
+    /// a line about it if it expires soon (WARN) or has expired (ERROR).
+    fn check_expiry(&mut self) {
+        self.schedule.checked();
+        let Some(days_left) =
+            expiry::days_left_if_soon(self.schedule.expiry(), self.schedule.now())
+        else {
+            return;
+        };
+        let expires = self
+            .schedule
+            .expiry()
+            .map_or_else(String::new, |at| at.to_string());
+        let cert = self.files.cert.display().to_string();
+        if days_left < 0 {
+            tracing::error!(
+                cert = cert.as_str(),
+                sha256 = %self.fingerprint,
+                expires = %expires,
+                "the certificate in use has expired: clients refuse it; renew it"
+            );
+        } else {
+            tracing::warn!(
+                cert = cert.as_str(),
+                sha256 = %self.fingerprint,
+                expires = %expires,
+                days_left,
+                "the certificate in use expires soon: renew it"
+            );
+        }
     }
 }
 
@@ -286,9 +342,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_change_is_read_once_the_directory_is_quiet() {
         let (mut triggers, changed) = triggers();
+        let never = ExpirySchedule::new(None, expiry::WARN_WITHIN);
         let started = Instant::now();
         changed.try_send(()).expect("sent");
-        let trigger = triggers.next(&CancellationToken::new()).await;
+        let trigger = triggers.next(&CancellationToken::new(), &never).await;
         assert_eq!(trigger, Some(Trigger::Files));
         let waited = started.elapsed();
         assert!(waited >= SETTLE && waited < SETTLE * 2, "{waited:?}");
@@ -297,6 +354,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_directory_touched_every_150_ms_postpones_a_reload_by_the_bound_at_most() {
         let (mut triggers, changed) = triggers();
+        let never = ExpirySchedule::new(None, expiry::WARN_WITHIN);
         let toucher = tokio::spawn(async move {
             loop {
                 let _ = changed.try_send(());
@@ -304,7 +362,7 @@ mod tests {
             }
         });
         let started = Instant::now();
-        let trigger = triggers.next(&CancellationToken::new()).await;
+        let trigger = triggers.next(&CancellationToken::new(), &never).await;
         assert_eq!(trigger, Some(Trigger::Files));
         let waited = started.elapsed();
         assert!(
@@ -312,7 +370,7 @@ mod tests {
             "{waited:?}"
         );
         // The next burst is bounded the same way.
-        let trigger = triggers.next(&CancellationToken::new()).await;
+        let trigger = triggers.next(&CancellationToken::new(), &never).await;
         assert_eq!(trigger, Some(Trigger::Files));
         assert!(started.elapsed() < (SETTLE_AT_MOST + SETTLE) * 2);
         toucher.abort();
@@ -321,6 +379,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutdown_ends_the_wait_for_quiet() {
         let (mut triggers, changed) = triggers();
+        let never = ExpirySchedule::new(None, expiry::WARN_WITHIN);
         let shutdown = CancellationToken::new();
         changed.try_send(()).expect("sent");
         let stop = shutdown.clone();
@@ -329,7 +388,20 @@ mod tests {
             stop.cancel();
         });
         let started = Instant::now();
-        assert_eq!(triggers.next(&shutdown).await, None);
+        assert_eq!(triggers.next(&shutdown, &never).await, None);
         assert!(started.elapsed() < SETTLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_expiry_check_comes_when_it_is_due() {
+        let (mut triggers, _changed) = triggers();
+        let soon = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * 3))
+            .ok();
+        let schedule = ExpirySchedule::new(soon, expiry::WARN_WITHIN);
+        let started = Instant::now();
+        let trigger = triggers.next(&CancellationToken::new(), &schedule).await;
+        assert_eq!(trigger, Some(Trigger::Expiry));
+        assert!(started.elapsed() >= expiry::CHECK_EVERY);
     }
 }

@@ -112,6 +112,33 @@ fn run_at_most(mut command: Command, patience: std::time::Duration) -> Option<(i
 }
 
 #[test]
+fn an_expired_certificate_is_refused_at_start_in_one_sentence() {
+    let pki = Pki::new();
+    let now = jiff::Timestamp::now();
+    let day = jiff::SignedDuration::from_hours(24);
+    let expired = pki
+        .authority
+        .issue_server_valid(&["localhost", "127.0.0.1"], now - day * 30, now - day)
+        .expect("issued");
+    std::fs::write(&pki.cert, &expired.cert_pem).expect("cert");
+    std::fs::write(&pki.key, &expired.key_pem).expect("key");
+    let command = Server::command_with(&pki, &[]);
+    let (status, stderr) =
+        run_at_most(command, PATIENCE).expect("servercli refuses to start, and exits");
+    assert_eq!(status, 1, "{stderr}");
+    let last = stderr.lines().last().expect("an error line");
+    let on = (now - day).strftime("%Y-%m-%d").to_string();
+    assert!(
+        last.starts_with(&format!(
+            "servercli: the certificate in {} expired on {on} ",
+            pki.cert.display()
+        )),
+        "{stderr}"
+    );
+    assert!(last.ends_with("; renew it"), "{stderr}");
+}
+
+#[test]
 fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentence() {
     let pki = Pki::new();
     let fifo = pki.dir.path().join("fifo.pem");

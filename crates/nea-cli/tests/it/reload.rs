@@ -6,7 +6,8 @@
 //! *(v3)* Files that would stall or swamp the server (a FIFO, a device, a
 //! chain of thousands of certificates) are refused and the server serves
 //! on; a directory that never stops changing does not postpone a reload
-//! past its bound.
+//! past its bound; an expired certificate is refused, and one that expires
+//! within 14 days is warned about.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -433,6 +434,70 @@ async fn a_directory_touched_every_150_ms_does_not_postpone_a_reload_past_the_bo
     assert!(!touching.is_finished(), "the writer stopped first");
     touching.join().expect("the writer");
     server.stop();
+}
+
+/// A certificate and key for `localhost`/`127.0.0.1` from `pki`'s CA,
+/// valid from `from` until `until` (seconds from now), written over the
+/// files of `pki` (key first, by rename).
+fn replace_with_validity(pki: &Pki, from: i64, until: i64) {
+    let now = jiff::Timestamp::now();
+    let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
+    let issued = pki
+        .authority
+        .issue_server_valid(&["localhost", "127.0.0.1"], at(from), at(until))
+        .expect("issued");
+    rename_over(&pki.key, |key| {
+        std::fs::write(key, &issued.key_pem).expect("key");
+    });
+    rename_over(&pki.cert, |cert| {
+        std::fs::write(cert, &issued.cert_pem).expect("cert");
+    });
+}
+
+const DAY: i64 = 24 * 60 * 60;
+
+#[tokio::test]
+async fn a_certificate_expiring_within_14_days_is_warned_about_at_start_and_at_reload() {
+    let pki = Pki::new();
+    // Three days and an hour left: three whole days.
+    replace_with_validity(&pki, -DAY, 3 * DAY + 3600);
+    let server = Server::start_with(pki, &[]);
+    let start = server
+        .wait_for_log("server certificate", PATIENCE)
+        .expect("the certificate is logged at start");
+    for field in [" WARN ", "days_left=3", "expires="] {
+        assert!(start.contains(field), "{field} missing: {start}");
+    }
+    server.signal(Signal::SIGHUP);
+    let reload = server
+        .wait_for_log("certificate reloaded", PATIENCE)
+        .expect("the reload is logged");
+    for field in [" WARN ", "days_left=3", "expires="] {
+        assert!(reload.contains(field), "{field} missing: {reload}");
+    }
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("soon").await, "noos");
+    drop(client);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused_on_reload_and_the_old_one_kept() {
+    let (server, admin) = start_with_admin(Pki::new());
+    let old = fingerprint_of(&server.pki.cert);
+    let mut connected = server.connect().await;
+    replace_with_validity(&server.pki, -30 * DAY, -DAY);
+    server.signal(Signal::SIGHUP);
+    let line = server
+        .wait_for_log("certificate reload failed", PATIENCE)
+        .unwrap_or_else(|| panic!("no ERROR line:\n{}", server.log()));
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(line.contains("expired on"), "{line}");
+    assert!(failed_reloads(admin) >= 1.0);
+    assert_eq!(presented(&server).await, old);
+    assert_eq!(connected.round_trip("kept").await, "tpek");
+    drop(connected);
+    assert!(server.stop().success());
 }
 
 #[tokio::test]
