@@ -133,6 +133,9 @@ pub enum DevCaError {
     /// No per-user data directory is known.
     #[error("no per-user data directory is known; set NEA_DEV_DIR or pass --cert and --key")]
     NoHome,
+    /// A file of the set could not be read (or is not a regular file).
+    #[error(transparent)]
+    Files(#[from] TlsSetupError),
 }
 
 /// A setting outside the range it accepts. A setting a program's flag sets

@@ -86,7 +86,9 @@ impl IdentityFiles {
     }
 
     /// The development CA's server certificate in `dir`, creating the CA
-    /// there on first use.
+    /// there on first use, and renewing the certificate if it is near its
+    /// end (a renewal that fails is a warning: the certificate in use is
+    /// kept, and refused only if it has expired).
     pub(super) fn development(dir: &Path, client_ca: Option<PathBuf>) -> Result<Self, ServerError> {
         let dev = devca::load_or_create(dir)?;
         let verb = if dev.created { "created" } else { "using" };
@@ -94,6 +96,19 @@ impl IdentityFiles {
             ca = dev.ca_cert.display().to_string().as_str(),
             "{verb} development certificates in {}",
             dev.dir.display()
+        );
+        if dev.unconstrained {
+            tracing::warn!(
+                ca = dev.ca_cert.display().to_string().as_str(),
+                "the development CA was made by an older version: it is valid for centuries and \
+                 for every host name; delete {} to make one limited to this machine's local names \
+                 (clients given a copy of ca.pem then need the new one)",
+                dev.dir.display()
+            );
+        }
+        log_renewal(
+            &dev.dir,
+            devca::renew_if_expiring(&dev.dir, Timestamp::now()),
         );
         Ok(Self {
             cert: dev.server_cert,
@@ -147,9 +162,21 @@ impl IdentityFiles {
         names.join(", ")
     }
 
-    /// How long before its end the certificate in use is checked daily.
+    /// The development directory, when the identity is the development
+    /// CA's: where its certificate is renewed.
+    pub(super) fn development_dir(&self) -> Option<&Path> {
+        self.dev_ca.as_deref().and_then(Path::parent)
+    }
+
+    /// How long before its end the certificate in use is checked daily:
+    /// the warning's 14 days, or the development certificate's renewal
+    /// window.
     pub(super) fn expiry_window(&self) -> SignedDuration {
-        expiry::WARN_WITHIN
+        if self.dev_ca.is_some() {
+            devca::RENEW_WITHIN.max(expiry::WARN_WITHIN)
+        } else {
+            expiry::WARN_WITHIN
+        }
     }
 
     /// The files to watch for a change: the certificate, the key and the
@@ -193,5 +220,31 @@ impl IdentityFiles {
     /// Whether clients must present a certificate.
     pub(super) fn mutual(&self) -> bool {
         self.client_ca.is_some()
+    }
+}
+
+/// Logs what renewing the development certificate in `dir` did: INFO for
+/// a new certificate, WARN for a new CA (clients given a copy of the old
+/// one must be given the new one) or a renewal that failed.
+pub(super) fn log_renewal(dir: &Path, renewal: Result<devca::Renewal, crate::error::DevCaError>) {
+    let dir = dir.display().to_string();
+    match renewal {
+        Ok(devca::Renewal::NotDue) => {}
+        Ok(devca::Renewal::Renewed { was, until }) => tracing::info!(
+            dir = dir.as_str(),
+            was = %was,
+            expires = %until,
+            "renewed the development server certificate"
+        ),
+        Ok(devca::Renewal::NewAuthority { was }) => tracing::warn!(
+            dir = dir.as_str(),
+            was = %was,
+            "the development CA was near its end: made a new one; clients on this machine use it \
+             from their next start, and clients given a copy of ca.pem need the new one"
+        ),
+        Err(err) => tracing::warn!(
+            dir = dir.as_str(),
+            "cannot renew the development server certificate, keeping the one in use: {err}"
+        ),
     }
 }

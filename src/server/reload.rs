@@ -21,7 +21,8 @@
 //!   failed reload, which is said at INFO.
 //! - Nothing runs while nothing changes: no polling, and one timer only
 //!   for the moment the certificate in use nears its end (`expiry`); from
-//!   then on it is warned about daily.
+//!   then on it is checked daily: warned about, or renewed if it is the
+//!   development CA's.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -31,9 +32,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::blocking_read::BlockingReads;
+use super::blocking_read::{BlockingReads, READ_DEADLINE};
 use super::expiry::{self, ExpirySchedule};
-use super::identity::{IdentityFiles, LoadedCertificate};
+use super::identity::{self, IdentityFiles, LoadedCertificate};
 use super::metrics::ReloadResult;
 use super::{Event, Observer};
 
@@ -78,7 +79,8 @@ enum Trigger {
     Request,
     /// A file in a watched directory changed.
     Files,
-    /// The certificate in use is due for its expiry check.
+    /// The certificate in use is due for its expiry check (and, if it is
+    /// the development CA's, was renewed by it).
     Expiry,
 }
 
@@ -117,8 +119,7 @@ pub(super) async fn reload_on_change(
     let _watcher = watch(&reloadable.files, changed);
     let mut triggers = Triggers { requests, changes };
     while let Some(trigger) = triggers.next(&shutdown, &reloadable.schedule).await {
-        if trigger == Trigger::Expiry {
-            reloadable.check_expiry();
+        if trigger == Trigger::Expiry && !reloadable.check_expiry().await {
             continue;
         }
         reloadable.observer.event(&Event::Reloading);
@@ -245,9 +246,33 @@ impl Reloadable {
     }
 
     /// The daily check of the certificate in use, once it is near its end:
-    /// a line about it if it expires soon (WARN) or has expired (ERROR).
-    fn check_expiry(&mut self) {
+    /// the development certificate is renewed (true: reload it now);
+    /// any other is warned about.
+    async fn check_expiry(&mut self) -> bool {
         self.schedule.checked();
+        if let Some(dir) = self.files.development_dir() {
+            let dir = dir.to_path_buf();
+            let now = self.schedule.now();
+            let at = dir.clone();
+            let renewal = self
+                .reads
+                .run(&dir.display().to_string(), READ_DEADLINE, move || {
+                    crate::devca::renew_if_expiring(&at, now)
+                })
+                .await;
+            let renewed = matches!(renewal, Ok(r) if r != crate::devca::Renewal::NotDue);
+            identity::log_renewal(&dir, renewal);
+            if renewed {
+                return true;
+            }
+        }
+        self.warn_if_soon();
+        false
+    }
+
+    /// The daily line about a certificate in use that expires soon (WARN)
+    /// or has expired (ERROR).
+    fn warn_if_soon(&self) {
         let Some(days_left) =
             expiry::days_left_if_soon(self.schedule.expiry(), self.schedule.now())
         else {

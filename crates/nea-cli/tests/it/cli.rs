@@ -276,6 +276,48 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
     assert!(second.stop().success());
 }
 
+#[tokio::test]
+async fn an_expiring_development_certificate_is_renewed_at_start() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+    let first = start_with_dev_dir(&dir);
+    assert!(first.stop().success());
+
+    // Five days left on a certificate from the development CA.
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("readable");
+    let ca = nea::devca::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca-key.pem"))
+        .expect("the development CA");
+    let now = jiff::Timestamp::now();
+    let day = jiff::SignedDuration::from_hours(24);
+    let ending = ca
+        .issue_server_valid(&["localhost", "127.0.0.1", "::1"], now - day, now + day * 5)
+        .expect("issued");
+    std::fs::write(dir.join("server.pem"), &ending.cert_pem).expect("cert");
+    std::fs::write(dir.join("server-key.pem"), &ending.key_pem).expect("key");
+
+    let second = start_with_dev_dir(&dir);
+    let renewed = second
+        .wait_for_log("renewed the development server certificate", PATIENCE)
+        .unwrap_or_else(|| panic!("no renewal:\n{}", second.log()));
+    assert!(renewed.contains(" INFO "), "{renewed}");
+    // A client that trusts the development CA is shown a certificate for
+    // a year, made for the key already there (the handshake proves the
+    // server holds it, and the key file is as it was).
+    let roots = nea::tls::root_store(nea::tls::load_certs(&dir.join("ca.pem")).expect("ca"))
+        .expect("roots");
+    let config = nea::tls::client_config(roots, None).expect("config");
+    let stream = crate::common::tls_connect(second.addr, config)
+        .await
+        .expect("the renewed certificate verifies");
+    let (_, session) = stream.get_ref();
+    let presented = &session.peer_certificates().expect("a certificate")[0];
+    let expires = nea::tls::expiry(presented).expect("an expiry");
+    assert!(expires > now + day * 360, "{expires}");
+    assert_eq!(read("server-key.pem"), ending.key_pem);
+    drop(stream);
+    assert!(second.stop().success());
+}
+
 /// Runs `servercli` with test certificates and its own default log level
 /// (no `RUST_LOG`), plus `args`.
 fn start_with_default_logging(args: &[&str]) -> Server {
