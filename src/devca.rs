@@ -16,8 +16,9 @@
 //! - **Ten years** for the CA, **one year** for the server certificate,
 //!   from an hour before creation (a clock a little behind still accepts
 //!   them). The server renews its certificate itself (`renew_if_expiring`)
-//!   when fewer than `RENEW_WITHIN` (30 days) are left: at start, and when the
-//!   certificate in use reaches that point. The key is kept, so a client
+//!   when fewer than `RENEW_WITHIN` (30 days) are left: at start, when a
+//!   reload puts such a certificate in use, and when the certificate in
+//!   use reaches that point. The key is kept, so a client
 //!   that pins it (its SPKI hash) is not affected; only `server.pem`
 //!   changes, renamed into place. A CA that is itself that close to its
 //!   end is replaced by a new set: clients on this machine read the new

@@ -95,6 +95,14 @@ impl ExpirySchedule {
         }
     }
 
+    /// Makes the next check due now if the certificate is inside its
+    /// window (rather than a day after it was loaded).
+    pub(super) fn check_now_if_in_window(&mut self) {
+        if self.in_window() {
+            self.next = Some(Instant::now());
+        }
+    }
+
     /// Records a check done now: the next is a day from now inside the
     /// window, or the moment the certificate enters it.
     pub(super) fn checked(&mut self) {
@@ -198,6 +206,21 @@ mod tests {
         let mut schedule = ExpirySchedule::new(None, WARN_WITHIN);
         let seen = checks_over(&mut schedule, CHECK_EVERY * 400).await;
         assert!(seen.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_can_be_made_due_at_once_inside_the_window_only() {
+        let far = Timestamp::now().checked_add(days(40)).ok();
+        let mut schedule = ExpirySchedule::new(far, days(30));
+        schedule.check_now_if_in_window();
+        let seen = checks_over(&mut schedule, CHECK_EVERY * 9).await;
+        assert!(seen.is_empty(), "{seen:?}");
+        let near = Timestamp::now().checked_add(days(20)).ok();
+        let mut schedule = ExpirySchedule::new(near, days(30));
+        schedule.check_now_if_in_window();
+        let started = Instant::now();
+        schedule.due().await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

@@ -241,6 +241,12 @@ impl Reloadable {
         }
         if !unchanged || self.schedule.expiry() != loaded.expiry {
             self.schedule = ExpirySchedule::new(loaded.expiry, self.files.expiry_window());
+            // A development certificate put in place near its end is
+            // renewed at once; not one just renewed (no loop, whatever
+            // the clock says).
+            if self.files.development_dir().is_some() && trigger != Trigger::Expiry {
+                self.schedule.check_now_if_in_window();
+            }
         }
         self.fingerprint = loaded.fingerprint;
     }

@@ -521,3 +521,60 @@ async fn a_reload_that_heals_a_failed_one_says_so() {
     assert!(healed.contains(" INFO "), "{healed}");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn a_development_certificate_put_in_place_near_its_end_is_renewed_at_once() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+    let mut command = std::process::Command::new(crate::common::servercli_exe());
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("NEA_DEV_DIR", &dir);
+    let server = Server::spawn(command, Pki::new());
+    server
+        .wait_for_log("development certificates in", PATIENCE)
+        .expect("the development CA is used");
+    // Five days left on a certificate from the development CA, renamed
+    // over the one in use (a key of its own, renamed first).
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("readable");
+    let ca = nea::devca::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca-key.pem"))
+        .expect("the development CA");
+    let now = jiff::Timestamp::now();
+    let ending = ca
+        .issue_server_valid(
+            &["localhost", "127.0.0.1", "::1"],
+            now - jiff::SignedDuration::from_secs(DAY),
+            now + jiff::SignedDuration::from_secs(5 * DAY),
+        )
+        .expect("issued");
+    rename_over(&dir.join("server-key.pem"), |key| {
+        std::fs::write(key, &ending.key_pem).expect("key");
+    });
+    rename_over(&dir.join("server.pem"), |cert| {
+        std::fs::write(cert, &ending.cert_pem).expect("cert");
+    });
+    server
+        .wait_for_log("renewed the development server certificate", PATIENCE)
+        .unwrap_or_else(|| panic!("no renewal:\n{}", server.log()));
+    let roots = nea::tls::root_store(nea::tls::load_certs(&dir.join("ca.pem")).expect("ca"))
+        .expect("roots");
+    let config = nea::tls::client_config(roots, None).expect("config");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stream = tls_connect(server.addr, config.clone())
+            .await
+            .expect("verified");
+        let (_, session) = stream.get_ref();
+        let expires = nea::tls::expiry(&session.peer_certificates().expect("a certificate")[0])
+            .expect("an expiry");
+        if expires > now + jiff::SignedDuration::from_secs(360 * DAY) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not in use"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.stop().success());
+}
