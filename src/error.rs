@@ -431,6 +431,13 @@ pub(crate) fn certificate_problem(problem: &rustls::CertificateError) -> String 
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "it is not meant for a TLS server".to_owned()
         }
+        // webpki's error has no variant of its own in rustls; its text is
+        // its name.
+        C::Other(other) if other.to_string() == "NameConstraintViolation" => {
+            "its certificate authority may not vouch for that name \
+             (the authority's name constraints exclude it)"
+                .to_owned()
+        }
         other => format!("it cannot be verified ({other:?})"),
     }
 }
