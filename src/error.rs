@@ -519,4 +519,57 @@ mod tests {
                 .starts_with("cannot listen on 0.0.0.0:3443: ")
         );
     }
+
+    #[test]
+    fn certificate_file_refusals_are_one_sentence() {
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(TlsSetupError::NotAFile {
+                what: "certificates",
+                path: "/x/cert.pem".into(),
+                kind: "a FIFO",
+            }),
+            Box::new(TlsSetupError::TooLarge {
+                what: "a private key",
+                path: "/x/key.pem".into(),
+                limit: 1 << 20,
+            }),
+            Box::new(TlsSetupError::ChainTooLong {
+                path: "/x/cert.pem".into(),
+                limit: 10,
+            }),
+            Box::new(TlsSetupError::Expired {
+                path: "/x/cert.pem".into(),
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+            Box::new(TlsSetupError::ReadTimedOut {
+                files: "/x/cert.pem, /x/key.pem".into(),
+                after: std::time::Duration::from_secs(5),
+            }),
+            Box::new(TlsSetupError::ReadStuck {
+                files: "/x/cert.pem, /x/key.pem".into(),
+            }),
+        ];
+        for err in errors {
+            let text = err.to_string();
+            assert!(!text.contains('\n'), "{text}");
+            assert!(!text.ends_with('.'), "{text}");
+        }
+        let expired = TlsSetupError::Expired {
+            path: "/x/cert.pem".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(
+            expired.to_string(),
+            "the certificate in /x/cert.pem expired on 1970-01-01 00:00:00 UTC; renew it"
+        );
+        let large = TlsSetupError::TooLarge {
+            what: "certificates",
+            path: "/x/cert.pem".into(),
+            limit: 1000,
+        };
+        assert!(
+            large.to_string().ends_with("larger than 1000 bytes"),
+            "{large}"
+        );
+    }
 }
