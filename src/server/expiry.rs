@@ -12,7 +12,10 @@
 //! Time is read from tokio's clock from an anchor taken when the
 //! certificate was loaded (the wall clock then, plus tokio's time since),
 //! so that the same clock drives the timer and the day count, and a
-//! paused-clock test drives both.
+//! paused-clock test drives both; the system's wall clock is taken instead
+//! when it is ahead (after the machine was suspended, when tokio's clock
+//! stood still). The timer itself runs on tokio's clock: after a suspend,
+//! the daily line comes late by the time suspended.
 
 use std::time::Duration;
 
@@ -69,11 +72,15 @@ impl ExpirySchedule {
         schedule
     }
 
-    /// The wall clock now, as this schedule counts it.
+    /// The wall clock now, as this schedule counts it: the later of the
+    /// anchor plus tokio's time since, and the system's wall clock (tokio's
+    /// clock stands still while the machine is suspended; a paused test's
+    /// wall clock is the one that stands still instead).
     pub(super) fn now(&self) -> Timestamp {
         let elapsed =
             SignedDuration::try_from(self.anchor.elapsed()).unwrap_or(SignedDuration::MAX);
-        self.wall.checked_add(elapsed).unwrap_or(Timestamp::MAX)
+        let counted = self.wall.checked_add(elapsed).unwrap_or(Timestamp::MAX);
+        counted.max(Timestamp::now())
     }
 
     /// When the certificate in use expires.
