@@ -34,6 +34,78 @@ pub enum TlsSetupError {
     /// The client CA could not be used to verify clients.
     #[error("invalid client CA: {0}")]
     ClientVerifier(#[from] rustls::server::VerifierBuilderError),
+    /// A file could not be opened or read.
+    #[error("cannot read {what} from {path}: {source}")]
+    Read {
+        /// What was expected in the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The path leads to something other than a regular file (a FIFO, a
+    /// device, a directory), which the server refuses to read.
+    #[error("cannot read {what} from {path}: it is {kind}, not a regular file")]
+    NotAFile {
+        /// What was expected in the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What it is instead ("a FIFO").
+        kind: &'static str,
+    },
+    /// The file is larger than the server reads.
+    #[error("cannot read {what} from {path}: it is larger than {}", in_bytes(*.limit))]
+    TooLarge {
+        /// What was expected in the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The largest size read, in bytes.
+        limit: u64,
+    },
+    /// The chain holds more certificates than the server presents.
+    #[error("cannot use the certificates in {path}: a chain may hold at most {limit} certificates")]
+    ChainTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The most certificates a chain may hold.
+        limit: usize,
+    },
+    /// The certificate has expired: clients would refuse it.
+    #[error("the certificate in {path} expired on {}; renew it", at.strftime("%Y-%m-%d %H:%M:%S UTC"))]
+    Expired {
+        /// The certificate file.
+        path: PathBuf,
+        /// When it expired.
+        at: jiff::Timestamp,
+    },
+    /// Reading the files did not finish by the deadline.
+    #[error("reading {files} did not finish within {}; is their file system hung?", crate::duration::written(*.after))]
+    ReadTimedOut {
+        /// The files, as a person names them.
+        files: String,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
+    /// A read given up at its deadline has still not returned: the files
+    /// are not read again until it does.
+    #[error("an earlier read of {files} has not returned yet; is their file system hung?")]
+    ReadStuck {
+        /// The files, as a person names them.
+        files: String,
+    },
+}
+
+/// A size in bytes as a person reads it: `1 MiB`, or `1000 bytes`.
+fn in_bytes(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Creating or finding the development CA failed.
@@ -61,6 +133,9 @@ pub enum DevCaError {
     /// No per-user data directory is known.
     #[error("no per-user data directory is known; set NEA_DEV_DIR or pass --cert and --key")]
     NoHome,
+    /// A file of the set could not be read (or is not a regular file).
+    #[error(transparent)]
+    Files(#[from] TlsSetupError),
 }
 
 /// A setting outside the range it accepts. A setting a program's flag sets
@@ -375,6 +450,13 @@ pub(crate) fn certificate_problem(problem: &rustls::CertificateError) -> String 
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "it is not meant for a TLS server".to_owned()
         }
+        // webpki's error has no variant of its own in rustls; its text is
+        // its name.
+        C::Other(other) if other.to_string() == "NameConstraintViolation" => {
+            "its certificate authority may not vouch for that name \
+             (the authority's name constraints exclude it)"
+                .to_owned()
+        }
         other => format!("it cannot be verified ({other:?})"),
     }
 }
@@ -454,6 +536,59 @@ mod tests {
         assert!(
             bind.to_string()
                 .starts_with("cannot listen on 0.0.0.0:3443: ")
+        );
+    }
+
+    #[test]
+    fn certificate_file_refusals_are_one_sentence() {
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(TlsSetupError::NotAFile {
+                what: "certificates",
+                path: "/x/cert.pem".into(),
+                kind: "a FIFO",
+            }),
+            Box::new(TlsSetupError::TooLarge {
+                what: "a private key",
+                path: "/x/key.pem".into(),
+                limit: 1 << 20,
+            }),
+            Box::new(TlsSetupError::ChainTooLong {
+                path: "/x/cert.pem".into(),
+                limit: 10,
+            }),
+            Box::new(TlsSetupError::Expired {
+                path: "/x/cert.pem".into(),
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+            Box::new(TlsSetupError::ReadTimedOut {
+                files: "/x/cert.pem, /x/key.pem".into(),
+                after: std::time::Duration::from_secs(5),
+            }),
+            Box::new(TlsSetupError::ReadStuck {
+                files: "/x/cert.pem, /x/key.pem".into(),
+            }),
+        ];
+        for err in errors {
+            let text = err.to_string();
+            assert!(!text.contains('\n'), "{text}");
+            assert!(!text.ends_with('.'), "{text}");
+        }
+        let expired = TlsSetupError::Expired {
+            path: "/x/cert.pem".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(
+            expired.to_string(),
+            "the certificate in /x/cert.pem expired on 1970-01-01 00:00:00 UTC; renew it"
+        );
+        let large = TlsSetupError::TooLarge {
+            what: "certificates",
+            path: "/x/cert.pem".into(),
+            limit: 1000,
+        };
+        assert!(
+            large.to_string().ends_with("larger than 1000 bytes"),
+            "{large}"
         );
     }
 }

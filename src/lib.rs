@@ -123,6 +123,7 @@ pub mod devca;
 pub mod duration;
 pub mod error;
 mod limits;
+mod pem_files;
 pub mod protocol;
 pub mod reverse;
 pub mod server;

@@ -266,8 +266,9 @@ pub(crate) fn key_exchange(session: &rustls::CommonState) -> String {
     )
 }
 
-/// When a DER certificate expires, or `None` if it cannot be parsed.
-pub(crate) fn expiry(cert: &CertificateDer<'_>) -> Option<jiff::Timestamp> {
+/// When a DER certificate expires (its `notAfter`), or `None` if it cannot
+/// be parsed.
+pub fn expiry(cert: &CertificateDer<'_>) -> Option<jiff::Timestamp> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     jiff::Timestamp::from_second(parsed.validity().not_after.timestamp()).ok()
 }

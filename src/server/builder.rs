@@ -145,7 +145,7 @@ impl ServerBuilder {
     /// Reads the identity, binds the listening socket and the admin
     /// endpoint: a server ready to [`Server::run`].
     pub async fn bind(self) -> Result<Server, ServerError> {
-        let identity = load(self.identity, self.client_ca)?;
+        let identity = load(self.identity, self.client_ca).await?;
         warn_if_too_few_files(&self.config);
         let passed = matches!(self.listen, Listen::Passed(_));
         let listener = listen(self.listen)?;
@@ -191,7 +191,10 @@ pub(super) struct LoadedIdentity {
 }
 
 /// Reads (or creates) the identity and logs the certificate in force.
-fn load(identity: Identity, client_ca: Option<PathBuf>) -> Result<LoadedIdentity, ServerError> {
+async fn load(
+    identity: Identity,
+    client_ca: Option<PathBuf>,
+) -> Result<LoadedIdentity, ServerError> {
     let files = match identity {
         Identity::Tls(config) => {
             return Ok(LoadedIdentity {
@@ -204,7 +207,7 @@ fn load(identity: Identity, client_ca: Option<PathBuf>) -> Result<LoadedIdentity
         Identity::Files { cert, key } => IdentityFiles::given(cert, key, client_ca),
         Identity::Development { dir } => IdentityFiles::development(&dir, client_ca)?,
     };
-    let first = super::reload::first(&files)?;
+    let first = super::reload::first(&files).await?;
     Ok(LoadedIdentity {
         current: CurrentTls::new(first.config),
         files: Some(files),

@@ -2,11 +2,23 @@
 //! key files it presents (given, or the development CA's), and the TLS
 //! configuration read from them. Reading is a function of its own so that
 //! a reload can call it again with the same files.
+//!
+//! The files are read as `pem_files` allows (regular files of bounded size,
+//! a chain of bounded length), off the threads that serve clients and with
+//! a deadline (`blocking_read`). An expired certificate is refused: every
+//! client would refuse it anyway, and one clear sentence at start (or an
+//! ERROR line at reload, the old certificate kept) beats every client
+//! failing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::ServerError;
+use jiff::{SignedDuration, Timestamp};
+
+use super::blocking_read::{BlockingReads, READ_DEADLINE};
+use super::expiry;
+use crate::error::{ServerError, TlsSetupError};
+use crate::pem_files::{self, MAX_CHAIN};
 use crate::{devca, tls};
 
 /// One read of the identity files: the TLS configuration built from them,
@@ -22,17 +34,29 @@ pub(super) struct LoadedCertificate {
 }
 
 impl LoadedCertificate {
-    /// Logs the certificate in force: its file, fingerprint and expiry.
+    /// Logs the certificate in force: its file, fingerprint and expiry;
+    /// at WARN, with the days left, when it expires within
+    /// [`expiry::WARN_WITHIN`]. One line: `what` says what happened.
     pub(super) fn log(&self, files: &IdentityFiles, what: &str) {
         let expires = self
             .expiry
             .map_or_else(|| "unknown".to_owned(), |at| at.to_string());
-        tracing::info!(
-            cert = files.cert.display().to_string().as_str(),
-            sha256 = %self.fingerprint,
-            expires = %expires,
-            "{what}"
-        );
+        let cert = files.cert.display().to_string();
+        match expiry::days_left_if_soon(self.expiry, Timestamp::now()) {
+            Some(days_left) => tracing::warn!(
+                cert = cert.as_str(),
+                sha256 = %self.fingerprint,
+                expires = %expires,
+                days_left,
+                "{what}; it expires soon: renew it"
+            ),
+            None => tracing::info!(
+                cert = cert.as_str(),
+                sha256 = %self.fingerprint,
+                expires = %expires,
+                "{what}"
+            ),
+        }
     }
 }
 
@@ -62,17 +86,29 @@ impl IdentityFiles {
     }
 
     /// The development CA's server certificate in `dir`, creating the CA
-    /// there on first use.
-    pub(super) fn development(
-        dir: &std::path::Path,
-        client_ca: Option<PathBuf>,
-    ) -> Result<Self, ServerError> {
+    /// there on first use, and renewing the certificate if it is near its
+    /// end (a renewal that fails is a warning: the certificate in use is
+    /// kept, and refused only if it has expired).
+    pub(super) fn development(dir: &Path, client_ca: Option<PathBuf>) -> Result<Self, ServerError> {
         let dev = devca::load_or_create(dir)?;
         let verb = if dev.created { "created" } else { "using" };
         tracing::info!(
             ca = dev.ca_cert.display().to_string().as_str(),
             "{verb} development certificates in {}",
             dev.dir.display()
+        );
+        if dev.unconstrained {
+            tracing::warn!(
+                ca = dev.ca_cert.display().to_string().as_str(),
+                "the development CA was made by an older version: it is valid for centuries and \
+                 for every host name; delete {} to make one limited to this machine's local names \
+                 (clients given a copy of ca.pem then need the new one)",
+                dev.dir.display()
+            );
+        }
+        log_renewal(
+            &dev.dir,
+            devca::renew_if_expiring(&dev.dir, Timestamp::now()),
         );
         Ok(Self {
             cert: dev.server_cert,
@@ -82,19 +118,65 @@ impl IdentityFiles {
         })
     }
 
-    /// Reads the files into a server TLS configuration. Nothing is logged:
-    /// the caller says whether this is the start or a reload.
-    pub(super) fn load(&self) -> Result<LoadedCertificate, ServerError> {
-        let chain = tls::load_certs(&self.cert)?;
-        let key = tls::load_key(&self.key)?;
+    /// Reads the files into a server TLS configuration, on a thread of
+    /// its own with [`READ_DEADLINE`]. Nothing is logged: the caller says
+    /// whether this is the start or a reload.
+    pub(super) async fn load(
+        &self,
+        reads: &mut BlockingReads,
+    ) -> Result<LoadedCertificate, ServerError> {
+        let files = self.clone();
+        let loaded = reads
+            .run(&self.names(), READ_DEADLINE, move || files.read())
+            .await?;
+        Ok(loaded)
+    }
+
+    /// Reads the files: blocks, so never on a thread that serves clients.
+    fn read(&self) -> Result<LoadedCertificate, TlsSetupError> {
+        let chain = pem_files::chain(&self.cert, MAX_CHAIN)?;
+        let key = pem_files::key(&self.key)?;
         let fingerprint = tls::fingerprint(&chain[0]);
         let expiry = tls::expiry(&chain[0]);
-        let client_ca = self.client_ca.as_deref().map(tls::load_certs).transpose()?;
+        if let Some(at) = expiry.filter(|at| *at <= Timestamp::now()) {
+            return Err(TlsSetupError::Expired {
+                path: self.cert.clone(),
+                at,
+            });
+        }
+        let client_ca = self
+            .client_ca
+            .as_deref()
+            .map(pem_files::certificates)
+            .transpose()?;
         Ok(LoadedCertificate {
             config: tls::server_config(chain, key, client_ca)?,
             fingerprint,
             expiry,
         })
+    }
+
+    /// The files, as a person names them in a sentence.
+    fn names(&self) -> String {
+        let names: Vec<String> = self.files().map(|f| f.display().to_string()).collect();
+        names.join(", ")
+    }
+
+    /// The development directory, when the identity is the development
+    /// CA's: where its certificate is renewed.
+    pub(super) fn development_dir(&self) -> Option<&Path> {
+        self.dev_ca.as_deref().and_then(Path::parent)
+    }
+
+    /// How long before its end the certificate in use is checked daily:
+    /// the warning's 14 days, or the development certificate's renewal
+    /// window.
+    pub(super) fn expiry_window(&self) -> SignedDuration {
+        if self.dev_ca.is_some() {
+            devca::RENEW_WITHIN.max(expiry::WARN_WITHIN)
+        } else {
+            expiry::WARN_WITHIN
+        }
     }
 
     /// The files to watch for a change: the certificate, the key and the
@@ -138,5 +220,31 @@ impl IdentityFiles {
     /// Whether clients must present a certificate.
     pub(super) fn mutual(&self) -> bool {
         self.client_ca.is_some()
+    }
+}
+
+/// Logs what renewing the development certificate in `dir` did: INFO for
+/// a new certificate, WARN for a new CA (clients given a copy of the old
+/// one must be given the new one) or a renewal that failed.
+pub(super) fn log_renewal(dir: &Path, renewal: Result<devca::Renewal, crate::error::DevCaError>) {
+    let dir = dir.display().to_string();
+    match renewal {
+        Ok(devca::Renewal::NotDue) => {}
+        Ok(devca::Renewal::Renewed { was, until }) => tracing::info!(
+            dir = dir.as_str(),
+            was = %was,
+            expires = %until,
+            "renewed the development server certificate"
+        ),
+        Ok(devca::Renewal::NewAuthority { was }) => tracing::warn!(
+            dir = dir.as_str(),
+            was = %was,
+            "the development CA was near its end: made a new one; clients on this machine use it \
+             from their next start, and clients given a copy of ca.pem need the new one"
+        ),
+        Err(err) => tracing::warn!(
+            dir = dir.as_str(),
+            "cannot renew the development server certificate, keeping the one in use: {err}"
+        ),
     }
 }

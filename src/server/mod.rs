@@ -14,8 +14,10 @@
 //! - `admission` owns the client slots, in all and per source, and the
 //!   rejections.
 //! - `identity` owns the certificate files and the TLS configuration read
-//!   from them; `reload` reads them again on request or when they change
-//!   (SPEC §11).
+//!   from them (through `blocking_read`: off the serving threads, with a
+//!   deadline); `reload` reads them again on request or when they change,
+//!   and `expiry` says when the certificate in use is next checked for its
+//!   end (SPEC §11).
 //! - `metrics` keeps the counters, gauges and histograms, and `admin`
 //!   serves them, with the health check, on an admin address (SPEC §11).
 //! - `proxy` reads the PROXY protocol header a trusted load balancer sends
@@ -33,9 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 mod admin;
 mod admission;
+mod blocking_read;
 mod builder;
 mod client_hello;
 mod config;
+mod expiry;
 mod handshake_queue;
 mod identity;
 mod listener;
@@ -166,13 +170,14 @@ impl Server {
         });
         let reloading = self.identity.files.map(|files| {
             tokio::spawn(reload::reload_on_change(
-                reload::Reloadable {
+                reload::Reloadable::new(
                     files,
-                    fingerprint: self.identity.fingerprint,
-                    current: self.identity.current.clone(),
-                    metrics: self.metrics.clone(),
-                    observer: self.observer.clone(),
-                },
+                    &self.identity.fingerprint,
+                    self.identity.expiry,
+                    self.identity.current.clone(),
+                    self.metrics.clone(),
+                    self.observer.clone(),
+                ),
                 self.reload_requests,
                 helpers.clone(),
             ))

@@ -84,6 +84,93 @@ fn unreadable_certificates_are_one_sentence_and_status_1() {
     assert!(last.contains("missing.pem"), "{stderr}");
 }
 
+/// Runs `command` until it exits, up to `patience`: its status and
+/// standard error, or `None` (and the process killed) if it is still
+/// running then.
+fn run_at_most(mut command: Command, patience: std::time::Duration) -> Option<(i32, String)> {
+    let stderr = tempfile::NamedTempFile::new().expect("a file for stderr");
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.reopen().expect("reopened"))
+        .spawn()
+        .expect("servercli starts");
+    let deadline = std::time::Instant::now() + patience;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(stderr.path()).expect("stderr");
+    status.map(|status| (status.code().unwrap_or(-1), text))
+}
+
+#[test]
+fn an_expired_certificate_is_refused_at_start_in_one_sentence() {
+    let pki = Pki::new();
+    let now = jiff::Timestamp::now();
+    let day = jiff::SignedDuration::from_hours(24);
+    let expired = pki
+        .authority
+        .issue_server_valid(&["localhost", "127.0.0.1"], now - day * 30, now - day)
+        .expect("issued");
+    std::fs::write(&pki.cert, &expired.cert_pem).expect("cert");
+    std::fs::write(&pki.key, &expired.key_pem).expect("key");
+    let command = Server::command_with(&pki, &[]);
+    let (status, stderr) =
+        run_at_most(command, PATIENCE).expect("servercli refuses to start, and exits");
+    assert_eq!(status, 1, "{stderr}");
+    let last = stderr.lines().last().expect("an error line");
+    let on = (now - day).strftime("%Y-%m-%d").to_string();
+    assert!(
+        last.starts_with(&format!(
+            "servercli: the certificate in {} expired on {on} ",
+            pki.cert.display()
+        )),
+        "{stderr}"
+    );
+    assert!(last.ends_with("; renew it"), "{stderr}");
+}
+
+#[test]
+fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentence() {
+    let pki = Pki::new();
+    let fifo = pki.dir.path().join("fifo.pem");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let to_zero = pki.dir.path().join("zero.pem");
+    std::os::unix::fs::symlink("/dev/zero", &to_zero).expect("symlink");
+    for (cert, kind) in [(&fifo, "a FIFO"), (&to_zero, "a character device")] {
+        let mut command = Command::new(crate::common::servercli_exe());
+        command
+            .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
+            .arg(cert)
+            .arg("--key")
+            .arg(&pki.key);
+        let (status, stderr) =
+            run_at_most(command, PATIENCE).expect("servercli refuses to start, and exits");
+        assert_eq!(status, 1, "{stderr}");
+        let last = stderr.lines().last().expect("an error line");
+        assert_eq!(
+            last,
+            format!(
+                "servercli: cannot read certificates from {}: it is {kind}, not a regular file",
+                cert.display()
+            ),
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_port_in_use_is_one_sentence_and_status_1() {
     let server = Server::start(&[]);
@@ -186,6 +273,48 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
         .await
         .expect("verified");
     assert_eq!(client.round_trip("again").await, "niaga");
+    assert!(second.stop().success());
+}
+
+#[tokio::test]
+async fn an_expiring_development_certificate_is_renewed_at_start() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+    let first = start_with_dev_dir(&dir);
+    assert!(first.stop().success());
+
+    // Five days left on a certificate from the development CA.
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("readable");
+    let ca = nea::devca::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca-key.pem"))
+        .expect("the development CA");
+    let now = jiff::Timestamp::now();
+    let day = jiff::SignedDuration::from_hours(24);
+    let ending = ca
+        .issue_server_valid(&["localhost", "127.0.0.1", "::1"], now - day, now + day * 5)
+        .expect("issued");
+    std::fs::write(dir.join("server.pem"), &ending.cert_pem).expect("cert");
+    std::fs::write(dir.join("server-key.pem"), &ending.key_pem).expect("key");
+
+    let second = start_with_dev_dir(&dir);
+    let renewed = second
+        .wait_for_log("renewed the development server certificate", PATIENCE)
+        .unwrap_or_else(|| panic!("no renewal:\n{}", second.log()));
+    assert!(renewed.contains(" INFO "), "{renewed}");
+    // A client that trusts the development CA is shown a certificate for
+    // a year, made for the key already there (the handshake proves the
+    // server holds it, and the key file is as it was).
+    let roots = nea::tls::root_store(nea::tls::load_certs(&dir.join("ca.pem")).expect("ca"))
+        .expect("roots");
+    let config = nea::tls::client_config(roots, None).expect("config");
+    let stream = crate::common::tls_connect(second.addr, config)
+        .await
+        .expect("the renewed certificate verifies");
+    let (_, session) = stream.get_ref();
+    let presented = &session.peer_certificates().expect("a certificate")[0];
+    let expires = nea::tls::expiry(presented).expect("an expiry");
+    assert!(expires > now + day * 360, "{expires}");
+    assert_eq!(read("server-key.pem"), ending.key_pem);
+    drop(stream);
     assert!(second.stop().success());
 }
 

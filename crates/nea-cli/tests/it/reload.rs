@@ -2,18 +2,35 @@
 //! the files on disk (a rename over them, no signal) make new handshakes
 //! use the new certificate, connected clients are not disturbed, and a
 //! reload that fails keeps the certificate in use.
+//!
+//! *(v3)* Files that would stall or swamp the server (a FIFO, a device, a
+//! chain of thousands of certificates) are refused and the server serves
+//! on; a directory that never stops changing does not postpone a reload
+//! past its bound; an expired certificate is refused, and one that expires
+//! within 14 days is warned about.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::common::{Client, PATIENCE, Pki, Server, tls_connect};
+use crate::common::{Client, PATIENCE, Pki, Server, get, sample, tls_connect};
+use crate::in_process::InProcess;
 
 /// The SHA-256 fingerprint of the certificate the server presents to a new
 /// connection now.
 async fn presented(server: &Server) -> String {
-    let stream = tls_connect(server.addr, server.pki.client_config())
+    presented_at(server.addr, server.pki.client_config()).await
+}
+
+/// The fingerprint of the certificate presented at `addr` to a client with
+/// `config`.
+async fn presented_at(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> String {
+    let stream = tokio::time::timeout(PATIENCE, tls_connect(addr, config))
         .await
+        .expect("a handshake within the test's patience")
         .expect("handshake");
     let (_, session) = stream.get_ref();
     let chain = session.peer_certificates().expect("a certificate");
@@ -268,5 +285,296 @@ async fn with_the_development_ca_sighup_reloads_its_files_too() {
     let (_, session) = stream.get_ref();
     let chain = session.peer_certificates().expect("a certificate");
     assert_eq!(nea::tls::fingerprint(&chain[0]), new);
+    assert!(server.stop().success());
+}
+
+/// `servercli` with the certificates of `pki` and an admin endpoint; the
+/// endpoint's address.
+fn start_with_admin(pki: Pki) -> (Server, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let admin = SocketAddr::from(([127, 0, 0, 1], port));
+    let server = Server::start_with(pki, &["--admin-addr", &admin.to_string()]);
+    (server, admin)
+}
+
+/// Reloads that failed so far, as the admin endpoint counts them.
+fn failed_reloads(admin: SocketAddr) -> f64 {
+    sample(
+        &get(admin, "/metrics").1,
+        "nea_reloads_total{result=\"failed\"}",
+    )
+}
+
+/// Puts something in place of the server's certificate file (`install`
+/// is given its path), signals SIGHUP, and checks that the server refuses
+/// it and goes on as before: one ERROR line, the failure counted, a new
+/// client shown the old certificate, a connected client answered, and a
+/// clean exit on SIGTERM. Returns the ERROR line.
+async fn refused_and_served_on(install: impl FnOnce(&Path)) -> String {
+    let (server, admin) = start_with_admin(Pki::new());
+    let old = fingerprint_of(&server.pki.cert);
+    let mut connected = server.connect().await;
+    assert_eq!(connected.round_trip("before").await, "erofeb");
+
+    install(&server.pki.cert);
+    server.signal(Signal::SIGHUP);
+    let line = server
+        .wait_for_log("certificate reload failed", PATIENCE)
+        .unwrap_or_else(|| panic!("no ERROR line within {PATIENCE:?}:\n{}", server.log()));
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(failed_reloads(admin) >= 1.0);
+    assert_eq!(presented(&server).await, old);
+    assert_eq!(connected.round_trip("after").await, "retfa");
+    let mut fresh = server.connect().await;
+    assert_eq!(fresh.round_trip("fresh").await, "hserf");
+    fresh.close().await;
+    drop(connected);
+    assert!(server.stop().success());
+    line
+}
+
+/// Renames a new file over `target` (as secret managers do), made by
+/// `make` at a temporary path beside it.
+fn rename_over(target: &Path, make: impl FnOnce(&Path)) {
+    let staged = target.with_extension("staged");
+    make(&staged);
+    std::fs::rename(&staged, target).expect("renamed over the certificate");
+}
+
+#[tokio::test]
+async fn a_fifo_renamed_over_the_certificate_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        rename_over(cert, |fifo| {
+            let made = std::process::Command::new("mkfifo")
+                .arg(fifo)
+                .status()
+                .expect("mkfifo runs");
+            assert!(made.success());
+        });
+    })
+    .await;
+    assert!(line.contains("it is a FIFO, not a regular file"), "{line}");
+}
+
+#[tokio::test]
+async fn a_symlink_to_dev_zero_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        rename_over(cert, |link| {
+            std::os::unix::fs::symlink("/dev/zero", link).expect("symlink");
+        });
+    })
+    .await;
+    assert!(line.contains("it is a character device"), "{line}");
+}
+
+#[tokio::test]
+async fn a_symlink_to_dev_urandom_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        rename_over(cert, |link| {
+            std::os::unix::fs::symlink("/dev/urandom", link).expect("symlink");
+        });
+    })
+    .await;
+    assert!(line.contains("it is a character device"), "{line}");
+}
+
+#[tokio::test]
+async fn a_chain_of_10000_certificates_is_refused_and_serving_goes_on() {
+    let line = refused_and_served_on(|cert| {
+        // The certificate in use, then its CA 9,999 times: a key that
+        // matches, and a chain no client should be sent.
+        let leaf = std::fs::read_to_string(cert).expect("cert");
+        let ca = std::fs::read_to_string(cert.with_file_name("ca.pem")).expect("ca");
+        rename_over(cert, |chain| {
+            std::fs::write(chain, leaf + &ca.repeat(9_999)).expect("written");
+        });
+    })
+    .await;
+    // About 6 MB: refused by size before its certificates are counted.
+    assert!(line.contains("it is larger than 1 MiB"), "{line}");
+}
+
+#[tokio::test]
+async fn a_directory_touched_every_150_ms_does_not_postpone_a_reload_past_the_bound() {
+    let server = InProcess::start_with(Pki::new(), |builder| builder);
+    let (cert, key) = new_identity(&server.pki);
+    let new = fingerprint_of(&cert);
+    let dir = server.pki.dir.path().to_owned();
+    // A writer that touches the directory every 150 ms for 8 s: each
+    // change comes before the directory has been quiet for 200 ms.
+    let touching = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            std::fs::write(dir.join("touched"), b"x").expect("touched");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::rename(&key, &server.pki.key).expect("rename key");
+    std::fs::rename(&cert, &server.pki.cert).expect("rename cert");
+    let started = Instant::now();
+    server
+        .until_at_least("nea_reloads_total{result=\"ok\"}", 1.0)
+        .await;
+    let took = started.elapsed();
+    eprintln!("reloaded {took:?} after the rename");
+    assert!(
+        took < Duration::from_secs(4),
+        "the reload waited {took:?}, for the writer to stop"
+    );
+    assert!(server.events().contains(&nea::server::Event::Reloaded));
+    assert_eq!(
+        presented_at(server.addr, server.pki.client_config()).await,
+        new
+    );
+    assert!(!touching.is_finished(), "the writer stopped first");
+    touching.join().expect("the writer");
+    server.stop();
+}
+
+/// A certificate and key for `localhost`/`127.0.0.1` from `pki`'s CA,
+/// valid from `from` until `until` (seconds from now), written over the
+/// files of `pki` (key first, by rename).
+fn replace_with_validity(pki: &Pki, from: i64, until: i64) {
+    let now = jiff::Timestamp::now();
+    let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
+    let issued = pki
+        .authority
+        .issue_server_valid(&["localhost", "127.0.0.1"], at(from), at(until))
+        .expect("issued");
+    rename_over(&pki.key, |key| {
+        std::fs::write(key, &issued.key_pem).expect("key");
+    });
+    rename_over(&pki.cert, |cert| {
+        std::fs::write(cert, &issued.cert_pem).expect("cert");
+    });
+}
+
+const DAY: i64 = 24 * 60 * 60;
+
+#[tokio::test]
+async fn a_certificate_expiring_within_14_days_is_warned_about_at_start_and_at_reload() {
+    let pki = Pki::new();
+    // Three days and an hour left: three whole days.
+    replace_with_validity(&pki, -DAY, 3 * DAY + 3600);
+    let server = Server::start_with(pki, &[]);
+    let start = server
+        .wait_for_log("server certificate", PATIENCE)
+        .expect("the certificate is logged at start");
+    for field in [" WARN ", "days_left=3", "expires="] {
+        assert!(start.contains(field), "{field} missing: {start}");
+    }
+    server.signal(Signal::SIGHUP);
+    let reload = server
+        .wait_for_log("certificate reloaded", PATIENCE)
+        .expect("the reload is logged");
+    for field in [" WARN ", "days_left=3", "expires="] {
+        assert!(reload.contains(field), "{field} missing: {reload}");
+    }
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("soon").await, "noos");
+    drop(client);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused_on_reload_and_the_old_one_kept() {
+    let (server, admin) = start_with_admin(Pki::new());
+    let old = fingerprint_of(&server.pki.cert);
+    let mut connected = server.connect().await;
+    replace_with_validity(&server.pki, -30 * DAY, -DAY);
+    server.signal(Signal::SIGHUP);
+    let line = server
+        .wait_for_log("certificate reload failed", PATIENCE)
+        .unwrap_or_else(|| panic!("no ERROR line:\n{}", server.log()));
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(line.contains("expired on"), "{line}");
+    assert!(failed_reloads(admin) >= 1.0);
+    assert_eq!(presented(&server).await, old);
+    assert_eq!(connected.round_trip("kept").await, "tpek");
+    drop(connected);
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_reload_that_heals_a_failed_one_says_so() {
+    let server = Server::start(&[]);
+    let good = std::fs::read(&server.pki.cert).expect("cert");
+    rename_over(&server.pki.cert, |bad| {
+        std::fs::write(bad, "not a certificate").expect("written");
+    });
+    server.signal(Signal::SIGHUP);
+    server
+        .wait_for_log("certificate reload failed", PATIENCE)
+        .expect("the failure is logged");
+    rename_over(&server.pki.cert, |back| {
+        std::fs::write(back, &good).expect("written");
+    });
+    server.signal(Signal::SIGHUP);
+    let healed = server
+        .wait_for_log("certificate reloaded after a failed reload", PATIENCE)
+        .unwrap_or_else(|| panic!("no healing line:\n{}", server.log()));
+    assert!(healed.contains(" INFO "), "{healed}");
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn a_development_certificate_put_in_place_near_its_end_is_renewed_at_once() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+    let mut command = std::process::Command::new(crate::common::servercli_exe());
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("NEA_DEV_DIR", &dir);
+    let server = Server::spawn(command, Pki::new());
+    server
+        .wait_for_log("development certificates in", PATIENCE)
+        .expect("the development CA is used");
+    // Five days left on a certificate from the development CA, renamed
+    // over the one in use (a key of its own, renamed first).
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("readable");
+    let ca = nea::devca::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca-key.pem"))
+        .expect("the development CA");
+    let now = jiff::Timestamp::now();
+    let ending = ca
+        .issue_server_valid(
+            &["localhost", "127.0.0.1", "::1"],
+            now - jiff::SignedDuration::from_secs(DAY),
+            now + jiff::SignedDuration::from_secs(5 * DAY),
+        )
+        .expect("issued");
+    rename_over(&dir.join("server-key.pem"), |key| {
+        std::fs::write(key, &ending.key_pem).expect("key");
+    });
+    rename_over(&dir.join("server.pem"), |cert| {
+        std::fs::write(cert, &ending.cert_pem).expect("cert");
+    });
+    server
+        .wait_for_log("renewed the development server certificate", PATIENCE)
+        .unwrap_or_else(|| panic!("no renewal:\n{}", server.log()));
+    let roots = nea::tls::root_store(nea::tls::load_certs(&dir.join("ca.pem")).expect("ca"))
+        .expect("roots");
+    let config = nea::tls::client_config(roots, None).expect("config");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stream = tls_connect(server.addr, config.clone())
+            .await
+            .expect("verified");
+        let (_, session) = stream.get_ref();
+        let expires = nea::tls::expiry(&session.peer_certificates().expect("a certificate")[0])
+            .expect("an expiry");
+        if expires > now + jiff::SignedDuration::from_secs(360 * DAY) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not in use"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(server.stop().success());
 }
