@@ -52,7 +52,8 @@ struct Held {
 /// until its last frame is written; dropping it frees the place at once.
 #[derive(Debug)]
 pub(super) struct ClientSlot {
-    slots: Arc<ClientSlots>,
+    /// The slots it is one of; `None` once freed.
+    slots: Option<Arc<ClientSlots>>,
     source: Source,
 }
 
@@ -152,7 +153,7 @@ impl ClientSlots {
         }
         self.changed.notify_one();
         Ok(ClientSlot {
-            slots: self.clone(),
+            slots: Some(self.clone()),
             source,
         })
     }
@@ -174,21 +175,44 @@ impl ClientSlots {
     }
 }
 
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut taken = self.slots.lock();
-        taken.total -= 1;
-        self.slots
+impl ClientSlot {
+    /// Frees the slot now; the clients still connected once it is free
+    /// (what the leave line says, right for each client even when many
+    /// leave at once, as at shutdown).
+    pub(super) fn release(mut self) -> usize {
+        self.free().unwrap_or(0)
+    }
+
+    /// Frees the slot, once; the clients still connected then.
+    fn free(&mut self) -> Option<usize> {
+        let slots = self.slots.take()?;
+        let mut held = slots.lock();
+        held.total -= 1;
+        slots
             .gauge
-            .set(i64::try_from(taken.total).unwrap_or(i64::MAX));
-        if let Some(held) = taken.by_source.get_mut(&self.source) {
-            *held -= 1;
-            if *held == 0 {
-                taken.by_source.remove(&self.source);
+            .set(i64::try_from(held.total).unwrap_or(i64::MAX));
+        if let Some(count) = held.by_source.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                held.by_source.remove(&self.source);
             }
         }
-        drop(taken);
-        self.slots.changed.notify_one();
+        let remaining = held.total;
+        drop(held);
+        slots.changed.notify_one();
+        Some(remaining)
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+impl super::session::Place for ClientSlot {
+    fn release(self) -> usize {
+        ClientSlot::release(self)
     }
 }
 

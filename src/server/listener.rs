@@ -49,7 +49,7 @@ use tracing::{debug, info, warn};
 use super::admission::{self, ClientCount, ClientSlot, ClientSlots};
 use super::client_hello;
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
-use super::metrics::{HandshakeFailure, LineError, Metrics, SessionEnd};
+use super::metrics::{HandshakeFailure, Metrics, SessionEnd};
 use super::proxy;
 use super::reload::CurrentTls;
 use super::session;
@@ -78,6 +78,8 @@ struct Shared {
     tls: Arc<CurrentTls>,
     /// What the admin endpoint reports.
     metrics: Arc<Metrics>,
+    /// The counters each session adds its work to.
+    session_counters: super::metrics::SessionCounters,
     /// Told when shutdown starts.
     observer: Arc<dyn Observer>,
     /// The `max_clients` client slots. A session holds its slot from the
@@ -269,6 +271,7 @@ impl Shared {
                 waiting_bound(&config),
                 metrics.handshakes_in_progress.clone(),
             ),
+            session_counters: metrics.session_counters(),
             metrics,
             observer,
             shutdown: CancellationToken::new(),
@@ -650,12 +653,12 @@ async fn run_session<IO>(
         &shared.config,
         &shared.shutdown,
         slot,
-        &shared.metrics.date_lateness,
+        &shared.session_counters,
     );
     tokio::select! {
         report = session => {
             count(&shared.metrics, &report);
-            log.left(&report, started.elapsed(), shared.connected());
+            log.left(&report, started.elapsed());
         }
         () = shared.grace_over() => {
             shared.metrics.sessions_ended.get(SessionEnd::GraceExpired).inc();
@@ -708,17 +711,22 @@ impl SessionLog {
         );
     }
 
-    fn left(&self, report: &session::Report, duration: Duration, clients: usize) {
+    /// The leave line. `lines` counts the lines answered with their
+    /// reply, as `nea_lines_answered_total` does, and `line_errors` those
+    /// answered by an error frame; `duration` is in seconds.
+    fn left(&self, report: &session::Report, duration: Duration) {
         info!(
             peer = %self.peer,
             via = self.via.map(tracing::field::display),
             tls = %self.version,
             cipher = self.cipher,
             subject = self.subject(),
-            duration = ?duration,
-            lines = report.lines,
+            duration = duration.as_secs_f64(),
+            lines = report.lines - report.too_long - report.invalid_utf8,
+            line_errors = report.too_long + report.invalid_utf8,
+            dates = report.dates,
             reason = &*report.reason.text(),
-            clients,
+            clients = report.clients,
             "client left"
         );
     }
@@ -727,26 +735,15 @@ impl SessionLog {
         warn!(
             peer = %self.peer,
             via = self.via.map(tracing::field::display),
-            duration = ?duration,
+            duration = duration.as_secs_f64(),
             reason = "shutdown grace expired",
             "client dropped"
         );
     }
 }
 
-/// Folds a finished session's counts into the metrics.
+/// Counts how a finished session ended (its work was counted as it went).
 fn count(metrics: &Metrics, report: &session::Report) {
-    let errors = report.too_long + report.invalid_utf8;
-    metrics.lines_answered.inc_by(report.lines - errors);
-    metrics
-        .line_errors
-        .get(LineError::TooLong)
-        .inc_by(report.too_long);
-    metrics
-        .line_errors
-        .get(LineError::InvalidUtf8)
-        .inc_by(report.invalid_utf8);
-    metrics.dates_sent.inc_by(report.dates);
     if matches!(report.reason, session::EndReason::SlowReader(_)) {
         metrics.slow_reader_drops.inc();
     }

@@ -7,11 +7,14 @@
 //! alert on it misses that event. The values are enums here, so a count is
 //! an index into the set, never a lookup by text.
 //!
-//! Nothing here costs a client anything it could measure: gauges change
-//! when a client or a handshake comes or goes, a session's counts (lines,
-//! line errors, dates) are folded in once, when it ends, and the only
-//! per-event work is a date's lateness and a handshake's duration, one
-//! histogram observation each.
+//! Counters count work as it happens (SPEC §11): a session adds the lines
+//! it answered to the counters once per read, however many lines the read
+//! held, and each date as it goes out; a scrape shows the work of clients
+//! still connected, not only of sessions that have ended. That is one
+//! relaxed atomic addition per read, nothing a client could measure
+//! (BENCHMARKS.md, "Live counters"). Gauges change when a client or a
+//! handshake comes or goes, and the `process_*` metrics are read from
+//! `/proc` at each scrape (`super::process_metrics`).
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,6 +214,37 @@ impl LabelValue for SessionEnd {
     }
 }
 
+/// What a session counts as it goes, handed to each session: the counters
+/// of the work it does, shared with every other session (cheap clones of
+/// atomics).
+#[derive(Clone)]
+pub(super) struct SessionCounters {
+    /// Lines answered with their reversal.
+    pub(super) lines_answered: Counter,
+    /// Lines answered by `line_too_long`.
+    pub(super) too_long: Counter,
+    /// Lines answered by `invalid_utf8`.
+    pub(super) invalid_utf8: Counter,
+    /// Date frames sent.
+    pub(super) dates_sent: Counter,
+    /// How late each date was against its deadline.
+    pub(super) date_lateness: Histogram,
+}
+
+impl SessionCounters {
+    /// Counters no registry reads, for sessions run alone (unit tests).
+    #[cfg(test)]
+    pub(super) fn unregistered() -> Self {
+        Self {
+            lines_answered: Counter::default(),
+            too_long: Counter::default(),
+            invalid_utf8: Counter::default(),
+            dates_sent: Counter::default(),
+            date_lateness: Histogram::new(std::iter::empty()),
+        }
+    }
+}
+
 /// Every metric a server keeps, and the registry that encodes them: what
 /// its admin endpoint serves, and what an embedder can read
 /// ([`Metrics::encode`]) without one.
@@ -309,17 +343,15 @@ const REJECTIONS: Described = (
     "rejections",
     "Clients turned away after their handshake, by error code",
 );
-const LINES_ANSWERED: Described = (
-    "lines_answered",
-    "Lines answered with their reversal (counted when the client leaves)",
-);
+const LINES_ANSWERED: Described = ("lines_answered", "Lines answered with their reversal");
 const LINE_ERRORS: Described = (
     "line_errors",
-    "Lines answered with an error frame, by error code (counted when the client leaves)",
+    "Lines answered with an error frame, by error code",
 );
-const DATES_SENT: Described = (
-    "dates_sent",
-    "Date frames sent (counted when the client leaves)",
+const DATES_SENT: Described = ("dates_sent", "Date frames sent");
+const BUILD_INFO: Described = (
+    "build_info",
+    "The version of the server, as a label; always 1",
 );
 const SLOW_READER_DROPS: Described = (
     "slow_reader_drops",
@@ -368,9 +400,17 @@ fn seconds(
 impl Metrics {
     /// The metrics of a server with `max_clients` slots, all at zero.
     pub(crate) fn new(max_clients: usize) -> Self {
-        let r = &mut Registry::with_prefix("nea");
+        let mut registry = Registry::default();
+        // The standard process metrics carry no prefix of ours.
+        registry.register_collector(Box::new(super::process_metrics::ProcessMetrics));
+        let r = registry.sub_registry_with_prefix("nea");
         let clients_max: Gauge = registered(r, CLIENTS_MAX);
         clients_max.set(i64::try_from(max_clients).unwrap_or(i64::MAX));
+        let build_info = Family::<Label, Gauge>::default();
+        r.register(BUILD_INFO.0, BUILD_INFO.1, build_info.clone());
+        build_info
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
         Self {
             clients_connected: registered(r, CLIENTS_CONNECTED),
             hellos_in_progress: registered(r, HELLOS_IN_PROGRESS),
@@ -392,10 +432,21 @@ impl Metrics {
             ),
             certificate_expiry: registered(r, CERTIFICATE_EXPIRY),
             log_lines_dropped: registered(r, LOG_LINES_DROPPED),
-            registry: std::mem::take(r),
+            registry,
             log_drops: std::sync::Mutex::new(None),
             accepting: AtomicBool::new(true),
             max_clients,
+        }
+    }
+
+    /// The counters a session adds its work to as it goes.
+    pub(super) fn session_counters(&self) -> SessionCounters {
+        SessionCounters {
+            lines_answered: self.lines_answered.clone(),
+            too_long: self.line_errors.get(LineError::TooLong).clone(),
+            invalid_utf8: self.line_errors.get(LineError::InvalidUtf8).clone(),
+            dates_sent: self.dates_sent.clone(),
+            date_lateness: self.date_lateness.clone(),
         }
     }
 

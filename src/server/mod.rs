@@ -44,6 +44,7 @@ mod handshake_queue;
 mod identity;
 mod listener;
 mod metrics;
+mod process_metrics;
 mod proxy;
 mod reload;
 mod session;

@@ -30,13 +30,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::Config;
-use super::metrics::SessionEnd;
+use super::metrics::{SessionCounters, SessionEnd};
 use crate::codec::{Inbound, LineDecoder};
 use crate::protocol::{ErrorCode, Frame};
 
@@ -149,6 +148,8 @@ pub(super) struct Report {
     pub(super) invalid_utf8: u64,
     /// Date frames sent.
     pub(super) dates: u64,
+    /// Clients still connected once this one's slot was freed.
+    pub(super) clients: usize,
 }
 
 /// A client's date deadlines: the n-th date is due at `start + n × period`.
@@ -176,27 +177,34 @@ impl DateSchedule {
     }
 }
 
+/// A client's place among `--max-clients`, freed as soon as its session's
+/// last frame is written, before the final close.
+pub(super) trait Place {
+    /// Frees the place; the clients still connected then.
+    fn release(self) -> usize;
+}
+
 /// Serves one client until it leaves, stalls, or the server shuts down.
 ///
 /// `slot` is the client's place among `--max-clients` (any value whose drop
 /// frees it); it is released as soon as the session's last frame is
 /// written, before the final close.
-pub(super) async fn run<S, Slot>(
+pub(super) async fn run<S, Slot: Place>(
     mut stream: S,
     config: &Config,
     shutdown: &CancellationToken,
     slot: Slot,
-    lateness: &Histogram,
+    counters: &SessionCounters,
 ) -> Report
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut session = Session::new(config, Instant::now(), lateness.clone());
+    let mut session = Session::new(config, Instant::now(), counters.clone());
     // Built once: each `cancelled()` future registers with the token.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let ending = std::future::poll_fn(|cx| session.poll(&mut stream, cancelled.as_mut(), cx)).await;
-    drop(slot);
+    let clients = slot.release();
     let reason = match ending {
         Ending::Close(reason) => {
             close(stream, matches!(reason, EndReason::Shutdown)).await;
@@ -210,6 +218,7 @@ where
         too_long: session.too_long,
         invalid_utf8: session.invalid_utf8,
         dates: session.dates_sent,
+        clients,
     }
 }
 
@@ -306,15 +315,16 @@ struct Session {
     invalid_utf8: u64,
     /// Date frames queued so far.
     dates_sent: u64,
-    /// Where each date's lateness against its deadline is recorded.
-    lateness: Histogram,
+    /// The server's counters, which this session adds its work to as it
+    /// goes (its own totals above are for its log line).
+    counters: SessionCounters,
     /// See [`Config::dead_peer_timeout`]: named in the reason of a session
     /// whose client's path died.
     dead_peer_timeout: Duration,
 }
 
 impl Session {
-    fn new(config: &Config, start: Instant, lateness: Histogram) -> Self {
+    fn new(config: &Config, start: Instant, counters: SessionCounters) -> Self {
         Self {
             decoder: LineDecoder::new(config.max_line_bytes),
             chunk: vec![0; READ_CHUNK],
@@ -328,7 +338,7 @@ impl Session {
             too_long: 0,
             invalid_utf8: 0,
             dates_sent: 0,
-            lateness,
+            counters,
             dead_peer_timeout: config.dead_peer_timeout,
         }
     }
@@ -378,8 +388,9 @@ impl Session {
         while let Poll::Ready(deadline) = self.dates.poll_next(cx) {
             Frame::date_now().encode(&mut self.outgoing);
             self.dates_sent += 1;
+            self.counters.dates_sent.inc();
             let late = Instant::now().saturating_duration_since(deadline);
-            self.lateness.observe(late.as_secs_f64());
+            self.counters.date_lateness.observe(late.as_secs_f64());
         }
     }
 
@@ -425,22 +436,38 @@ impl Session {
     }
 
     /// Decodes the first `n` bytes of the chunk and appends one frame per
-    /// complete line, in order.
+    /// complete line, in order; adds what it answered to the server's
+    /// counters, once for the whole chunk.
     fn answer(&mut self, n: usize) {
         let mut bytes = &self.chunk[..n];
+        let (mut replies, mut too_long, mut invalid_utf8) = (0, 0, 0);
         while let Some(item) = self.decoder.decode(&mut bytes) {
             match item {
-                Inbound::Line(text) => Frame::encode_reply(text, &mut self.outgoing),
+                Inbound::Line(text) => {
+                    Frame::encode_reply(text, &mut self.outgoing);
+                    replies += 1;
+                }
                 Inbound::TooLong => {
                     Frame::line_too_long(self.decoder.max_line_bytes()).encode(&mut self.outgoing);
-                    self.too_long += 1;
+                    too_long += 1;
                 }
                 Inbound::InvalidUtf8 => {
                     Frame::error(ErrorCode::InvalidUtf8).encode(&mut self.outgoing);
-                    self.invalid_utf8 += 1;
+                    invalid_utf8 += 1;
                 }
             }
-            self.lines += 1;
+        }
+        self.lines += replies + too_long + invalid_utf8;
+        self.too_long += too_long;
+        self.invalid_utf8 += invalid_utf8;
+        for (counter, n) in [
+            (&self.counters.lines_answered, replies),
+            (&self.counters.too_long, too_long),
+            (&self.counters.invalid_utf8, invalid_utf8),
+        ] {
+            if n > 0 {
+                counter.inc_by(n);
+            }
         }
     }
 
@@ -564,9 +591,11 @@ mod tests {
 
     use super::*;
 
-    /// A histogram for sessions whose lateness nobody reads.
-    fn no_histogram() -> Histogram {
-        Histogram::new(std::iter::empty())
+    /// A semaphore permit stands for a client slot here.
+    impl Place for tokio::sync::OwnedSemaphorePermit {
+        fn release(self) -> usize {
+            0
+        }
     }
 
     const PERIOD: Duration = Duration::from_secs(10);
@@ -586,8 +615,16 @@ mod tests {
         let slot = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a free slot");
-        let session =
-            tokio::spawn(async move { run(server, &config, &token, slot, &no_histogram()).await });
+        let session = tokio::spawn(async move {
+            run(
+                server,
+                &config,
+                &token,
+                slot,
+                &SessionCounters::unregistered(),
+            )
+            .await
+        });
         let (read, writer) = tokio::io::split(client);
         Peer {
             lines: BufReader::new(read).lines(),
@@ -895,7 +932,7 @@ mod tests {
             &config(),
             &CancellationToken::new(),
             slot,
-            &no_histogram(),
+            &SessionCounters::unregistered(),
         )
         .await;
         assert!(

@@ -47,6 +47,12 @@ async fn logs_json(server: Server) {
     }
     assert_eq!(left["reason"], "closed by client");
     assert_eq!(left["lines"], 1);
+    // Facts are typed fields: a duration is a number of seconds, counts
+    // are numbers.
+    assert!(left["duration"].is_f64(), "{left:?}");
+    assert!(left["duration"].as_f64().is_some_and(|s| s > 0.0 && s < 60.0), "{left:?}");
+    assert_eq!(left["line_errors"], 0);
+    assert_eq!(left["clients"], 0);
     assert!(lines.iter().any(|line| {
         line["message"]
             .as_str()
@@ -118,4 +124,36 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The `clients` of each leave line, as JSON numbers, in order.
+fn leave_counts(log: &str) -> Vec<u64> {
+    objects(log)
+        .iter()
+        .filter(|line| line["message"] == "client left")
+        .filter_map(|line| line["clients"].as_u64())
+        .collect()
+}
+
+#[tokio::test]
+async fn leave_lines_at_shutdown_count_the_clients_still_connected() {
+    let mut server = Server::start(&["--log-format", "json"]);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = server.connect().await;
+        assert_eq!(client.round_trip("x").await, "x");
+        clients.push(client);
+    }
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    for client in &mut clients {
+        assert!(client.clean_end().await);
+    }
+    assert!(server.wait_exit(PATIENCE).expect("exits").success());
+    server
+        .wait_for_log("\"stopped\"", PATIENCE)
+        .expect("the last line");
+    // Each client left in turn: two, then one, then none still connected.
+    let mut counts = leave_counts(&server.log());
+    counts.sort_unstable();
+    assert_eq!(counts, [0, 1, 2], "{}", server.log());
 }

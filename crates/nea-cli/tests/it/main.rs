@@ -25,6 +25,7 @@ mod dates;
 mod dead_peers;
 mod handshake;
 mod interop;
+mod live_metrics;
 mod logs;
 mod many_addresses;
 mod mtls;
