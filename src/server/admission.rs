@@ -212,7 +212,7 @@ impl Drop for ClientSlot {
 
 impl super::session::Place for ClientSlot {
     fn release(self) -> usize {
-        ClientSlot::release(self)
+        Self::release(self)
     }
 }
 
