@@ -9,6 +9,7 @@ mod common;
 
 mod abuse;
 mod admin;
+mod alerting;
 mod balancer;
 mod capacity;
 mod cli;
