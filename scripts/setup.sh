@@ -14,7 +14,8 @@ if ! command -v systemd-socket-activate >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
 fi
 if ! command -v promtool >/dev/null 2>&1; then
-    # The metrics test checks a live scrape with promtool (package prometheus).
+    # The metrics and alerting tests run promtool (package prometheus): on a
+    # live scrape, and on the alerting rules and their unit tests.
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi

@@ -50,7 +50,12 @@ async fn logs_json(server: Server) {
     // Facts are typed fields: a duration is a number of seconds, counts
     // are numbers.
     assert!(left["duration"].is_f64(), "{left:?}");
-    assert!(left["duration"].as_f64().is_some_and(|s| s > 0.0 && s < 60.0), "{left:?}");
+    assert!(
+        left["duration"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0 && s < 60.0),
+        "{left:?}"
+    );
     assert_eq!(left["line_errors"], 0);
     assert_eq!(left["clients"], 0);
     assert!(lines.iter().any(|line| {

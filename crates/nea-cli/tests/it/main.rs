@@ -15,6 +15,7 @@ mod netns;
 mod abuse;
 mod admin;
 mod admin_eviction;
+mod alerting;
 mod balancer;
 mod capacity;
 mod cli;
