@@ -526,13 +526,13 @@ mod yaml {
 
     impl Read for Yaml {
         fn get(&self, key: &str) -> Option<&Yaml> {
-            self.as_hash()?.get(&Yaml::String(key.to_owned()))
+            self.as_hash()?.get(&Self::String(key.to_owned()))
         }
 
         fn list(&self) -> Vec<&Yaml> {
             match self {
-                Yaml::Array(items) => items.iter().collect(),
-                Yaml::Null => Vec::new(),
+                Self::Array(items) => items.iter().collect(),
+                Self::Null => Vec::new(),
                 other => panic!("not a list: {other:?}"),
             }
         }
