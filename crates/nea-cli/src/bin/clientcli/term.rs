@@ -29,10 +29,10 @@
 //!   two owners again.
 //! - rustyline-async 0.4 has the right shape (one task, `flush()` on exit)
 //!   but lacks keys rustyline had (Ctrl-D that deletes, Ctrl-K, Ctrl-B/F,
-//!   Alt-B/F, Ctrl-V, Ctrl-Z), keeps no history file, counts wrapped rows
-//!   in ways that break at the last column, and adds five crates of its own
-//!   (thingbuf, pin-project, futures-util, ansi-width, thiserror) on top
-//!   of crossterm.
+//!   Alt-B/F, Ctrl-Y, Ctrl-V, Ctrl-Z), keeps no history file, wraps long
+//!   lines by arithmetic that has had edge-case bugs with wide characters
+//!   and the last column, and adds five crates of its own (thingbuf,
+//!   pin-project, futures-util, ansi-width, thiserror) on top of crossterm.
 //!
 //! So the editor is ours: crossterm for raw mode, key events as an async
 //! stream and resizes; unicode-segmentation and unicode-width for editing

@@ -37,7 +37,8 @@ pub(super) struct Editor {
     /// What the last Ctrl-K, Ctrl-U, Ctrl-W or Alt-D removed, for Ctrl-Y.
     killed: String,
     /// True after Ctrl-V: the next key is inserted as the character it
-    /// sends, whatever it is bound to.
+    /// sends, whatever it is bound to (but a line feed, which would end
+    /// the line, is not).
     quoting: bool,
 }
 
@@ -57,8 +58,10 @@ impl Editor {
     pub(super) fn key(&mut self, key: &KeyEvent) -> Effect {
         if std::mem::take(&mut self.quoting) {
             return match literal(key) {
+                // A line cannot hold its own end: the server would take
+                // it for two.
+                Some('\n') | None => Effect::None,
                 Some(c) => self.insert(c.encode_utf8(&mut [0; 4])),
-                None => Effect::None,
             };
         }
         match action(key) {
@@ -215,7 +218,7 @@ mod tests {
     #[test]
     fn ctrl_v_inserts_the_next_key_as_is() {
         let mut editor = Editor::default();
-        press(&mut editor, "x\u{16}\u{3}\u{16}←y");
+        press(&mut editor, "x\u{16}\u{3}\u{16}←\u{16}\u{a}y");
         assert_eq!(editor.line().text(), "x\u{3}y");
         assert_eq!(
             press(&mut editor, "\u{c}\u{1a}\u{18}"),

@@ -88,6 +88,7 @@ impl History {
 /// A history file open for appending.
 #[derive(Debug)]
 pub(super) struct HistoryFile {
+    /// Where the file is, for notices.
     path: PathBuf,
     /// Opened with `O_APPEND`: every write goes to the end.
     file: File,

@@ -11,6 +11,8 @@ use tracing_subscriber::fmt::MakeWriter;
 /// Makes a writer per log event; each event becomes one message.
 #[derive(Debug, Clone)]
 pub(crate) struct LogLines {
+    /// To the terminal's owner. Unbounded: logging never waits (there are
+    /// a few lines per connection attempt, with `--verbose` only).
     lines: mpsc::UnboundedSender<String>,
 }
 
@@ -34,6 +36,7 @@ impl<'a> MakeWriter<'a> for LogLines {
 /// One log event's text, sent when the event is written out (dropped).
 #[derive(Debug)]
 pub(crate) struct LogLine {
+    /// To the terminal's owner.
     lines: mpsc::UnboundedSender<String>,
     /// The event's text so far.
     text: Vec<u8>,

@@ -71,13 +71,16 @@ pub(super) struct Owner {
     /// Standard output. Everything goes through [`Self::write`]: one
     /// `write` and a flush per step.
     out: std::io::Stdout,
-    /// The terminal's width, as of the last resize.
+    /// The terminal's width, as of the last resize; never 0.
     columns: u16,
+    /// The line being typed, the history, what was killed.
     editor: Editor,
     /// Where each line sent is appended; `None` keeps no history.
     history_file: Option<HistoryFile>,
     /// Which part of a line wider than the terminal is in view.
     view: View,
+    /// Whether the prompt is up; [`Typing::Open`] only between the first
+    /// connection and the end of input.
     typing: Typing,
     /// Inputs the session's channel has not taken yet, oldest first. The
     /// owner never waits for the session: it would stop drawing.
