@@ -338,6 +338,34 @@ fn the_server_going_away_ends_the_session_and_restores_the_terminal() {
 }
 
 #[test]
+fn sigint_from_outside_ends_the_client_as_ctrl_c_does() {
+    let server = Server::start(&[]);
+    let mut term = Terminal::open(&server);
+    term.wait_for("> ", 1);
+    term.type_keys(b"half");
+    term.wait_for("half", 1);
+    // `setsid` runs the client in its own process, without forking.
+    let pid = i32::try_from(term.child.id()).expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT sent");
+    let status = term.wait_exit_after_ctrl_c();
+    assert!(status.success(), "{status:?}\n{}", term.output());
+    server
+        .wait_for_log("reason=\"closed by client\"", PATIENCE)
+        .expect("the session ended with close_notify");
+    let modes = nix::sys::termios::tcgetattr(&term.slave).expect("tcgetattr");
+    assert!(
+        modes
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON)
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
 fn the_connected_line_stays_on_screen_after_the_first_prompt() {
     let server = Server::start(&[]);
     for run in 0..10 {

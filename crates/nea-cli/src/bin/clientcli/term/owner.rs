@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEvent};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -118,11 +119,15 @@ impl Owner {
     /// it ended and clears the prompt; returns the session's result.
     pub(super) async fn serve(mut self, mut feeds: Feeds) -> Result<Outcome, ClientError> {
         let mut keyboard = EventStream::new();
+        // `kill -INT` (Ctrl-C itself is a key in raw mode) stops the client
+        // as Ctrl-C does, and the terminal is given back.
+        let mut interrupts = signal(SignalKind::interrupt()).ok();
         let ended = loop {
             tokio::select! {
                 biased;
                 ended = &mut feeds.session => break ended,
                 key = next_key(&mut keyboard), if self.keyboard_works => self.on_key(key),
+                Some(()) = interrupted(&mut interrupts) => self.end_input(Input::Abort),
                 Some(event) = feeds.events.recv() => self.show_event(&event),
                 Some(line) = feeds.logs.recv() => self.show(&line),
                 permit = feeds.inputs.reserve(), if !self.outbox.is_empty() => {
@@ -306,6 +311,14 @@ async fn next_key(keyboard: &mut EventStream) -> Option<std::io::Result<TermEven
         futures_core::Stream::poll_next(Pin::new(&mut *keyboard), context)
     })
     .await
+}
+
+/// The next SIGINT; never, if it cannot be watched.
+async fn interrupted(interrupts: &mut Option<Signal>) -> Option<()> {
+    match interrupts {
+        Some(interrupts) => interrupts.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The terminal's width now.
