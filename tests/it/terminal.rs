@@ -18,8 +18,16 @@ use crate::common::{PATIENCE, Server};
 struct Terminal {
     child: Child,
     master: File,
-    /// Our copy of the slave side, to read the terminal's modes.
-    slave: std::os::fd::OwnedFd,
+    /// Our copy of the slave side, to read the terminal's modes and resize
+    /// it; closed once the client has exited, so that the reader sees the
+    /// end of the output.
+    slave: Option<std::os::fd::OwnedFd>,
+    /// The terminal's modes as the client left them, once it has exited.
+    modes_at_exit: Option<nix::sys::termios::Termios>,
+    /// Copies what the client writes into `screen`; ends when no slave side
+    /// is left open and everything written has been read.
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// Everything the client has written so far.
     screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
     /// Rows of the pty.
     rows: u16,
@@ -78,27 +86,23 @@ impl Terminal {
         let child = command.spawn().expect("clientcli starts");
         let master = File::from(master);
         let screen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        let mut reader = master.try_clone().expect("dup master");
-        let mut answerer = master.try_clone().expect("dup master");
+        let mut output = master.try_clone().expect("dup master");
         let sink = screen.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            // Ends with EIO once the child has exited and the slave closed.
-            while let Ok(n @ 1..) = reader.read(&mut buf) {
-                let chunk = &buf[..n];
-                // The editor asks where the cursor is; a terminal answers.
-                if chunk.windows(4).any(|w| w == b"\x1b[6n") {
-                    let _ = answerer.write_all(b"\x1b[1;1R");
-                }
+            // Ends with EIO once no slave side is open and nothing is left.
+            while let Ok(n @ 1..) = output.read(&mut buf) {
                 let (lock, grew) = &*sink;
-                lock.lock().expect("screen").extend_from_slice(chunk);
+                lock.lock().expect("screen").extend_from_slice(&buf[..n]);
                 grew.notify_all();
             }
         });
         Self {
             child,
             master,
-            slave,
+            slave: Some(slave),
+            modes_at_exit: None,
+            reader: Some(reader),
             screen,
             rows,
             resizes: Vec::new(),
@@ -150,7 +154,7 @@ impl Terminal {
         let before = self.screen.0.lock().expect("screen").len();
         let status = std::process::Command::new("stty")
             .args(["cols", &columns.to_string()])
-            .stdin(Stdio::from(self.slave.try_clone().expect("dup")))
+            .stdin(Stdio::from(self.slave().try_clone().expect("dup")))
             .status()
             .expect("stty runs");
         assert!(status.success(), "stty cols {columns}: {status:?}");
@@ -215,10 +219,18 @@ impl Terminal {
         status
     }
 
+    /// Our slave side, while the client runs.
+    fn slave(&self) -> &std::os::fd::OwnedFd {
+        self.slave.as_ref().expect("the client still runs")
+    }
+
+    /// Waits for the client to exit, then for all it wrote: the output and
+    /// the screen are final when this returns.
     fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.read_to_the_end(deadline);
                 return status;
             }
             assert!(
@@ -228,6 +240,36 @@ impl Terminal {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Once the client has exited: keeps the terminal's modes as it left
+    /// them, closes our slave side, and waits until the reader has read
+    /// all that was written (the process may be gone while its last bytes
+    /// are still in the pty).
+    fn read_to_the_end(&mut self, deadline: Instant) {
+        if let Some(slave) = self.slave.take() {
+            self.modes_at_exit = nix::sys::termios::tcgetattr(&slave).ok();
+        }
+        let Some(reader) = self.reader.take() else {
+            return;
+        };
+        while !reader.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the output never ended:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        reader.join().expect("the reader");
+    }
+
+    /// The local modes the client left the terminal in.
+    fn local_modes_at_exit(&self) -> nix::sys::termios::LocalFlags {
+        self.modes_at_exit
+            .as_ref()
+            .expect("the client has exited")
+            .local_flags
     }
 }
 
@@ -315,8 +357,7 @@ fn the_server_going_away_ends_the_session_and_restores_the_terminal() {
     assert_eq!(status.code(), Some(74), "{}", term.output());
     term.wait_for("clientcli: the server shut down", 1);
     // The editor left raw mode: canonical input and echo are back.
-    let modes = nix::sys::termios::tcgetattr(&term.slave).expect("tcgetattr");
-    let local = modes.local_flags;
+    let local = term.local_modes_at_exit();
     assert!(
         local.contains(nix::sys::termios::LocalFlags::ICANON),
         "{local:?}"
@@ -356,11 +397,10 @@ fn sigint_from_outside_ends_the_client_as_ctrl_c_does() {
     server
         .wait_for_log("reason=\"closed by client\"", PATIENCE)
         .expect("the session ended with close_notify");
-    let modes = nix::sys::termios::tcgetattr(&term.slave).expect("tcgetattr");
+    let local = term.local_modes_at_exit();
     assert!(
-        modes
-            .local_flags
-            .contains(nix::sys::termios::LocalFlags::ICANON)
+        local.contains(nix::sys::termios::LocalFlags::ICANON),
+        "{local:?}"
     );
     assert!(server.stop().success());
 }
@@ -1018,6 +1058,8 @@ fn classify(row: &str, lines: &[String]) -> Result<RaceRow, String> {
 /// row by row, and what they show in order.
 struct RaceScreen {
     rows: Vec<RaceRow>,
+    /// The screen as text, for failures.
+    text: String,
 }
 
 impl RaceScreen {
@@ -1035,7 +1077,10 @@ impl RaceScreen {
                     .unwrap_or_else(|err| panic!("{context}: row {at}: {err}\n{}", term.visible()))
             })
             .collect();
-        Self { rows }
+        Self {
+            rows,
+            text: term.visible(),
+        }
     }
 
     fn count(&self, kind: RaceRow) -> usize {
@@ -1125,7 +1170,7 @@ impl RaceRun {
         sent: Option<&RaceSent>,
     ) {
         use std::sync::atomic::Ordering::SeqCst;
-        let context = format!("{self:?}");
+        let context = format!("{self:?}, screen:\n{}\n", screen.text.trim_end());
         let expected_status = if self.end == RaceEnd::ServerLeaves {
             74
         } else {
