@@ -28,6 +28,16 @@ if ! command -v prlimit >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux
 fi
+if ! command -v ip >/dev/null 2>&1; then
+    # The network-fault tests make network namespaces and veth links.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
+fi
+if ! command -v nft >/dev/null 2>&1; then
+    # The network-fault tests drop packets silently with nftables rules.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables
+fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
     rustup component add llvm-tools
 fi

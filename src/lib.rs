@@ -174,10 +174,12 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT_RANGE: RangeInclusive<Duration> =
     Duration::from_millis(10)..=Duration::from_secs(3600);
 
-/// Most TLS handshakes in progress at once. Further connections wait for
-/// a turn, shared fairly between source addresses, and then in the
-/// kernel's accept backlog, so a flood of idle sockets cannot exhaust
-/// memory or file descriptors, nor keep other addresses out.
+/// Most TLS handshakes past their ClientHello in progress at once (32
+/// times as many connections may read their ClientHello meanwhile).
+/// Further connections wait for a turn, shared fairly between source
+/// addresses, and then in the kernel's accept backlog, so a flood of idle
+/// sockets cannot exhaust memory or file descriptors, nor keep other
+/// addresses out.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
 /// `--max-handshakes`: from 1 to 100,000.

@@ -1,4 +1,8 @@
-//! Handshake slots shared fairly between sources (SPEC §6).
+//! Slots shared fairly between sources (SPEC §6). The server keeps two
+//! such queues: one for the hello slots (a connection reading its
+//! ClientHello holds one) and one for the handshake slots (the rest of a
+//! handshake, once its ClientHello is whole; see `super::client_hello`).
+//! Below, "handshake" stands for either.
 //!
 //! The accept loop keeps accepting, so that a source holding many stalled
 //! handshakes cannot keep everyone else in the kernel's backlog. Each

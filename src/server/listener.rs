@@ -7,13 +7,17 @@
 //! fairly between sources). Each accepted socket gets its own task, which
 //! takes it through its steps:
 //!
-//! 1. its turn for a handshake slot (or being shed when too many wait, or
-//!    closed unhandshaken if its client gave up while it waited);
-//! 2. the TLS handshake ([`handshake`]), bounded by the handshake deadline
-//!    from the start of its turn;
-//! 3. admission ([`super::admission`]): a client slot without waiting, or
+//! 1. its turn for a hello slot (or being shed when too many wait, or
+//!    closed unread if its client gave up while it waited);
+//! 2. its ClientHello ([`super::client_hello`]), bounded by the handshake
+//!    deadline from the start of that turn;
+//! 3. its turn for a handshake slot, which only connections with a whole
+//!    ClientHello wait for (shed or abandoned likewise);
+//! 4. the rest of the TLS handshake ([`handshake`]), bounded by the
+//!    handshake deadline from the start of that turn;
+//! 5. admission ([`super::admission`]): a client slot without waiting, or
 //!    a rejection (`server_full`, `address_limit`) and a clean close;
-//! 4. [`run_session`]: the session ([`super::session`]) and its log line.
+//! 6. [`run_session`]: the session ([`super::session`]) and its log line.
 //!
 //! The steps are generic over the stream, so that a step before the
 //! handshake (reading a PROXY protocol header) fits in without widening
@@ -36,13 +40,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::StartHandshake;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::admission::{self, ClientCount, ClientSlot, ClientSlots};
+use super::client_hello;
 use super::handshake_queue::{HandshakeQueue, HandshakeSlot, WaitTicket};
 use super::metrics::{HandshakeFailure, LineError, Metrics, SessionEnd};
 use super::proxy;
@@ -78,7 +83,12 @@ struct Shared {
     /// The `max_clients` client slots. A session holds its slot from the
     /// end of its handshake until its last frame is written.
     client_slots: Arc<ClientSlots>,
-    /// The handshake slots, and the sockets waiting for one.
+    /// The hello slots (a connection reading its ClientHello holds one),
+    /// and the sockets waiting for one.
+    hellos: Arc<HandshakeQueue>,
+    /// The handshake slots (a connection whose ClientHello is complete
+    /// holds one for the rest of its handshake), and the connections
+    /// waiting for one.
     handshakes: Arc<HandshakeQueue>,
     /// Cancelled once, when the server starts shutting down.
     shutdown: CancellationToken,
@@ -130,6 +140,22 @@ fn waiting_bound(config: &Config) -> usize {
         .saturating_sub(crate::limits::SERVER_SPARE_FILES);
     let spare = usize::try_from(spare).unwrap_or(usize::MAX);
     spare.min(MAX_WAITING).max(config.max_handshakes)
+}
+
+/// Hello slots per handshake slot: reading a ClientHello costs a task and
+/// a few KiB, a handshake's own work far more, so there are many more of
+/// the first (see [`super::client_hello`]).
+const HELLO_SLOTS_PER_HANDSHAKE: usize = 32;
+
+/// How many connections may read their ClientHello at once: as many as
+/// [`HELLO_SLOTS_PER_HANDSHAKE`] says, within [`MAX_WAITING`], never fewer
+/// than the handshake slots.
+fn hello_slots(config: &Config) -> usize {
+    config
+        .max_handshakes
+        .saturating_mul(HELLO_SLOTS_PER_HANDSHAKE)
+        .min(MAX_WAITING)
+        .max(config.max_handshakes)
 }
 
 /// One session counted in [`Shared::sessions`], from its admission until
@@ -186,13 +212,13 @@ pub(super) async fn accept_loop(
         let accepted = tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            accepted = accept(&listener, &shared.handshakes) => accepted,
+            accepted = accept(&listener, &shared.hellos) => accepted,
         };
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = ACCEPT_BACKOFF;
                 shared.metrics.connections.inc();
-                let ticket = shared.handshakes.enqueue(Source::from(peer.ip()));
+                let ticket = shared.hellos.enqueue(Source::from(peer.ip()));
                 let shared = shared.clone();
                 // Boxed, so that tokio moves a pointer, not the future:
                 // it copies a task's future into the task, and writes the
@@ -233,6 +259,11 @@ impl Shared {
         Self {
             tls,
             client_slots: clients.slots(),
+            hellos: HandshakeQueue::new(
+                hello_slots(&config),
+                waiting_bound(&config),
+                metrics.hellos_in_progress.clone(),
+            ),
             handshakes: HandshakeQueue::new(
                 config.max_handshakes,
                 waiting_bound(&config),
@@ -282,12 +313,12 @@ async fn shut_down(shared: &Shared, tracker: TaskTracker) {
     info!("stopped");
 }
 
-/// Waits until the handshake queue has room, then for a connection.
+/// Waits until the hello queue has room, then for a connection.
 async fn accept(
     listener: &TcpListener,
-    handshakes: &HandshakeQueue,
+    hellos: &HandshakeQueue,
 ) -> io::Result<(TcpStream, SocketAddr)> {
-    handshakes.room().await;
+    hellos.room().await;
     listener.accept().await
 }
 
@@ -315,20 +346,29 @@ async fn connection(
     let Some((peer, ticket)) = identify(&mut tcp, socket, ticket, trusted, shared).await else {
         return;
     };
-    let Some(handshake_slot) = wait_for_turn(ticket, &tcp, peer.addr, shared).await else {
+    let Some(hello_slot) = wait_for_turn(ticket, &tcp, peer.addr, shared).await else {
         return;
     };
-    // The deadline counts from the turn, not the accept: a burst of
-    // thousands from one address waits its turn without timing out.
-    let turn = Instant::now();
-    let deadline = turn + shared.config.handshake_timeout;
+    // Each phase's deadline counts from its turn, not the accept: a burst
+    // of thousands from one address waits its turn without timing out.
+    let deadline = Instant::now() + shared.config.handshake_timeout;
     if !trusted
         && !shared.config.proxies.is_empty()
         && unexpected_header(&tcp, socket, deadline, shared).await
     {
         return;
     }
-    let Some(stream) = handshake(tcp, peer.addr, deadline, shared).await else {
+    let Some(hello) = client_hello(tcp, peer.addr, deadline, shared).await else {
+        return;
+    };
+    let ticket = shared.handshakes.enqueue(Source::from(peer.addr.ip()));
+    drop(hello_slot);
+    let Some(handshake_slot) = wait_for_turn(ticket, &hello.tcp, peer.addr, shared).await else {
+        return;
+    };
+    let turn = Instant::now();
+    let deadline = turn + shared.config.handshake_timeout;
+    let Some(stream) = handshake(hello, peer.addr, deadline, shared).await else {
         return;
     };
     shared
@@ -520,7 +560,45 @@ fn closed_by_peer(tcp: &TcpStream) -> bool {
     }
 }
 
-/// The TLS handshake, before `deadline`; `None` if it fails or times out
+/// The connection's ClientHello (see [`super::client_hello`]), before
+/// `deadline`; `None` if it is refused or late (after a rate-limited log
+/// line), or if the shutdown grace ends first.
+async fn client_hello(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Option<client_hello::Hello> {
+    let limit = shared.config.handshake_timeout;
+    let failure = tokio::select! {
+        hello = timeout_at(deadline, client_hello::read(tcp)) => match hello {
+            Ok(Ok(hello)) => return Some(hello),
+            Ok(Err(err)) => (HandshakeFailure::Failed, format!("TLS handshake failed: {err}")),
+            Err(_) => (
+                HandshakeFailure::TimedOut,
+                format!("TLS handshake timed out after {limit:?}: no complete ClientHello"),
+            ),
+        },
+        () = shared.grace_over() => return None,
+    };
+    handshake_failed(shared, peer, failure);
+    None
+}
+
+/// Counts and reports a handshake that ended before it completed.
+fn handshake_failed(
+    shared: &Shared,
+    peer: SocketAddr,
+    (reason, message): (HandshakeFailure, String),
+) {
+    shared.metrics.handshake_failures.get(reason).inc();
+    shared
+        .handshake_failures
+        .report(Some(peer), format_args!("{message}"));
+}
+
+/// The rest of the TLS handshake, after the ClientHello, before
+/// `deadline`; `None` if it fails or times out
 /// (after a rate-limited log line), or if the shutdown grace ends first. A
 /// handshake is finished even after shutdown starts, so that its client is
 /// told and closed cleanly.
@@ -532,32 +610,24 @@ fn closed_by_peer(tcp: &TcpStream) -> bool {
 /// `spawn`, into the task, and when the task finishes), about 95,000
 /// instructions per connection, more than everything else nea adds to a
 /// handshake. Boxed, the stream is allocated and copied once.
-async fn handshake<IO>(
-    io: IO,
+async fn handshake(
+    hello: client_hello::Hello,
     peer: SocketAddr,
     deadline: Instant,
     shared: &Shared,
-) -> Option<Box<TlsStream<IO>>>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Option<Box<TlsStream<TcpStream>>> {
     let limit = shared.config.handshake_timeout;
-    tokio::select! {
-        handshake = timeout_at(deadline, TlsAcceptor::from(shared.tls.get()).accept(io)) => match handshake {
-            Ok(Ok(stream)) => Some(Box::new(stream)),
-            Ok(Err(err)) => {
-                shared.metrics.handshake_failures.get(HandshakeFailure::Failed).inc();
-                shared.handshake_failures.report(Some(peer), format_args!("TLS handshake failed: {err}"));
-                None
-            }
-            Err(_) => {
-                shared.metrics.handshake_failures.get(HandshakeFailure::TimedOut).inc();
-                shared.handshake_failures.report(Some(peer), format_args!("TLS handshake timed out after {limit:?}"));
-                None
-            }
+    let rest = StartHandshake::from_parts(hello.accepted, hello.tcp).into_stream(shared.tls.get());
+    let failure = tokio::select! {
+        handshake = timeout_at(deadline, rest) => match handshake {
+            Ok(Ok(stream)) => return Some(Box::new(stream)),
+            Ok(Err(err)) => (HandshakeFailure::Failed, format!("TLS handshake failed: {err}")),
+            Err(_) => (HandshakeFailure::TimedOut, format!("TLS handshake timed out after {limit:?}")),
         },
-        () = shared.grace_over() => None,
-    }
+        () = shared.grace_over() => return None,
+    };
+    handshake_failed(shared, peer, failure);
+    None
 }
 
 /// An admitted client's session, bounded by the shutdown grace once

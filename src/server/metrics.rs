@@ -214,7 +214,9 @@ pub struct Metrics {
     registry: Registry,
     /// Clients connected now.
     pub(super) clients_connected: Gauge,
-    /// TLS handshakes in progress now.
+    /// Connections reading their TLS ClientHello now.
+    pub(super) hellos_in_progress: Gauge,
+    /// TLS handshakes in progress now (past their ClientHello).
     pub(super) handshakes_in_progress: Gauge,
     /// TCP connections accepted.
     pub(super) connections: Counter,
@@ -286,8 +288,14 @@ const CLIENTS_MAX: Described = (
     "clients_max",
     "Most clients connected at once (--max-clients)",
 );
-const HANDSHAKES_IN_PROGRESS: Described =
-    ("handshakes_in_progress", "TLS handshakes in progress now");
+const HELLOS_IN_PROGRESS: Described = (
+    "hellos_in_progress",
+    "Connections reading their TLS ClientHello now",
+);
+const HANDSHAKES_IN_PROGRESS: Described = (
+    "handshakes_in_progress",
+    "TLS handshakes in progress now, past their ClientHello",
+);
 const CONNECTIONS: Described = ("connections", "TCP connections accepted");
 const HANDSHAKE_FAILURES: Described = (
     "handshake_failures",
@@ -361,6 +369,7 @@ impl Metrics {
         clients_max.set(i64::try_from(max_clients).unwrap_or(i64::MAX));
         Self {
             clients_connected: registered(r, CLIENTS_CONNECTED),
+            hellos_in_progress: registered(r, HELLOS_IN_PROGRESS),
             handshakes_in_progress: registered(r, HANDSHAKES_IN_PROGRESS),
             connections: registered(r, CONNECTIONS),
             handshake_failures: CounterSet::register(r, HANDSHAKE_FAILURES),

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 mod admin;
 mod admission;
 mod builder;
+mod client_hello;
 mod config;
 mod handshake_queue;
 mod identity;

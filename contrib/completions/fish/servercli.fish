@@ -7,7 +7,7 @@ complete -c servercli -l max-clients -d 'Most clients connected at once (1 to 10
 complete -c servercli -l max-clients-per-address -d 'Most clients connected at once from one address, an IPv4 address or an IPv6 /64 (0 for no limit, up to 1000000)' -r
 complete -c servercli -l date-period -d 'Time between two dates sent to a client, e.g. 10s, 250ms, 1.5 (10ms to 24h)' -r
 complete -c servercli -l handshake-timeout -d 'Deadline for a client\'s TLS handshake, from its turn (10ms to 1h)' -r
-complete -c servercli -l max-handshakes -d 'Most TLS handshakes in progress at once (1 to 100000)' -r
+complete -c servercli -l max-handshakes -d 'Most TLS handshakes past their ClientHello in progress at once; 32 times as many may read their ClientHello (1 to 100000)' -r
 complete -c servercli -l max-line-bytes -d 'Longest line accepted, in bytes (1 to 1048576)' -r
 complete -c servercli -l write-timeout -d 'Drop a client whose writes stall this long: it is not reading (10ms to 1h)' -r
 complete -c servercli -l admin-addr -d 'Serve /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9443 (off by default)' -r

@@ -4,7 +4,7 @@
 // The harness of nea's own integration tests: the same servers and
 // certificates; loadcli's tests use only part of it.
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../../tests/it/common.rs"]
+#[path = "../../../crates/nea-cli/tests/it/common.rs"]
 mod common;
 
 use std::process::{Command, Output};

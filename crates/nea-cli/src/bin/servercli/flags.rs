@@ -41,7 +41,7 @@ pub(crate) struct Opts {
     /// Deadline for a client's TLS handshake, from its turn (10ms to 1h)
     #[arg(long, env = "NEA_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = DurationArg(nea::DEFAULT_HANDSHAKE_TIMEOUT))]
     pub(crate) handshake_timeout: DurationArg,
-    /// Most TLS handshakes in progress at once (1 to 100000)
+    /// Most TLS handshakes past their ClientHello in progress at once; 32 times as many may read their ClientHello (1 to 100000)
     #[arg(long, env = "NEA_MAX_HANDSHAKES", value_name = "N", default_value_t = nea::DEFAULT_MAX_HANDSHAKES)]
     pub(crate) max_handshakes: usize,
     /// Longest line accepted, in bytes (1 to 1048576)

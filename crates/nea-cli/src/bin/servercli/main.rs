@@ -25,6 +25,7 @@ const EXIT_USAGE: u8 = 2;
 /// library's lines and the program's alike.
 const LOG_TARGET: &str = "nea::servercli";
 
+mod credentials;
 mod flags;
 mod service_manager;
 mod signals;
@@ -36,7 +37,8 @@ use flags::Opts;
 struct Settings {
     /// Address and port to listen on, unless a socket is passed.
     listen: SocketAddr,
-    /// Certificate chain and key files; `None` uses the development CA.
+    /// Certificate chain and key files (from the flags, or the service
+    /// manager's credentials); `None` uses the development CA.
     identity: Option<(PathBuf, PathBuf)>,
     /// CA file whose certificates clients must present (mutual TLS).
     client_ca: Option<PathBuf>,
@@ -69,10 +71,15 @@ impl Opts {
             .write_timeout(self.write_timeout.0)
             .proxy_protocol_from(TrustedProxies::new(self.proxy_protocol_from))
             .build()?;
+        // What no flag names, a service manager may pass as credentials.
+        let passed = credentials::Credentials::from_env();
+        let (passed_identity, passed_client_ca) = passed
+            .map(|passed| (passed.identity, passed.client_ca))
+            .unwrap_or_default();
         Ok(Settings {
             listen: SocketAddr::new(self.bind, self.port),
-            identity: self.cert.zip(self.key),
-            client_ca: self.client_ca,
+            identity: self.cert.zip(self.key).or(passed_identity),
+            client_ca: self.client_ca.or(passed_client_ca),
             port_file: self.port_file,
             admin: self.admin_addr,
             config,

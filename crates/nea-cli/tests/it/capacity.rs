@@ -5,17 +5,16 @@
 use nea::protocol::{ErrorCode, Frame};
 
 use crate::common::{Client, Server};
+use crate::in_process::{InProcess, dated};
 
 #[tokio::test]
 async fn the_hundred_and_first_client_gets_server_full_and_a_clean_close() {
-    let server = Server::start(&["--date-period", "500ms"]);
+    let server = InProcess::start(dated(std::time::Duration::from_millis(500)));
     let mut clients = Vec::new();
     for _ in 0..100 {
         clients.push(server.connect().await);
     }
-    server
-        .wait_for_log("clients=100", crate::common::PATIENCE)
-        .expect("100 clients connected");
+    server.until_connected(100).await;
 
     let mut extra = server.connect().await;
     match extra.non_date_frame().await {
@@ -47,7 +46,11 @@ async fn the_hundred_and_first_client_gets_server_full_and_a_clean_close() {
     assert!(leaving.clean_end().await);
     let mut next = server.connect().await;
     assert_eq!(next.round_trip("next").await, "txen");
-    assert!(server.stop().success());
+    assert_eq!(
+        server.sample("nea_rejections_total{code=\"server_full\"}"),
+        1.0
+    );
+    server.stop();
 }
 
 async fn wait_for_date_after(client: &mut Client, after: jiff::Timestamp) {

@@ -74,10 +74,10 @@ async fn junk_bytes_are_rejected_with_one_log_line() {
 async fn the_handshake_cap_makes_new_clients_wait_not_fail() {
     let server = Server::start(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
     let idle = [
-        TcpStream::connect(server.addr).await.expect("tcp"),
-        TcpStream::connect(server.addr).await.expect("tcp"),
+        stalled_after_hello(server.addr).await,
+        stalled_after_hello(server.addr).await,
     ];
-    // Make sure both idle sockets hold their handshake slots first.
+    // Make sure both stalled sockets hold their handshake slots first.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     let mut client = server.connect().await;
@@ -91,22 +91,38 @@ async fn the_handshake_cap_makes_new_clients_wait_not_fail() {
     assert!(server.stop().success());
 }
 
+/// A connection that sends a whole ClientHello and then nothing: it holds
+/// a handshake slot (a ClientHello still coming holds none) until its
+/// handshake deadline.
+pub async fn stalled_after_hello(addr: std::net::SocketAddr) -> TcpStream {
+    let config = crate::common::Pki::new().client_config();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut client = rustls::ClientConnection::new(config, name).expect("a client");
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).expect("the ClientHello");
+    let mut tcp = TcpStream::connect(addr).await.expect("tcp");
+    tcp.write_all(&hello)
+        .await
+        .expect("the ClientHello is sent");
+    tcp
+}
+
 /// The value of `nea_handshake_failures_total{reason}` in a scrape; 0 if the
 /// reason has not been counted yet.
 fn handshake_failures(scrape: &str, reason: &str) -> f64 {
     let name = format!("nea_handshake_failures_total{{reason=\"{reason}\"}}");
-    crate::admin::sample_if_any(scrape, &name).unwrap_or(0.0)
+    crate::common::sample_if_any(scrape, &name).unwrap_or(0.0)
 }
 
 #[tokio::test]
 async fn a_client_that_gives_up_while_waiting_for_its_turn_costs_no_handshake() {
     const GAVE_UP: usize = 50;
     let (server, admin) =
-        crate::admin::start_with_admin(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
-    // Two idle sockets hold both slots for a second.
+        crate::common::start_with_admin(&["--max-handshakes", "2", "--handshake-timeout", "1s"]);
+    // Two stalled handshakes hold both slots for a second.
     let idle = [
-        TcpStream::connect(server.addr).await.expect("tcp"),
-        TcpStream::connect(server.addr).await.expect("tcp"),
+        stalled_after_hello(server.addr).await,
+        stalled_after_hello(server.addr).await,
     ];
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Clients that send their ClientHello, wait up to 10–110 ms for an
@@ -128,7 +144,7 @@ async fn a_client_that_gives_up_while_waiting_for_its_turn_costs_no_handshake() 
     // unhandshaken, counted as abandoned, not as a failed handshake.
     let deadline = Instant::now() + PATIENCE;
     let scrape = loop {
-        let (_, scrape) = crate::admin::get(admin, "/metrics");
+        let (_, scrape) = crate::common::get(admin, "/metrics");
         if handshake_failures(&scrape, "abandoned") >= GAVE_UP as f64 || Instant::now() > deadline {
             break scrape;
         }

@@ -224,7 +224,7 @@ async fn a_header_from_an_untrusted_address_is_refused_and_plain_tls_served() {
 
 #[tokio::test]
 async fn a_flood_of_bad_headers_is_logged_at_a_bounded_rate_and_counted() {
-    let (server, admin) = crate::admin::start_with_admin(&["--proxy-protocol-from", "127.0.0.1"]);
+    let (server, admin) = crate::common::start_with_admin(&["--proxy-protocol-from", "127.0.0.1"]);
     let started = Instant::now();
     for _ in 0..200 {
         let tcp = balancer_socket(&server, b"NOT A HEADER AT ALL\r\n").await;
@@ -242,8 +242,8 @@ async fn a_flood_of_bad_headers_is_logged_at_a_bounded_rate_and_counted() {
         logged <= usize::try_from(seconds).expect("seconds"),
         "{logged} lines in {seconds} s:\n{log}"
     );
-    let (_, metrics) = crate::admin::get(admin, "/metrics");
-    let refused = crate::admin::sample(
+    let (_, metrics) = crate::common::get(admin, "/metrics");
+    let refused = crate::common::sample(
         &metrics,
         "nea_handshake_failures_total{reason=\"proxy_header\"}",
     );

@@ -6,6 +6,11 @@
 #![allow(unreachable_pub)]
 
 mod common;
+// Harness modules: not every helper is used by every test.
+#[allow(dead_code)]
+mod in_process;
+// The kit for tests on real network faults (namespaces, nftables, latency).
+mod netns;
 
 mod abuse;
 mod admin;
@@ -17,7 +22,9 @@ mod dates;
 mod handshake;
 mod interop;
 mod logs;
+mod many_addresses;
 mod mtls;
+mod netns_kit;
 mod proxy;
 mod reload;
 mod reversal;

@@ -2,7 +2,7 @@
 //! on an ephemeral port (stopped by SIGTERM so it exits 0 and writes its
 //! coverage profile), and a small TLS client that reads frames.
 
-use std::io::{BufRead, BufReader as StdBufReader};
+use std::io::{BufRead, BufReader as StdBufReader, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -49,6 +49,11 @@ fn workspace_binary(from_cargo: Option<&str>, name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The repository's root, where the shipped files (`contrib/`) are.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// How long any single expected event may take before a test fails. Generous,
@@ -542,4 +547,79 @@ where
         script(stream).await;
     });
     addr
+}
+
+/// Panics with one line unless `program` can be run: the line names the
+/// Debian `package` that has it and `scripts/setup.sh`, which installs it.
+/// A missing tool must not surface as an obscure failure deep in a test.
+pub fn require_tool(program: &str, package: &str) {
+    let status = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match status {
+        Ok(_) => {}
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            panic!("{program} (Debian package {package}) is needed: run scripts/setup.sh")
+        }
+        Err(err) => panic!("{program} (Debian package {package}) does not run: {err}"),
+    }
+}
+
+/// A server with its admin endpoint on a free port; returns it and the
+/// endpoint's address.
+pub fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let admin = SocketAddr::from(([127, 0, 0, 1], port));
+    let pki = Pki::new();
+    let mut all = vec!["--admin-addr".to_owned(), admin.to_string()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    // The admin socket is bound before the port file is written: once the
+    // server is started, the endpoint takes connections.
+    let server = Server::start_with(pki, &all);
+    (server, admin)
+}
+
+/// `GET path` over HTTP/1.1: (status, body).
+pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let mut tcp = std::net::TcpStream::connect(admin).expect("connect to admin");
+    tcp.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: nea\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).expect("response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample `name` (with its labels, as written) in `text`.
+pub fn sample(text: &str, name: &str) -> f64 {
+    sample_if_any(text, name).unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+}
+
+/// [`sample`], or `None` if `text` has no such sample (a label value not
+/// counted yet).
+pub fn sample_if_any(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok())?
+    })
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,7 +91,7 @@ struct Balancer {
 
 impl Balancer {
     fn config() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/haproxy/haproxy.cfg")
+        crate::common::repository().join("contrib/haproxy/haproxy.cfg")
     }
 
     fn start(backends: &[Backend; 3]) -> Self {

@@ -201,7 +201,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         eprintln!("systemd-analyze is not installed; skipped");
         return;
     }
-    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let units = crate::common::repository().join("contrib/systemd");
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = crate::common::servercli_exe();
     for name in ["nea.service", "nea.socket"] {
@@ -417,4 +417,33 @@ async fn a_restart_on_an_activated_socket_refuses_no_connection_and_loses_no_lin
         "{log}"
     );
     eprintln!("{probes} probes, none refused");
+}
+
+/// The certificate and key a service manager passes as credentials
+/// (`LoadCredential=cert.pem:…`, `key.pem:…`, as the shipped unit does) are
+/// what the server presents when no flag names a certificate.
+#[tokio::test]
+async fn the_credentials_a_service_manager_passes_are_the_certificate_presented() {
+    let pki = Pki::new();
+    let credentials = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&pki.cert, credentials.path().join("cert.pem")).expect("cert");
+    std::fs::copy(&pki.key, credentials.path().join("key.pem")).expect("key");
+    let dev = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(crate::common::servercli_exe());
+    command
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .env("NEA_DEV_DIR", dev.path())
+        .env_remove("NEA_CERT")
+        .env_remove("NEA_KEY");
+    let server = Server::spawn(command, pki);
+    // The client trusts the test CA only: the development CA would fail.
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip("credentials").await, "slaitnederc");
+    client.close().await;
+    assert!(
+        std::fs::read_dir(dev.path()).expect("dir").next().is_none(),
+        "no development CA was made"
+    );
+    assert!(server.stop().success());
 }

@@ -5,13 +5,13 @@
 //! re-checks what fuzzing found, without nightly or libFuzzer. FUZZING.md
 //! says how the corpus is made.
 
-#[path = "../fuzz/properties.rs"]
+#[path = "../../../fuzz/properties.rs"]
 mod properties;
 
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 /// The files of `dir`, sorted; none if it does not exist.

@@ -4,70 +4,12 @@
 //! and a hostile scraper cannot hurt clients.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::common::{PATIENCE, Pki, Server};
-
-/// A server with its admin endpoint on a free port; returns it and the
-/// endpoint's address.
-pub fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let admin = SocketAddr::from(([127, 0, 0, 1], port));
-    let pki = Pki::new();
-    let mut all = vec!["--admin-addr".to_owned(), admin.to_string()];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let server = Server::start_with(pki, &all);
-    server
-        .wait_for_log("admin endpoint on", PATIENCE)
-        .expect("the admin endpoint is up");
-    (server, admin)
-}
-
-/// `GET path` over HTTP/1.1: (status, body).
-pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = std::net::TcpStream::connect(admin).expect("connect to admin");
-    tcp.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: nea\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).expect("response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not HTTP: {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the sample `name` (with its labels, as written) in `text`.
-pub fn sample(text: &str, name: &str) -> f64 {
-    sample_if_any(text, name).unwrap_or_else(|| panic!("{name} not in:\n{text}"))
-}
-
-/// [`sample`], or `None` if `text` has no such sample (a label value not
-/// counted yet).
-pub fn sample_if_any(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (key, value) = line.rsplit_once(' ')?;
-        (key == name).then(|| value.parse().ok())?
-    })
-}
+use crate::common::{PATIENCE, get, sample, start_with_admin};
 
 #[tokio::test]
 async fn a_live_scrape_passes_promtool_and_follows_real_traffic() {
