@@ -28,7 +28,7 @@ fi
 # The product's dependency tree is the product's alone: nothing that only
 # the programs or the load tool need may reach it.
 if cargo tree --locked -p nea -e normal --prefix none \
-    | grep -E '^(hdrhistogram|clap|clap_builder|rustyline|tracing-subscriber|tracing-appender|listenfd|sd-notify) '; then
+    | grep -E '^(hdrhistogram|clap|clap_builder|crossterm|tracing-subscriber|tracing-appender|listenfd|sd-notify) '; then
     echo "nea depends on a crate only the programs or loadcli need (above)" >&2
     exit 1
 fi

@@ -168,12 +168,22 @@ pub fn init_server_logging(default: &str, format: LogFormat) -> ServerLogging {
 /// `RUST_LOG` if set and by `default` (an `EnvFilter` directive such as
 /// `warn,nea=debug`) otherwise.
 pub fn init_logging(default: &str) {
+    init_logging_to(default, std::io::stderr);
+}
+
+/// Like [`init_logging`], but each line goes to `writer`: the client's
+/// terminal front end prints log lines above its prompt, as it prints
+/// everything else. Coloured as [`init_logging`] colours standard error.
+pub fn init_logging_to<W>(default: &str, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(colour_wanted(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),

@@ -15,9 +15,9 @@ pub(crate) enum Stream {
     Stderr,
 }
 
-/// The text an event shows, and where it goes in plain mode. Replies are
-/// escaped when `escape_replies` (standard output is a terminal), but kept
-/// byte for byte when written to a file or a pipe. Server text on stderr is
+/// The text an event shows, and where it goes in plain mode. Replies (and
+/// `--json` frames) are escaped when `escape_replies` (standard output is a
+/// terminal), but kept byte for byte when written to a file or a pipe. Server text on stderr is
 /// always escaped. The interactive front end shows every text above its
 /// prompt, with replies always escaped.
 pub(crate) fn render(event: &Event, escape_replies: bool) -> (Stream, String) {
@@ -27,6 +27,7 @@ pub(crate) fn render(event: &Event, escape_replies: bool) -> (Stream, String) {
         }
         Event::Reply(text) if escape_replies => (Stream::Stdout, escape_for_terminal(text)),
         Event::Reply(text) => (Stream::Stdout, text.clone()),
+        Event::Frame(line) if escape_replies => (Stream::Stdout, escape_for_terminal(line)),
         Event::Frame(line) => (Stream::Stdout, line.clone()),
         Event::Date(payload) => (Stream::Stderr, format!("date: {}", local_date(payload))),
         Event::LineRejected { line, reason } => (
@@ -145,6 +146,10 @@ mod tests {
         assert_eq!(render(&reply, true), (Stream::Stdout, "\\rx".to_owned()));
         let frame = Event::Frame("{}".into());
         assert_eq!(render(&frame, true), (Stream::Stdout, "{}".to_owned()));
+        // A frame that is not JSON may hold what JSON would have escaped.
+        let raw = Event::Frame("x\u{1b}[2J".into());
+        assert_eq!(render(&raw, true).1, "x\\u{1b}[2J");
+        assert_eq!(render(&raw, false).1, "x\u{1b}[2J");
         let (stream, text) = render(&Event::Date("2026-11-26T20:19:17.123Z".into()), false);
         assert_eq!(stream, Stream::Stderr);
         assert!(text.starts_with("date: 2026-11-2"), "{text}");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use nea::client::session::Outcome;
 use nea::client::{Options, tls_config};
-use nea_cli::{NotRun, init_logging, parse_args, runtime};
+use nea_cli::{NotRun, init_logging, init_logging_to, parse_args, runtime};
 
 /// Exit status for an invalid command line (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -93,8 +93,16 @@ fn main() -> ExitCode {
         Ok(configured) => configured,
         Err(not_run) => return not_run.exit("clientcli", EXIT_USAGE),
     };
-    init_logging(if verbose { "warn,nea=debug" } else { "error" });
+    let log_filter = if verbose { "warn,nea=debug" } else { "error" };
     let interactive = term::available();
+    // In a terminal, log lines go to its owner, which prints them above the
+    // prompt; elsewhere, to standard error.
+    let (log_writer, log_lines) = term::log_lines();
+    if interactive {
+        init_logging_to(log_filter, log_writer);
+    } else {
+        init_logging(log_filter);
+    }
     let runtime = match runtime("clientcli") {
         Ok(runtime) => runtime,
         Err(status) => return status,
@@ -102,7 +110,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let config = tls_config(&options)?;
         if interactive {
-            term::run(options, config, history).await
+            term::run(options, config, history, log_lines).await
         } else {
             pipe::run(options, config).await
         }

@@ -1,203 +1,174 @@
 //! The interactive front end (standard input and output are terminals): a
-//! line editor with history, and dates and replies printed above the prompt
-//! without disturbing what the user is typing.
+//! line editor with history, and dates, replies and notices printed above
+//! the prompt without disturbing what the user is typing (SPEC §10).
 //!
-//! rustyline's `readline` blocks, so it runs on its own thread and sends
-//! each line to the session. Output goes through rustyline's external
-//! printer, which clears the prompt, prints, and redraws the prompt with the
-//! half-typed line intact. A second thread feeds the printer, because its
-//! `print` blocks until the editor has drawn the previous message.
+//! # One owner of the terminal
 //!
-//! Every message is printed with its own newline: between two `readline`
-//! calls the printer writes straight to the terminal, and a message without
-//! one was wiped by the next prompt's redraw.
+//! One task owns the screen and the keyboard ([`owner`]): it reads every
+//! key, and it alone writes to standard output: the prompt, the line being
+//! typed, and every message the session sends it through a channel. A
+//! message is drawn in the same write that clears the prompt row and draws
+//! it again below, so it can never land on the prompt's row, nor be lost
+//! between two draws; log lines (`--verbose`) take the same way. The
+//! session runs as a task of its own and never touches the terminal. When
+//! it ends (end of input answered, Ctrl-C, the server gone), the owner
+//! shows every message still queued, then clears the prompt and gives the
+//! terminal back (cooked mode, cursor visible). Ctrl-C and Ctrl-D are keys
+//! (raw mode is on from start to end, connecting included), and a lost
+//! connection is just the session's task ending: no signal is raised to
+//! stop anything.
 //!
-//! Ctrl-D ends input: the session closes with close_notify once every line
-//! is answered. Ctrl-C stops at once, also with close_notify. Both exit 0.
-//! Inside `readline` Ctrl-C is a key; outside it (before the first prompt,
-//! after Ctrl-D, while reconnecting) it is SIGINT, which a task here turns
-//! into the same abort.
-//! When the session ends on its own (the server went away), the editor
-//! thread is still inside `readline`, which has no way to be cancelled; the
-//! session raises SIGINT, which rustyline turns into `Interrupted`, and the
-//! thread sees the stop flag and returns, restoring the terminal.
+//! # Why a small editor of our own, on crossterm
+//!
+//! - rustyline, used before, has two owners: `readline` blocks one thread
+//!   while its external printer, fed by another, writes straight to the
+//!   terminal whenever raw mode is off. A message could be lost or land
+//!   after a new prompt (rustyline issue #629), and ending `readline` from
+//!   outside needed a raised SIGINT.
+//! - reedline runs its own thread too and polls its printer every 100 ms:
+//!   two owners again.
+//! - rustyline-async 0.4 has the right shape (one task, `flush()` on exit)
+//!   but lacks keys rustyline had (Ctrl-D that deletes, Ctrl-K, Ctrl-B/F,
+//!   Alt-B/F, Ctrl-Y, Ctrl-V, Ctrl-Z), keeps no history file, wraps long
+//!   lines by arithmetic that has had edge-case bugs with wide characters
+//!   and the last column, and adds five crates of its own (thingbuf,
+//!   pin-project, futures-util, ansi-width, thiserror) on top of crossterm.
+//!
+//! So the editor is ours: crossterm for raw mode, key events as an async
+//! stream and resizes; unicode-segmentation and unicode-width for editing
+//! by grapheme cluster and placing the cursor by display width. The
+//! editing logic ([`editor`], [`line`], [`keys`], [`history`]) and the
+//! layout ([`screen`]) write nothing, and are tested without a terminal.
+//! A line wider than the terminal scrolls sideways under the prompt
+//! ([`screen`] says why).
+//!
+//! # Keys
+//!
+//! Return sends the line. Ctrl-D on an empty line ends input: the client
+//! waits for every reply due, then exits 0. Ctrl-C stops at once, exit 0.
+//! Editing: Left/Right, Ctrl-B/Ctrl-F; Home/End, Ctrl-A/Ctrl-E;
+//! Alt-B/Alt-F, Ctrl-Left/Ctrl-Right by word; Backspace, Ctrl-H; Delete,
+//! Ctrl-D; Ctrl-K, Ctrl-U, Ctrl-W, Alt-D, Alt-Backspace kill, Ctrl-Y
+//! yanks; Up/Down, Ctrl-P/Ctrl-N recall history; Ctrl-L clears the screen;
+//! Ctrl-V inserts the next key as is; Ctrl-Z suspends.
 
-use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
-use crate::display::render;
 use nea::client::Options;
 use nea::client::session::{Event, Input, Outcome, Session};
 use nea::error::ClientError;
 
-/// The prompt shown before the user's input.
-pub(crate) const PROMPT: &str = "> ";
+mod editor;
+mod history;
+mod keys;
+mod line;
+mod logs;
+mod owner;
+mod screen;
 
-/// How long the session tries to stop a blocked editor before giving up.
-const EDITOR_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) use logs::log_lines;
+
+/// Events the session may queue before it waits for the owner to draw.
+const EVENT_QUEUE: usize = 256;
+
+/// Inputs the owner may queue before the session takes them.
+const INPUT_QUEUE: usize = 256;
 
 /// True if both standard input and standard output are terminals: the line
 /// editor needs both.
 pub(crate) fn available() -> bool {
+    use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
 /// Runs an interactive session, keeping what is typed in `history` (a
-/// file; `None` keeps none).
+/// file; `None` keeps none) and showing `logs` above the prompt.
 pub(crate) async fn run(
     options: Options,
     config: Arc<rustls::ClientConfig>,
-    history: Option<std::path::PathBuf>,
+    history: Option<PathBuf>,
+    logs: mpsc::UnboundedReceiver<String>,
 ) -> Result<Outcome, ClientError> {
-    let editor_failed = |err: ReadlineError| ClientError::Io {
-        phase: "starting the line editor",
-        source: std::io::Error::other(err),
+    let (entries, history_file) = open_history(history);
+    let raw_mode = RawMode::enable().map_err(|source| ClientError::Io {
+        phase: "setting up the terminal",
+        source,
+    })?;
+    let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let abort = Arc::new(Notify::new());
+    let session = tokio::spawn(connect_and_run(
+        options,
+        config,
+        event_tx,
+        input_rx,
+        abort.clone(),
+    ));
+    let editor = editor::Editor::new(history::History::new(entries));
+    let feeds = owner::Feeds {
+        session,
+        events,
+        logs,
+        inputs,
     };
-    let mut editor = DefaultEditor::new().map_err(editor_failed)?;
-    let history = history.and_then(|file| open_history(&mut editor, file));
-    let printer = editor.create_external_printer().map_err(editor_failed)?;
-    // Outside `readline` (before the first, between two, after Ctrl-D)
-    // Ctrl-C is SIGINT, not a key: it must end the client at once, as the
-    // key does. Registered before anything else can be interrupted.
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|source| ClientError::Io {
-            phase: "installing the SIGINT handler",
-            source,
-        })?;
-
-    let (event_tx, event_rx) = mpsc::channel(256);
-    let printer_thread = std::thread::spawn(move || print_events(printer, event_rx));
-    // Ctrl-C while the first connection is being made ends it too.
-    let connected = tokio::select! {
-        connected = Session::connect(options, config, event_tx) => connected.map(Some),
-        _ = sigint.recv() => Ok(None),
-    };
-    let session = match connected {
-        Ok(Some(session)) => session,
-        // The connection attempt, and with it the events' sender, is
-        // dropped: the printer thread ends.
-        Ok(None) => {
-            let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
-            return Ok(Outcome::Aborted(Default::default()));
-        }
-        Err(err) => {
-            let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
-            return Err(err);
-        }
-    };
-
-    let (input_tx, input_rx) = mpsc::channel(256);
-    let interrupts = input_tx.clone();
-    let interrupted = tokio::spawn(async move {
-        while sigint.recv().await.is_some() {
-            if interrupts.send(Input::Abort).await.is_err() {
-                return;
-            }
-        }
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let editor_stop = stop.clone();
-    let editor_thread =
-        std::thread::spawn(move || edit_lines(editor, input_tx, &editor_stop, history.as_deref()));
-
-    let outcome = session.run(input_rx).await;
-    interrupted.abort();
-
-    stop.store(true, Ordering::SeqCst);
-    let deadline = tokio::time::Instant::now() + EDITOR_STOP_TIMEOUT;
-    while !editor_thread.is_finished() && tokio::time::Instant::now() < deadline {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = tokio::task::spawn_blocking(move || printer_thread.join()).await;
+    let outcome = owner::Owner::new(editor, history_file, abort)
+        .serve(feeds)
+        .await;
+    drop(raw_mode);
     outcome
 }
 
-/// Makes the history file's directory (owner only) and the file (0600, as
-/// it holds what the user typed), and loads what it holds. `None`, after a
-/// notice on stderr, when it cannot be used: the session goes on without.
-fn open_history(
-    editor: &mut DefaultEditor,
-    file: std::path::PathBuf,
-) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let prepared = file
-        .parent()
-        .map_or(Ok(()), |dir| {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-        })
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&file)
-        });
-    match prepared {
-        Ok(_) => {
-            let _ = editor.load_history(&file);
-            Some(file)
-        }
+/// The session: connects (a Ctrl-C meanwhile, told by `abort`, stops
+/// that), then runs on `inputs` (which carry any later Ctrl-C).
+async fn connect_and_run(
+    options: Options,
+    config: Arc<rustls::ClientConfig>,
+    events: mpsc::Sender<Event>,
+    inputs: mpsc::Receiver<Input>,
+    abort: Arc<Notify>,
+) -> Result<Outcome, ClientError> {
+    let session = tokio::select! {
+        connected = Session::connect(options, config, events) => connected?,
+        () = abort.notified() => return Ok(Outcome::Aborted(Default::default())),
+    };
+    session.run(inputs).await
+}
+
+/// The history file's entries, and the file to append to; none after a
+/// notice on stderr when it cannot be used (the session goes on without).
+fn open_history(file: Option<PathBuf>) -> (Vec<String>, Option<history::HistoryFile>) {
+    let Some(path) = file else {
+        return (Vec::new(), None);
+    };
+    match history::HistoryFile::open(path.clone()) {
+        Ok((file, entries)) => (entries, Some(file)),
         Err(err) => {
             eprintln!(
                 "clientcli: no history kept: cannot use {}: {err}",
-                file.display()
+                path.display()
             );
-            None
+            (Vec::new(), None)
         }
     }
 }
 
-/// The editor thread: one `readline` per line, until end of input, Ctrl-C,
-/// or the stop flag. Each line is appended to the history file at once, so
-/// that nothing typed is lost if the client is killed.
-fn edit_lines(
-    mut editor: DefaultEditor,
-    inputs: mpsc::Sender<Input>,
-    stop: &AtomicBool,
-    history: Option<&std::path::Path>,
-) {
-    while !stop.load(Ordering::SeqCst) {
-        let input = match editor.readline(PROMPT) {
-            Ok(line) => {
-                let _ = editor.add_history_entry(line.as_str());
-                if let Some(file) = history {
-                    let _ = editor.append_history(file);
-                }
-                Input::Line(line.into_bytes())
-            }
-            Err(ReadlineError::Eof) => Input::End,
-            Err(ReadlineError::Interrupted) if stop.load(Ordering::SeqCst) => return,
-            Err(_) => Input::Abort,
-        };
-        // End and Abort are the last input this thread sends.
-        let last = !matches!(input, Input::Line(_));
-        if inputs.blocking_send(input).is_err() || last {
-            return;
-        }
+/// The terminal in raw mode (no echo, no line editing, Ctrl-C and Ctrl-D
+/// as keys, no `\n` to `\r\n`) while this lives; put back as it was when
+/// dropped, whatever way [`run`] ends.
+struct RawMode;
+
+impl RawMode {
+    fn enable() -> std::io::Result<Self> {
+        crossterm::terminal::enable_raw_mode()?;
+        Ok(Self)
     }
 }
 
-/// The printer thread: shows each event above the prompt.
-fn print_events<P: ExternalPrinter>(mut printer: P, mut events: mpsc::Receiver<Event>) {
-    while let Some(event) = events.blocking_recv() {
-        let mut text = render(&event, true).1;
-        // Between two `readline` calls the printer writes straight to the
-        // terminal, as is: without its own newline, the next prompt's
-        // redraw (`\r`, clear line) wiped the message. Inside `readline`
-        // a message that ends with a newline gets no second one.
-        text.push('\n');
-        if printer.print(text).is_err() {
-            return;
-        }
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
     }
 }
