@@ -12,7 +12,7 @@ use ppp::v2;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{Client, PATIENCE, Server, tcp_from, tls_over};
+use crate::common::{Client, GENEROUS, PATIENCE, Server, tcp_from, tls_over};
 
 /// The balancer's address in these tests; clients that send no header
 /// connect from 127.0.0.2.
@@ -187,8 +187,10 @@ async fn a_header_that_does_not_arrive_ends_the_connection_at_the_deadline() {
     let tcp = balancer_socket(&server, b"PROXY TCP4 ").await;
     assert!(closed_without_tls(tcp).await);
     let took = started.elapsed();
+    // Closed by the 300 ms deadline, not never: a connection left open
+    // would be open still when the wait above gives up, after PATIENCE.
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(250) && took < GENEROUS,
         "closed after {took:?}"
     );
     server
