@@ -263,28 +263,19 @@ impl Server {
         self.log.text.lock().expect("log lock").clone()
     }
 
-    /// Waits until a log line contains `needle`; returns that line.
+    /// Waits until a log line contains `needle`; returns the last such line
+    /// then. For tests whose subject is the log; others wait on the
+    /// server's state.
     pub fn wait_for_log(&self, needle: &str, patience: Duration) -> Option<String> {
-        self.wait_for_logs(needle, 1, patience)
-    }
-
-    /// Waits until `count` log lines contain `needle`; returns the last one.
-    pub fn wait_for_logs(&self, needle: &str, count: usize, patience: Duration) -> Option<String> {
         let deadline = Instant::now() + patience;
         let mut text = self.log.text.lock().expect("log lock");
         loop {
-            let matching: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
-            if matching.len() >= count {
-                return matching.last().map(|l| (*l).to_owned());
+            if let Some(line) = text.lines().rfind(|l| l.contains(needle)) {
+                return Some(line.to_owned());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             text = self.log.grew.wait_timeout(text, left).expect("log lock").0;
         }
-    }
-
-    /// Number of log lines containing `needle`.
-    pub fn count_logs(&self, needle: &str) -> usize {
-        self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
     /// Sends `signal` to the server.
@@ -324,6 +315,19 @@ impl Server {
         self.signal(Signal::SIGTERM);
         self.wait_exit(PATIENCE)
             .expect("server exits after SIGTERM")
+    }
+
+    /// Stops the server with SIGTERM, checks that it exits 0, and returns
+    /// everything it logged: for a test whose subject is the log, read
+    /// whole once no line can be missing yet, with no wait on its text.
+    pub fn stop_and_read_log(mut self) -> String {
+        self.signal(Signal::SIGTERM);
+        let status = self
+            .wait_exit(PATIENCE)
+            .expect("server exits after SIGTERM");
+        let log = self.log();
+        assert!(status.success(), "{status:?}:\n{log}");
+        log
     }
 
     /// Resident set size of the server process, in KiB.

@@ -36,7 +36,6 @@ impl nea::server::Observer for Recorded {
 /// What the server's thread hands back once it is bound.
 struct Bound {
     addr: SocketAddr,
-    admin: Option<SocketAddr>,
     metrics: Arc<Metrics>,
     clients: ClientCount,
 }
@@ -45,8 +44,6 @@ struct Bound {
 pub struct InProcess {
     pub addr: SocketAddr,
     pub pki: Pki,
-    /// Where its admin endpoint listens, if it has one.
-    pub admin: Option<SocketAddr>,
     metrics: Arc<Metrics>,
     clients: ClientCount,
     events: Arc<Recorded>,
@@ -92,7 +89,6 @@ impl InProcess {
             thread_name: name,
             addr: bound.addr,
             pki,
-            admin: bound.admin,
             metrics: bound.metrics,
             clients: bound.clients,
             events,
@@ -284,7 +280,6 @@ fn serve(
         let server = setup(builder).bind().await.expect("the server binds");
         let sent = bound.send(Bound {
             addr: server.local_addr(),
-            admin: server.admin_addr(),
             metrics: server.metrics(),
             clients: server.clients(),
         });
