@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
-use crate::common::{Client, Pki, Server};
+use crate::common::{Client, Pki, Server, line_with};
 
 fn servercli(args: &[&str]) -> Output {
     Command::new(crate::common::servercli_exe())
@@ -117,13 +117,6 @@ fn start_with_dev_dir(dir: &std::path::Path) -> Server {
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .env("NEA_DEV_DIR", dir);
     Server::spawn(command, Pki::new())
-}
-
-/// The log line that contains `needle`.
-fn line_with<'a>(log: &'a str, needle: &str) -> &'a str {
-    log.lines()
-        .find(|line| line.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} line in:\n{log}"))
 }
 
 /// Checks what a first run's start-up log says, in `log`: the development

@@ -354,6 +354,14 @@ impl Drop for Server {
     }
 }
 
+/// The line of `log` that contains `needle` (the first); panics with the
+/// whole log if none does.
+pub fn line_with<'a>(log: &'a str, needle: &str) -> &'a str {
+    log.lines()
+        .find(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} line in:\n{log}"))
+}
+
 /// A port file path no earlier server of this `pki` has written.
 fn fresh_port_file(pki: &Pki) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
