@@ -263,15 +263,20 @@ impl Server {
         self.log.text.lock().expect("log lock").clone()
     }
 
-    /// Waits until a log line contains `needle`; returns the last such line
-    /// then. For tests whose subject is the log; others wait on the
-    /// server's state.
+    /// Waits until a log line contains `needle`; returns that line. For
+    /// tests whose subject is the log; others wait on the server's state.
     pub fn wait_for_log(&self, needle: &str, patience: Duration) -> Option<String> {
+        self.wait_for_logs(needle, 1, patience)
+    }
+
+    /// Waits until `count` log lines contain `needle`; returns the last one.
+    pub fn wait_for_logs(&self, needle: &str, count: usize, patience: Duration) -> Option<String> {
         let deadline = Instant::now() + patience;
         let mut text = self.log.text.lock().expect("log lock");
         loop {
-            if let Some(line) = text.lines().rfind(|l| l.contains(needle)) {
-                return Some(line.to_owned());
+            let matching: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+            if matching.len() >= count {
+                return matching.last().map(|l| (*l).to_owned());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             text = self.log.grew.wait_timeout(text, left).expect("log lock").0;
