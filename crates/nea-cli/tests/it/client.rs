@@ -481,7 +481,7 @@ async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
     // accept, then close before any TLS answer.
     let balancer = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port");
     let (closed, attempts) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let balancing = std::thread::spawn(move || {
         for _ in 0..2 {
             let Ok((socket, _)) = balancer.accept() else {
                 return;
@@ -501,6 +501,8 @@ async fn reconnect_tries_again_when_a_balancer_closes_the_handshake() {
             );
         }
     }
+    // Its listener is gone once its thread is: the port is free.
+    balancing.join().expect("the balancer's thread");
     let restarted = in_process_on(certs, port);
     stdin.write_all(b"after\n").expect("write");
     drop(stdin);
