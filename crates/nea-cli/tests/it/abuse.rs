@@ -1,8 +1,9 @@
-//! SPEC §6, §7 and §8 (v2) under abuse, on the real binary: one address
-//! cannot keep others out of their handshakes nor hold every slot, the
-//! kernel's buffers stay bounded for a client that never reads, running
-//! out of file descriptors is logged at a bounded rate and recovered from,
-//! and a handshake under way at SIGTERM ends with `shutting_down`.
+//! SPEC §6, §7 and §8 (v2) under abuse: one address cannot keep others out
+//! of their handshakes nor hold every slot (in process, watched through the
+//! server's metrics), the kernel's buffers stay bounded for a client that
+//! never reads, running out of file descriptors is logged at a bounded rate
+//! and recovered from, and a handshake under way at SIGTERM ends with
+//! `shutting_down` (on the real binary).
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -13,7 +14,10 @@ use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::common::{Client, PATIENCE, Pki, Server, tcp_from, tls_over};
+use nea::server::Config;
+
+use crate::common::{Client, GENEROUS, PATIENCE, Pki, Server, require_tool, tcp_from, tls_over};
+use crate::in_process::InProcess;
 
 /// A TLS client of `server` from `source`.
 async fn client_from(source: Ipv4Addr, server: &Server) -> Client {
@@ -36,9 +40,10 @@ fn allow_open_files(files: u64) {
 
 #[tokio::test]
 async fn stalled_handshakes_from_one_address_do_not_delay_another() {
-    allow_open_files(2000);
+    // Both ends of each connection are in this process.
+    allow_open_files(4000);
     // A deadline long enough that no stalled socket expires during the test.
-    let server = Server::start(&["--handshake-timeout", "60s"]);
+    let server = InProcess::start(Config::builder().handshake_timeout(Duration::from_secs(60)));
     let attacker = Ipv4Addr::new(127, 0, 0, 2);
     let mut stalled = Vec::new();
     for _ in 0..600 {
@@ -48,17 +53,17 @@ async fn stalled_handshakes_from_one_address_do_not_delay_another() {
         stalled.push(tcp);
     }
     // Let the server accept them all and give them every slot they may take.
+    server.until_at_least("nea_connections_total", 600.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     for probe in 0..10 {
         let started = Instant::now();
         let tcp = tcp_from(Ipv4Addr::new(127, 0, 0, 3), server.addr).await;
-        let stream = tokio::time::timeout(
-            Duration::from_secs(2),
-            tls_over(tcp, server.pki.client_config()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("probe {probe}: no handshake within 2 s"))
-        .expect("handshake");
+        // Behind the stalled handshakes, a probe would wait for their 60 s
+        // deadline.
+        let stream = tokio::time::timeout(GENEROUS, tls_over(tcp, server.pki.client_config()))
+            .await
+            .unwrap_or_else(|_| panic!("probe {probe}: no handshake within {GENEROUS:?}"))
+            .expect("handshake");
         let took = started.elapsed();
         let mut client = Client::from_stream(stream);
         assert_eq!(client.round_trip("fair").await, "riaf");
@@ -66,13 +71,14 @@ async fn stalled_handshakes_from_one_address_do_not_delay_another() {
         eprintln!("probe {probe}: handshake in {took:?}");
     }
     drop(stalled);
-    assert!(server.stop().success());
+    server.stop();
 }
 
 #[tokio::test]
 async fn thousands_connecting_at_once_from_one_address_are_all_served() {
-    allow_open_files(4000);
-    let server = Server::start(&["--max-clients", "1500"]);
+    // Both ends of each connection are in this process.
+    allow_open_files(8000);
+    let server = InProcess::start(Config::builder().max_clients(1500));
     let config = server.pki.client_config();
     let mut connecting = tokio::task::JoinSet::new();
     for _ in 0..1500 {
@@ -88,9 +94,12 @@ async fn thousands_connecting_at_once_from_one_address_are_all_served() {
         served.push(client.expect("every client is served"));
     }
     assert_eq!(served.len(), 1500);
-    assert_eq!(server.count_logs("closed before its handshake"), 0);
+    assert_eq!(server.connected(), 1500);
+    // None was shed for want of room, nor failed in any other way.
+    let failures = crate::common::sum_of(&server.metrics(), "nea_handshake_failures_total");
+    assert_eq!(failures, 0.0, "{}", server.metrics());
     drop(served);
-    assert!(server.stop().success());
+    server.stop();
 }
 
 #[tokio::test]
@@ -245,6 +254,7 @@ async fn a_client_that_never_reads_cannot_make_the_kernel_hold_megabytes() {
 
 #[tokio::test]
 async fn running_out_of_file_descriptors_is_logged_at_a_bounded_rate_and_recovered_from() {
+    require_tool("prlimit", "util-linux");
     let pki = Pki::new();
     let server_command = Server::command_with(&pki, &["--handshake-timeout", "60s"]);
     // The same command, under a hard limit of 64 open files.
@@ -273,12 +283,13 @@ async fn running_out_of_file_descriptors_is_logged_at_a_bounded_rate_and_recover
         logged <= 5,
         "{logged} lines about failed accepts in 3 s:\n{log}"
     );
-    // Descriptors come free: the server accepts at once.
+    // Descriptors come free: the server accepts again (its retries back
+    // off to 1 s at most, far within the bound).
     drop(idle);
     let started = Instant::now();
-    let mut client = tokio::time::timeout(Duration::from_secs(2), server.connect())
+    let mut client = tokio::time::timeout(GENEROUS, server.connect())
         .await
-        .expect("served within 2 s of descriptors coming free");
+        .expect("served soon after descriptors come free");
     assert_eq!(client.round_trip("back").await, "kcab");
     eprintln!("served {:?} after descriptors came free", started.elapsed());
     assert!(server.stop().success());

@@ -9,7 +9,32 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::common::{PATIENCE, get, sample, start_with_admin};
+use crate::common::{GENEROUS, PATIENCE, get, require_tool, sample, start_with_admin};
+
+/// Asserts that `promtool check metrics` finds nothing wrong in `text`.
+fn promtool_passes(text: &str) {
+    require_tool("promtool", "prometheus");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let checked = promtool.wait_with_output().expect("promtool");
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
 
 #[tokio::test]
 async fn a_live_scrape_passes_promtool_and_follows_real_traffic() {
@@ -35,42 +60,19 @@ async fn a_live_scrape_passes_promtool_and_follows_real_traffic() {
     assert!(sample(&text, "nea_certificate_expiry_timestamp_seconds") > 1.7e9);
     // The log writer keeps up here; the count is there all the same.
     assert_eq!(sample(&text, "nea_log_lines_dropped_total"), 0.0);
-
     // The real external tool checks the exposition.
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (the set-up script installs it)");
-    promtool
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let checked = promtool.wait_with_output().expect("promtool");
-    assert!(
-        checked.status.success(),
-        "promtool: {}{}\n{text}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    promtool_passes(&text);
 
     // Sessions' counts are folded in when they end.
     for client in clients.drain(..) {
         client.close().await;
     }
-    let deadline = Instant::now() + PATIENCE;
-    let text = loop {
-        let (_, text) = get(admin, "/metrics");
-        if sample(&text, "nea_clients_connected") == 0.0 {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "clients never left:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    crate::common::until_scraped(admin, "nea_clients_connected", |n| n == 0.0).await;
+    crate::common::until_scraped(admin, "nea_sessions_ended_total{reason=\"closed\"}", |n| {
+        n == 3.0
+    })
+    .await;
+    let (_, text) = get(admin, "/metrics");
     assert_eq!(sample(&text, "nea_lines_answered_total"), 3.0);
     assert_eq!(
         sample(&text, "nea_line_errors_total{code=\"invalid_utf8\"}"),
@@ -100,11 +102,16 @@ async fn health_is_503_when_full_and_on_sigterm() {
     // While the connected client is drained (it does not close at once),
     // health says the server is shutting down.
     server.signal(Signal::SIGTERM);
-    server
-        .wait_for_log("shutting down", PATIENCE)
-        .expect("shutdown starts");
-    let (status, body) = get(admin, "/healthz");
-    assert_eq!((status, body.as_str()), (503, "shutting down\n"));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = get(admin, "/healthz");
+        if !body.starts_with("full") {
+            assert_eq!((status, body.as_str()), (503, "shutting down\n"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "shutdown did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(only);
     let mut server = server;
     assert!(server.wait_exit(PATIENCE).expect("exits").success());
@@ -125,8 +132,10 @@ async fn a_hostile_scraper_cannot_hurt_clients() {
     let _ = slow.read_to_end(&mut rest);
     let closed_after = started.elapsed();
     eprintln!("the stalled request was closed after {closed_after:?}");
+    // Closed by the header timeout (2 s), not by the end of this test's
+    // patience: the read above gives up only after PATIENCE.
     assert!(
-        closed_after > Duration::from_millis(500) && closed_after < Duration::from_secs(10),
+        closed_after > Duration::from_millis(500) && closed_after < GENEROUS,
         "{closed_after:?}"
     );
     // Then idle ones, far more than the endpoint serves at once (each new

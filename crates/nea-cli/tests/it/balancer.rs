@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use nea::protocol::{ErrorCode, Frame};
 use nix::sys::signal::Signal;
 
-use crate::common::{Client, PATIENCE, Pki, Server, clientcli_for, tcp_from, tls_over};
+use crate::common::{
+    Client, PATIENCE, Pki, Server, clientcli_for, require_tool, sample_if_any, tcp_from, tls_over,
+    try_get,
+};
 
 /// A free TCP port on 127.0.0.1, for a process started next to take.
 fn free_port() -> u16 {
@@ -64,13 +67,11 @@ impl Backend {
         backend
     }
 
-    /// Starts the server (again) on its port.
+    /// Starts the server (again) on its port. Once it is started, its
+    /// admin endpoint is up: it is bound before the port file is written.
     fn run(&mut self, pki: &Pki) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let server = Server::start_on(pki.copy(), self.port, &args);
-        server
-            .wait_for_log("admin endpoint on", PATIENCE)
-            .expect("the admin endpoint is up");
         self.port = server.addr.port();
         self.server = Some(server);
     }
@@ -78,6 +79,20 @@ impl Backend {
     fn server(&self) -> &Server {
         self.server.as_ref().expect("the server runs")
     }
+
+    /// The clients connected to this server now, as its admin endpoint
+    /// says; 0 while it does not answer (the server is restarting).
+    fn clients(&self) -> usize {
+        let admin = SocketAddr::from(([127, 0, 0, 1], self.admin));
+        try_get(admin, "/metrics").map_or(0, |(_, text)| {
+            sample_if_any(&text, "nea_clients_connected").unwrap_or(0.0) as usize
+        })
+    }
+}
+
+/// The clients connected to each of `backends` now.
+fn clients_of(backends: &[Backend; 3]) -> [usize; 3] {
+    [0, 1, 2].map(|i| backends[i].clients())
 }
 
 /// HAProxy with the shipped configuration, in front of three backends.
@@ -95,16 +110,35 @@ impl Balancer {
     }
 
     fn start(backends: &[Backend; 3]) -> Self {
+        require_tool("haproxy", "haproxy");
         let dir = tempfile::tempdir().expect("tempdir");
         let stats = dir.path().join("stats.sock");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut child = Self::command(addr, &stats, backends)
+            .spawn()
+            .expect("haproxy starts");
+        let log = collect_output(&mut child);
+        let balancer = Self {
+            child,
+            addr,
+            stats,
+            log,
+            _dir: dir,
+        };
+        balancer.wait_until_up();
+        balancer
+    }
+
+    /// HAProxy with the shipped configuration, listening on `addr`, its
+    /// runtime API on `stats`, in front of `backends`.
+    fn command(addr: SocketAddr, stats: &std::path::Path, backends: &[Backend; 3]) -> Command {
         let mut command = Command::new("haproxy");
         command
             .arg("-db")
             .arg("-f")
             .arg(Self::config())
             .env("NEA_FRONTEND", addr.to_string())
-            .env("NEA_HAPROXY_STATS", &stats)
+            .env("NEA_HAPROXY_STATS", stats)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -119,53 +153,24 @@ impl Balancer {
                     backend.admin.to_string(),
                 );
         }
-        let mut child = command
-            .spawn()
-            .expect("haproxy starts (scripts/setup.sh installs it)");
-        let log = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut text = sink.lock().expect("log lock");
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            });
-        }
-        let balancer = Self {
-            child,
-            addr,
-            stats,
-            log,
-            _dir: dir,
-        };
-        let up = balancer.wait_until(|states| {
+        command
+    }
+
+    /// Waits until HAProxy sees every server up and takes connections.
+    fn wait_until_up(&self) {
+        let up = self.wait_until(|states| {
             ["nea1", "nea2", "nea3"]
                 .iter()
                 .all(|name| states.get(*name).is_some_and(|s| s == "UP"))
         });
-        assert!(up, "haproxy did not come up:\n{}", balancer.log());
+        assert!(up, "haproxy did not come up:\n{}", self.log());
         let mut started = false;
         let deadline = Instant::now() + PATIENCE;
         while !started && Instant::now() < deadline {
-            started = std::net::TcpStream::connect(addr).is_ok();
+            started = std::net::TcpStream::connect(self.addr).is_ok();
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(started, "haproxy does not listen:\n{}", balancer.log());
-        balancer
+        assert!(started, "haproxy does not listen:\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -237,6 +242,30 @@ impl Balancer {
     }
 }
 
+/// What `child` writes on its standard output and error, as it comes.
+fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| Box::new(p) as Box<dyn Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| Box::new(p) as Box<dyn Read + Send>);
+    for pipe in [stdout, stderr].into_iter().flatten() {
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = sink.lock().expect("log lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+    }
+    log
+}
+
 impl Drop for Balancer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -244,7 +273,10 @@ impl Drop for Balancer {
     }
 }
 
+/// Three backends, for HAProxy to balance: without it, the test says so
+/// before starting them.
 fn three(pki: &Pki, extra: [&[&str]; 3]) -> [Backend; 3] {
+    require_tool("haproxy", "haproxy");
     extra.map(|args| Backend::start(pki, args))
 }
 
@@ -339,14 +371,16 @@ async fn a_full_server_turns_unhealthy_and_new_clients_go_to_the_others() {
     // the server with no balanced connection: the full one.
     let mut held = Vec::new();
     for i in 0..6 {
-        let (mut client, local) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, 5)).await;
+        let (mut client, _) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, 5)).await;
         client.send(format!("{i}\n").as_bytes()).await;
         match client.non_date_frame().await {
             Frame::String { payload } => assert_eq!(payload, format!("{i}")),
             other => panic!("client {i} was not served: {other:?}"),
         }
-        let server = serving(&backends, &format!("client connected peer={local}"));
-        assert_ne!(server, 0, "client {i} was sent to the full server");
+        // Served, so counted by the server that serves it: not the full one.
+        let clients = clients_of(&backends);
+        assert_eq!(clients[0], 2, "client {i} was sent to the full server");
+        assert_eq!(clients[1] + clients[2], i + 1, "{clients:?}");
         held.push(client);
     }
     // A free slot makes it healthy again.
@@ -387,17 +421,15 @@ impl Run {
     }
 }
 
-/// Sends `lines` numbered lines from each of `clients` clientcli (pipe
-/// mode, `--reconnect` if asked) at 20 lines a second through HAProxy in
-/// front of three servers, once all are connected. After a quarter of the
-/// lines the first server
-/// gets SIGTERM; after half, the second is killed (SIGKILL) and started
-/// again on its ports. Returns each client's run, and HAProxy's log.
-async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, String) {
-    let pki = Pki::new();
-    let mut backends = three(&pki, [&[], &[], &[]]);
-    let balancer = Balancer::start(&backends);
-    let mut children: Vec<(Child, ChildStdin)> = (0..clients)
+/// `clients` clientcli in pipe mode (`--reconnect` if asked) through
+/// `balancer`, with their standard input.
+fn clients_through(
+    balancer: &Balancer,
+    pki: &Pki,
+    clients: usize,
+    reconnect: bool,
+) -> Vec<(Child, ChildStdin)> {
+    (0..clients)
         .map(|_| {
             let mut command = clientcli_for(balancer.addr.port(), &pki.ca_pem);
             if reconnect {
@@ -412,31 +444,45 @@ async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, S
             let stdin = child.stdin.take().expect("stdin");
             (child, stdin)
         })
-        .collect();
-    // The failures start once every client is connected: a client's first
-    // connection is not retried, by design.
+        .collect()
+}
+
+/// Waits until `clients` clients are connected to the backends in all.
+async fn until_connected(backends: &[Backend; 3], clients: usize) {
     let deadline = Instant::now() + PATIENCE * 3;
-    let connected = |backends: &[Backend; 3]| {
-        backends
-            .iter()
-            .map(|b| b.server().count_logs("client connected"))
-            .sum::<usize>()
-    };
-    while connected(&backends) < clients {
+    loop {
+        let connected = clients_of(backends);
+        if connected.iter().sum::<usize>() >= clients {
+            return;
+        }
         assert!(
             Instant::now() < deadline,
-            "only {} clients connected",
-            connected(&backends)
+            "only {connected:?} clients connected"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let line = |client: usize, n: usize| format!("c{client:02} n{n:04}");
+}
+
+/// The `n`th line of the failover's `client`.
+fn failover_line(client: usize, n: usize) -> String {
+    format!("c{client:02} n{n:04}")
+}
+
+/// Sends each of `children` `lines` numbered lines at 20 lines a second;
+/// after a quarter of them the first server gets SIGTERM, after half the
+/// second is killed (SIGKILL) and started again on its ports.
+async fn send_through_a_stop_and_a_crash(
+    children: &mut [(Child, ChildStdin)],
+    backends: &mut [Backend; 3],
+    pki: &Pki,
+    lines: usize,
+) {
     let started = Instant::now();
     for n in 0..lines {
         for (client, (_, stdin)) in children.iter_mut().enumerate() {
             // A client that gave up has closed its input: the test notices
             // from its output.
-            let _ = writeln!(stdin, "{}", line(client, n));
+            let _ = writeln!(stdin, "{}", failover_line(client, n));
         }
         if n == lines / 4 {
             backends[0].server().signal(Signal::SIGTERM);
@@ -445,11 +491,16 @@ async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, S
             let mut killed = backends[1].server.take().expect("the second server");
             killed.signal(Signal::SIGKILL);
             killed.wait_exit(PATIENCE).expect("killed");
-            backends[1].run(&pki);
+            backends[1].run(pki);
         }
         let due = started + Duration::from_millis(50) * u32::try_from(n + 1).expect("lines");
         tokio::time::sleep_until(due.into()).await;
     }
+}
+
+/// Ends each child's input and returns its output, once every one has
+/// ended.
+async fn outputs_of(children: Vec<(Child, ChildStdin)>) -> Vec<Output> {
     let outputs = tokio::task::spawn_blocking(move || {
         children
             .into_iter()
@@ -459,16 +510,39 @@ async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, S
             })
             .collect::<Vec<_>>()
     });
-    let outputs = tokio::time::timeout(PATIENCE * 2, outputs)
+    tokio::time::timeout(PATIENCE * 2, outputs)
         .await
         .expect("every client ends once its lines are answered")
-        .expect("the waiting task");
+        .expect("the waiting task")
+}
+
+/// HAProxy's log and the servers', to show when a check fails.
+fn logs_for_diagnosis(balancer: &Balancer, backends: &[Backend; 3]) -> String {
     let mut log = balancer.log();
     for (i, backend) in backends.iter().enumerate() {
         if let Some(server) = &backend.server {
             log.push_str(&format!("--- server {}:\n{}", i + 1, server.log()));
         }
     }
+    log
+}
+
+/// Sends `lines` numbered lines from each of `clients` clientcli (pipe
+/// mode, `--reconnect` if asked) at 20 lines a second through HAProxy in
+/// front of three servers, once all are connected, through a stop and a
+/// crash (see [`send_through_a_stop_and_a_crash`]). Returns each client's
+/// run, and the logs to show if a check fails.
+async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, String) {
+    let pki = Pki::new();
+    let mut backends = three(&pki, [&[], &[], &[]]);
+    let balancer = Balancer::start(&backends);
+    let mut children = clients_through(&balancer, &pki, clients, reconnect);
+    // The failures start once every client is connected: a client's first
+    // connection is not retried, by design.
+    until_connected(&backends, clients).await;
+    send_through_a_stop_and_a_crash(&mut children, &mut backends, &pki, lines).await;
+    let outputs = outputs_of(children).await;
+    let log = logs_for_diagnosis(&balancer, &backends);
     drop(balancer);
     let runs = outputs
         .into_iter()
@@ -476,7 +550,10 @@ async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, S
         .map(|(client, output)| Run {
             output,
             expected: (0..lines)
-                .map(|n| format!("{}\n", line(client, n).chars().rev().collect::<String>()))
+                .map(|n| {
+                    let line = failover_line(client, n);
+                    format!("{}\n", line.chars().rev().collect::<String>())
+                })
                 .collect(),
         })
         .collect();

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
-use crate::common::{Client, PATIENCE, Pki, Server};
+use crate::common::{Client, PATIENCE, Pki, Server, line_with};
 
 fn servercli(args: &[&str]) -> Output {
     Command::new(crate::common::servercli_exe())
@@ -206,21 +206,13 @@ fn start_with_dev_dir(dir: &std::path::Path) -> Server {
     Server::spawn(command, Pki::new())
 }
 
-#[tokio::test]
-async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let dir = home.path().join("nea");
-
-    let first = start_with_dev_dir(&dir);
-    let created = first
-        .wait_for_log("created development certificates in", PATIENCE)
-        .expect("creation is logged");
+/// Checks what a first run's start-up log says, in `log`: the development
+/// CA created in `dir`, how to connect on `port` and what other clients
+/// must trust, and the fingerprint of the certificate, which it returns.
+fn first_run_says(log: &str, dir: &std::path::Path, port: u16) -> String {
+    let created = line_with(log, "created development certificates in");
     assert!(created.contains(dir.to_str().expect("utf-8")), "{created}");
-    // The start-up log says how to connect, and what other clients trust.
-    let hint = first
-        .wait_for_log("connect with: ", PATIENCE)
-        .expect("the way to connect is logged");
-    let port = first.addr.port();
+    let hint = line_with(log, "connect with: ");
     assert!(
         hint.contains(&format!("clientcli --host localhost --port {port}")),
         "{hint}"
@@ -232,16 +224,35 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
         )),
         "{hint}"
     );
-    let fingerprint_line = first
-        .wait_for_log("sha256=", PATIENCE)
-        .expect("fingerprint is logged");
-    let fingerprint = fingerprint_line
+    let fingerprint = line_with(log, "sha256=")
         .split("sha256=")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .expect("fingerprint")
         .to_owned();
     assert_eq!(fingerprint.len(), 95, "{fingerprint}");
+    fingerprint
+}
+
+/// Connects to `server` trusting only the development CA in `dir`, and
+/// sends a line.
+async fn served_trusting_the_development_ca(server: &Server, dir: &std::path::Path) {
+    let ca = dir.join("ca.pem");
+    let roots = nea::tls::root_store(nea::tls::load_certs(&ca).expect("ca")).expect("roots");
+    let config = nea::tls::client_config(roots, None).expect("config");
+    let mut client = Client::connect(server.addr, config)
+        .await
+        .expect("verified");
+    assert_eq!(client.round_trip("dev").await, "ved");
+}
+
+#[tokio::test]
+async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("nea");
+
+    let first = start_with_dev_dir(&dir);
+    let port = first.addr.port();
     for key in ["server-key.pem", "ca-key.pem"] {
         let mode = std::fs::metadata(dir.join(key))
             .expect("key")
@@ -249,31 +260,18 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{key}");
     }
-
     // A client that trusts only the development CA verifies the server.
-    let ca = dir.join("ca.pem");
-    let roots = nea::tls::root_store(nea::tls::load_certs(&ca).expect("ca")).expect("roots");
-    let config = nea::tls::client_config(roots, None).expect("config");
-    let mut client = Client::connect(first.addr, config.clone())
-        .await
-        .expect("verified");
-    assert_eq!(client.round_trip("dev").await, "ved");
-    drop(client);
-    assert!(first.stop().success());
+    served_trusting_the_development_ca(&first, &dir).await;
+    // The start-up log says what was made, how to connect, and what other
+    // clients trust.
+    let fingerprint = first_run_says(&first.stop_and_read_log(), &dir, port);
 
     let second = start_with_dev_dir(&dir);
-    second
-        .wait_for_log("using development certificates in", PATIENCE)
-        .expect("reuse is logged");
-    let again = second
-        .wait_for_log("sha256=", PATIENCE)
-        .expect("fingerprint");
+    served_trusting_the_development_ca(&second, &dir).await;
+    let log = second.stop_and_read_log();
+    line_with(&log, "using development certificates in");
+    let again = line_with(&log, "sha256=");
     assert!(again.contains(&format!("sha256={fingerprint} ")), "{again}");
-    let mut client = Client::connect(second.addr, config)
-        .await
-        .expect("verified");
-    assert_eq!(client.round_trip("again").await, "niaga");
-    assert!(second.stop().success());
 }
 
 #[tokio::test]
@@ -327,15 +325,22 @@ fn start_with_default_logging(args: &[&str]) -> Server {
     Server::spawn(command, pki)
 }
 
+/// Serves one client of `server` that sends `line` and closes cleanly;
+/// once the server's close_notify is back, its session has ended as the
+/// client's close (and not as the server's stop).
+async fn one_client_comes_and_goes(server: &Server, line: &str) {
+    let mut client = server.connect().await;
+    assert_eq!(client.round_trip(line).await, nea::reverse::reverse(line));
+    client.shutdown_write().await;
+    assert!(client.clean_end().await);
+}
+
 #[tokio::test]
 async fn by_default_each_client_is_one_log_line_when_it_leaves() {
     let server = start_with_default_logging(&[]);
-    let mut client = server.connect().await;
-    assert_eq!(client.round_trip("hello").await, "olleh");
-    client.close().await;
-    let line = server
-        .wait_for_log("client left", PATIENCE)
-        .expect("the departure is logged");
+    one_client_comes_and_goes(&server, "hello").await;
+    let log = server.stop_and_read_log();
+    let line = line_with(&log, "client left");
     for field in [
         " INFO ",
         "tls=TLSv1.3",
@@ -347,25 +352,18 @@ async fn by_default_each_client_is_one_log_line_when_it_leaves() {
     ] {
         assert!(line.contains(field), "{field} missing: {line}");
     }
-    assert_eq!(server.count_logs("client connected"), 0);
-    assert_eq!(server.count_logs("client left"), 1);
-    assert!(server.stop().success());
+    assert_eq!(log.matches("client connected").count(), 0, "{log}");
+    assert_eq!(log.matches("client left").count(), 1, "{log}");
 }
 
 #[tokio::test]
 async fn verbose_adds_a_line_when_each_client_joins() {
     let server = start_with_default_logging(&["--verbose"]);
-    let mut client = server.connect().await;
-    let joined = server
-        .wait_for_log("client connected", PATIENCE)
-        .expect("the join is logged");
+    one_client_comes_and_goes(&server, "abc").await;
+    let log = server.stop_and_read_log();
+    let joined = line_with(&log, "client connected");
     assert!(joined.contains("clients=1"), "{joined}");
-    assert_eq!(client.round_trip("abc").await, "cba");
-    client.close().await;
-    server
-        .wait_for_log("client left", PATIENCE)
-        .expect("the departure is logged");
-    assert!(server.stop().success());
+    line_with(&log, "client left");
 }
 
 #[test]
@@ -458,18 +456,14 @@ async fn boolean_environment_variables_take_the_usual_spellings() {
         let mut command = Server::command_with(&pki, &[]);
         command.env_remove("RUST_LOG").env("NEA_VERBOSE", value);
         let server = Server::spawn(command, pki);
-        let mut client = server.connect().await;
-        assert_eq!(client.round_trip("env").await, "vne");
-        client.close().await;
-        server
-            .wait_for_log("client left", PATIENCE)
-            .expect("the departure is logged");
+        one_client_comes_and_goes(&server, "env").await;
+        let log = server.stop_and_read_log();
+        assert_eq!(log.matches("client left").count(), 1, "{log}");
         assert_eq!(
-            server.count_logs("client connected") == 1,
+            log.matches("client connected").count() == 1,
             verbose,
             "NEA_VERBOSE={value}"
         );
-        assert!(server.stop().success());
     }
     let output = Command::new(crate::common::servercli_exe())
         .env("NEA_VERBOSE", "maybe")
@@ -514,10 +508,9 @@ fn a_key_that_does_not_match_the_certificate_is_said_in_words() {
 #[tokio::test]
 async fn the_start_up_log_says_how_to_connect_with_given_certificates() {
     let server = Server::start(&[]);
-    let hint = server
-        .wait_for_log("connect with: ", PATIENCE)
-        .expect("the way to connect is logged");
     let port = server.addr.port();
+    let log = server.stop_and_read_log();
+    let hint = line_with(&log, "connect with: ");
     assert!(
         hint.contains(&format!(
             "clientcli --host localhost --port {port} --ca <PEM>"
@@ -525,7 +518,6 @@ async fn the_start_up_log_says_how_to_connect_with_given_certificates() {
         "{hint}"
     );
     assert!(hint.contains("server.pem"), "{hint}");
-    assert!(server.stop().success());
 }
 
 #[tokio::test]
@@ -535,10 +527,9 @@ async fn a_full_server_of_one_says_one_client() {
     assert_eq!(holder.round_trip("mine").await, "enim");
     let mut second = server.connect().await;
     let _ = second.non_date_frame().await;
-    server
-        .wait_for_log("server full (1 client); sent server_full", PATIENCE)
-        .expect("the rejection is logged in the singular");
-    assert!(server.stop().success());
+    let log = server.stop_and_read_log();
+    // The rejection is logged in the singular.
+    line_with(&log, "server full (1 client); sent server_full");
 }
 
 #[test]

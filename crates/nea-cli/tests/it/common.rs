@@ -71,6 +71,14 @@ pub fn repository() -> PathBuf {
 /// because CI runs instrumented builds on two loaded cores.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The upper bound a test puts on something that takes well under a second
+/// on an idle machine (a timeout of a few hundred milliseconds, a drain):
+/// many times what two loaded cores running an instrumented build need, so
+/// it never fails for want of time; and under [`PATIENCE`], so that the
+/// failure it exists to catch (a wait for a much longer period, or for
+/// ever) is told by this bound, not by a wait that gave up elsewhere.
+pub const GENEROUS: Duration = Duration::from_secs(15);
+
 /// A CA and a server certificate for `localhost`/`127.0.0.1`, as files.
 pub struct Pki {
     pub dir: tempfile::TempDir,
@@ -154,7 +162,12 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[derive(Default)]
 struct Log {
     text: Mutex<String>,
+    /// True once standard error has ended (the process has exited, and
+    /// everything it wrote is in `text`).
+    ended: Mutex<bool>,
     grew: Condvar,
+    /// Told when `ended` becomes true.
+    finished: Condvar,
 }
 
 /// A running `servercli`.
@@ -220,6 +233,8 @@ impl Server {
                 text.push('\n');
                 sink.grew.notify_all();
             }
+            *sink.ended.lock().expect("log lock") = true;
+            sink.finished.notify_all();
         });
         let mut server = Self {
             child,
@@ -259,7 +274,8 @@ impl Server {
         self.log.text.lock().expect("log lock").clone()
     }
 
-    /// Waits until a log line contains `needle`; returns that line.
+    /// Waits until a log line contains `needle`; returns that line. For
+    /// tests whose subject is the log; others wait on the server's state.
     pub fn wait_for_log(&self, needle: &str, patience: Duration) -> Option<String> {
         self.wait_for_logs(needle, 1, patience)
     }
@@ -278,21 +294,19 @@ impl Server {
         }
     }
 
-    /// Number of log lines containing `needle`.
-    pub fn count_logs(&self, needle: &str) -> usize {
-        self.log().lines().filter(|l| l.contains(needle)).count()
-    }
-
     /// Sends `signal` to the server.
     pub fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid()), signal).expect("the signal is sent");
     }
 
-    /// Waits for the process to exit on its own, up to `patience`.
+    /// Waits for the process to exit on its own, up to `patience`. Once it
+    /// has, [`Server::log`] holds everything it wrote (read to the end of
+    /// its standard error, within the test's patience).
     pub fn wait_exit(&mut self, patience: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + patience;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.wait_for_the_end_of_stderr();
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -302,6 +316,16 @@ impl Server {
         }
     }
 
+    /// Waits until the thread reading standard error has read it to its end.
+    fn wait_for_the_end_of_stderr(&self) {
+        let ended = self.log.ended.lock().expect("log lock");
+        let _ = self
+            .log
+            .finished
+            .wait_timeout_while(ended, PATIENCE, |ended| !*ended)
+            .expect("log lock");
+    }
+
     /// Stops the server with SIGTERM and returns its exit status.
     pub fn stop(mut self) -> ExitStatus {
         self.signal(Signal::SIGTERM);
@@ -309,25 +333,22 @@ impl Server {
             .expect("server exits after SIGTERM")
     }
 
+    /// Stops the server with SIGTERM, checks that it exits 0, and returns
+    /// everything it logged: for a test whose subject is the log, read
+    /// whole once no line can be missing yet, with no wait on its text.
+    pub fn stop_and_read_log(mut self) -> String {
+        self.signal(Signal::SIGTERM);
+        let status = self
+            .wait_exit(PATIENCE)
+            .expect("server exits after SIGTERM");
+        let log = self.log();
+        assert!(status.success(), "{status:?}:\n{log}");
+        log
+    }
+
     /// Resident set size of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
         proc_status_field(self.pid(), "VmRSS:")
-    }
-
-    /// Context switches (voluntary and not) of every thread of the server.
-    pub fn context_switches(&self) -> u64 {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("proc tasks");
-        tasks
-            .filter_map(Result::ok)
-            .map(|task| {
-                let status =
-                    std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-                ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
-                    .iter()
-                    .map(|field| field_value(&status, field))
-                    .sum::<u64>()
-            })
-            .sum()
     }
 
     pub async fn connect(&self) -> Client {
@@ -349,6 +370,14 @@ impl Drop for Server {
     }
 }
 
+/// The line of `log` that contains `needle` (the first); panics with the
+/// whole log if none does.
+pub fn line_with<'a>(log: &'a str, needle: &str) -> &'a str {
+    log.lines()
+        .find(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} line in:\n{log}"))
+}
+
 /// A port file path no earlier server of this `pki` has written.
 fn fresh_port_file(pki: &Pki) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -361,7 +390,7 @@ fn proc_status_field(pid: i32, field: &str) -> u64 {
     field_value(&status, field)
 }
 
-fn field_value(status: &str, field: &str) -> u64 {
+pub fn field_value(status: &str, field: &str) -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix(field))
@@ -560,6 +589,17 @@ where
     addr
 }
 
+/// The arguments that make `systemd-socket-activate` give the program it
+/// starts this test's `LLVM_PROFILE_FILE`, when there is one. It gives its
+/// program only the variables it is told, and a coverage-instrumented
+/// program given none writes its profile as `default_*.profraw` in the
+/// working directory, the checkout, where no one collects it.
+pub fn activator_passes_profile_file() -> Vec<String> {
+    std::env::var("LLVM_PROFILE_FILE")
+        .map(|file| vec![format!("--setenv=LLVM_PROFILE_FILE={file}")])
+        .unwrap_or_default()
+}
+
 /// Panics with one line unless `program` can be run: the line names the
 /// Debian `package` that has it and `scripts/setup.sh`, which installs it.
 /// A missing tool must not surface as an obscure failure deep in a test.
@@ -579,15 +619,18 @@ pub fn require_tool(program: &str, package: &str) {
     }
 }
 
+/// A free address on 127.0.0.1, for a process started next to bind (an
+/// admin endpoint, say).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+}
+
 /// A server with its admin endpoint on a free port; returns it and the
 /// endpoint's address.
 pub fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let admin = SocketAddr::from(([127, 0, 0, 1], port));
+    let admin = free_addr();
     let pki = Pki::new();
     let mut all = vec!["--admin-addr".to_owned(), admin.to_string()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
@@ -600,15 +643,19 @@ pub fn start_with_admin(args: &[&str]) -> (Server, SocketAddr) {
 
 /// `GET path` over HTTP/1.1: (status, body).
 pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = std::net::TcpStream::connect(admin).expect("connect to admin");
-    tcp.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    try_get(admin, path).expect("the admin endpoint answers")
+}
+
+/// [`get`], or the error if the endpoint cannot be reached (not up yet).
+pub fn try_get(admin: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut tcp = std::net::TcpStream::connect(admin)?;
+    tcp.set_read_timeout(Some(PATIENCE))?;
     write!(
         tcp,
         "GET {path} HTTP/1.1\r\nHost: nea\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
+    )?;
     let mut response = String::new();
-    tcp.read_to_string(&mut response).expect("response");
+    tcp.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
@@ -618,7 +665,7 @@ pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// The value of the sample `name` (with its labels, as written) in `text`.
@@ -633,4 +680,38 @@ pub fn sample_if_any(text: &str, name: &str) -> Option<f64> {
         let (key, value) = line.rsplit_once(' ')?;
         (key == name).then(|| value.parse().ok())?
     })
+}
+
+/// Scrapes the admin endpoint at `admin` until `series` (name and labels,
+/// as exported; 0 while absent, or while the endpoint is not up yet)
+/// satisfies `holds`; its value then. Panics with the last scrape after
+/// the test's patience.
+pub async fn until_scraped(admin: SocketAddr, series: &str, holds: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = try_get(admin, "/metrics").map_or_else(|err| err.to_string(), |(_, text)| text);
+        let value = sample_if_any(&text, series).unwrap_or(0.0);
+        if holds(value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {value}, never as expected within {PATIENCE:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The sum of every sample of `metric` (whatever its labels) in `text`: the
+/// sessions ended for any reason, say.
+pub fn sum_of(text: &str, metric: &str) -> f64 {
+    let labelled = format!("{metric}{{");
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            (key == metric || key.starts_with(&labelled))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }

@@ -54,6 +54,8 @@ pub struct InProcess {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// The server's thread; `None` once joined.
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The name of the server's thread and of its runtime's threads.
+    thread_name: String,
 }
 
 impl InProcess {
@@ -77,30 +79,17 @@ impl InProcess {
         let observer = events.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime for the server");
-            runtime.block_on(async move {
-                let builder = Server::builder(identity)
-                    .listen_on("127.0.0.1:0".parse().expect("addr"))
-                    .observer(observer);
-                let server = setup(builder).bind().await.expect("the server binds");
-                let bound = Bound {
-                    addr: server.local_addr(),
-                    admin: server.admin_addr(),
-                    metrics: server.metrics(),
-                    clients: server.clients(),
-                };
-                if bound_tx.send(bound).is_ok() {
-                    server.run(stopped).await;
-                }
-            });
-        });
+        let name = thread_name();
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn({
+                let name = name.clone();
+                move || serve(&name, identity, observer, setup, &bound_tx, stopped)
+            })
+            .expect("a thread for the server");
         let bound = bound_rx.recv().expect("the server started");
         Self {
+            thread_name: name,
             addr: bound.addr,
             pki,
             admin: bound.admin,
@@ -145,6 +134,25 @@ impl InProcess {
         self.until(series, |now| now >= value).await
     }
 
+    /// Sessions ended so far, whatever the reason.
+    pub fn ended(&self) -> f64 {
+        crate::common::sum_of(&self.metrics(), "nea_sessions_ended_total")
+    }
+
+    /// Waits until `n` sessions have ended, whatever the reason.
+    pub async fn until_ended(&self, n: f64) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.ended() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} sessions ended, not {n}, after {PATIENCE:?}:\n{}",
+                self.ended(),
+                self.metrics()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Clients connected now.
     pub fn connected(&self) -> usize {
         self.clients.connected()
@@ -158,6 +166,44 @@ impl InProcess {
                 Instant::now() < deadline,
                 "{} clients connected, not {n}, after {PATIENCE:?}",
                 self.connected()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Context switches (voluntary and not) of the server's threads so far:
+    /// how often it was woken.
+    pub fn context_switches(&self) -> u64 {
+        let tasks = std::fs::read_dir("/proc/self/task").expect("proc tasks");
+        tasks
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == self.thread_name)
+            })
+            .map(|task| {
+                let status =
+                    std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+                ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
+                    .iter()
+                    .map(|field| crate::common::field_value(&status, field))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    /// Waits until the server has reported an event that `wanted` accepts;
+    /// that event.
+    pub async fn until_event(&self, wanted: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(event) = self.events().into_iter().find(|event| wanted(event)) {
+                return event;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such event within {PATIENCE:?}: {:?}",
+                self.events()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -212,6 +258,48 @@ impl Drop for InProcess {
     fn drop(&mut self) {
         self.shut_down();
     }
+}
+
+/// The server's thread: a runtime of its own whose threads are called
+/// `name`, the server bound as `setup` says, what it bound sent on `bound`,
+/// and served until `stopped`.
+fn serve(
+    name: &str,
+    identity: Identity,
+    observer: Arc<Recorded>,
+    setup: impl FnOnce(nea::server::ServerBuilder) -> nea::server::ServerBuilder,
+    bound: &std::sync::mpsc::Sender<Bound>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("a runtime for the server");
+    runtime.block_on(async move {
+        let builder = Server::builder(identity)
+            .listen_on("127.0.0.1:0".parse().expect("addr"))
+            .observer(observer);
+        let server = setup(builder).bind().await.expect("the server binds");
+        let sent = bound.send(Bound {
+            addr: server.local_addr(),
+            admin: server.admin_addr(),
+            metrics: server.metrics(),
+            clients: server.clients(),
+        });
+        if sent.is_ok() {
+            server.run(stopped).await;
+        }
+    });
+}
+
+/// A thread name of its own for each server of this process (at most 15
+/// bytes, as Linux keeps them), to tell its threads from the test's.
+fn thread_name() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("in-process-{n}")
 }
 
 /// A configuration builder with a date period of `period`.

@@ -2,7 +2,9 @@
 //! `NEA_LOG_FORMAT=json`) writes one JSON object per line, with the field
 //! names README documents.
 
-use crate::common::{PATIENCE, Pki, Server};
+use std::net::SocketAddr;
+
+use crate::common::{PATIENCE, Pki, Server, free_addr, start_with_admin, until_scraped};
 
 /// The server's log lines, each parsed as a JSON object.
 fn objects(log: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
@@ -14,21 +16,22 @@ fn objects(log: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
         .collect()
 }
 
-async fn logs_json(server: Server) {
+/// Serves a client that closes, stops `server` (whose admin endpoint is
+/// `admin`), and checks its whole log.
+async fn logs_json(server: Server, admin: SocketAddr) {
     let mut client = server.connect().await;
     assert_eq!(client.round_trip("json").await, "nosj");
     client.shutdown_write().await;
     assert!(client.clean_end().await);
-    server
-        .wait_for_log("client left", PATIENCE)
-        .expect("the client's line");
+    // The session ended as the client's close, not by the stop below.
+    until_scraped(admin, "nea_sessions_ended_total{reason=\"closed\"}", |n| {
+        n == 1.0
+    })
+    .await;
     let mut server = server;
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(server.wait_exit(PATIENCE).expect("exits").success());
     // Everything written before the exit, read to the end.
-    server
-        .wait_for_log("\"stopped\"", PATIENCE)
-        .expect("the last line");
     let lines = objects(&server.log());
     for line in &lines {
         for field in ["timestamp", "level", "message"] {
@@ -63,19 +66,23 @@ async fn logs_json(server: Server) {
             .as_str()
             .is_some_and(|m| m.starts_with("listening on"))
     }));
+    let last = lines.last().expect("lines");
+    assert_eq!(last["message"], "stopped", "{last:?}");
 }
 
 #[tokio::test]
 async fn log_format_json_writes_one_object_per_line() {
-    logs_json(Server::start(&["--log-format", "json"])).await;
+    let (server, admin) = start_with_admin(&["--log-format", "json"]);
+    logs_json(server, admin).await;
 }
 
 #[tokio::test]
 async fn the_log_format_comes_from_the_environment_too() {
     let pki = Pki::new();
-    let mut command = Server::command_with(&pki, &[]);
+    let admin = free_addr();
+    let mut command = Server::command_with(&pki, &["--admin-addr", &admin.to_string()]);
     command.env("NEA_LOG_FORMAT", "json");
-    logs_json(Server::spawn(command, pki)).await;
+    logs_json(Server::spawn(command, pki), admin).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,11 @@
-//! The integration suite: one binary, one module per behaviour. Every test
-//! runs the real binaries (`servercli`, `clientcli`, `loadcli`) over real
-//! TLS on ephemeral ports, with certificates made in the test.
+//! The integration suite: one binary, one module per behaviour, over real
+//! TLS on ephemeral ports, with certificates made in the test. Tests whose
+//! subject is the server's behaviour run it in process, through the
+//! library's entry point (`in_process`), and watch its state: its metrics,
+//! client count and events. Tests whose subject is a program (flags, exit
+//! statuses, signals, systemd, HAProxy, the terminal, the log) run the
+//! real binaries (`common`), and watch a spawned server's admin endpoint
+//! where they need its state; only tests whose subject is the log read it.
 
 // Test helpers are `pub` for the sibling modules of this one binary.
 #![allow(unreachable_pub)]

@@ -5,13 +5,18 @@
 //! server serves instead of binding its own, and a restart on that socket
 //! under load refuses no connection and loses no line (SPEC §12).
 
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::common::{Client, PATIENCE, Pki, Server};
+use crate::common::{Client, PATIENCE, Pki, Server, require_tool, until_scraped};
 
 /// The test's end of `NOTIFY_SOCKET`.
 struct Notifications {
@@ -126,33 +131,51 @@ async fn without_clients_coming_or_going_no_status_is_sent() {
     assert!(server.stop().success());
 }
 
+/// `systemd-socket-activate` listening on `addr`, to start `program` (with
+/// `args`) at the first connection and pass it the socket, its standard
+/// error piped. The program is given `setenv` (`NAME=value`) and the
+/// test's coverage profile file, and nothing else of the environment.
+fn activator(addr: SocketAddr, setenv: &[String], program: &[OsString]) -> Child {
+    require_tool("systemd-socket-activate", "systemd");
+    let mut command = Command::new("systemd-socket-activate");
+    command
+        .arg("-l")
+        .arg(addr.to_string())
+        .args(setenv.iter().map(|variable| format!("--setenv={variable}")))
+        .args(crate::common::activator_passes_profile_file())
+        .args(program)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command.spawn().expect("systemd-socket-activate runs")
+}
+
+/// The command line (program first) of a `servercli` with `pki`'s
+/// certificates that is told port 1, which it must not bind: it serves the
+/// socket it is passed. Then `extra`.
+fn passed_socket_server(pki: &Pki, extra: &[&str]) -> Vec<OsString> {
+    let mut args = vec![crate::common::servercli_exe().into_os_string()];
+    args.extend(["--bind", "127.0.0.1", "--port", "1", "--cert"].map(OsString::from));
+    args.extend([
+        pki.cert.clone().into_os_string(),
+        "--key".into(),
+        pki.key.clone().into_os_string(),
+    ]);
+    args.extend(extra.iter().map(OsString::from));
+    args
+}
+
 #[tokio::test]
 async fn a_socket_passed_by_systemd_socket_activate_is_served() {
     let pki = Pki::new();
-    // A free port for the activator to listen on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = crate::common::free_addr();
     // The activator listens, and starts servercli at the first connection,
-    // passing it the socket (LISTEN_FDS=1). servercli is told port 1,
-    // which it must not bind: it serves the socket it is given.
-    let mut activator = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(addr.to_string())
-        .arg(crate::common::servercli_exe())
-        .args(["--bind", "127.0.0.1", "--port", "1", "--cert"])
-        .arg(&pki.cert)
-        .arg("--key")
-        .arg(&pki.key)
-        .env("RUST_LOG", "nea=info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("systemd-socket-activate runs");
+    // passing it the socket (LISTEN_FDS=1).
+    let mut activator = activator(
+        addr,
+        &["RUST_LOG=nea=info".to_owned()],
+        &passed_socket_server(&pki, &[]),
+    );
     // The socket exists before the server: the first connection waits in
     // its backlog while the server starts, and is served, not refused.
     let started = Instant::now();
@@ -185,6 +208,7 @@ async fn a_socket_passed_by_systemd_socket_activate_is_served() {
     })
     .await
     .expect("task");
+    // The program's start-up line says which socket it serves.
     assert!(
         output.contains("the socket the service manager passed"),
         "{output}"
@@ -193,14 +217,7 @@ async fn a_socket_passed_by_systemd_socket_activate_is_served() {
 
 #[test]
 fn the_systemd_units_pass_systemd_analyze_verify() {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("systemd-analyze is not installed; skipped");
-        return;
-    }
+    require_tool("systemd-analyze", "systemd");
     let units = crate::common::repository().join("contrib/systemd");
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = crate::common::servercli_exe();
@@ -257,110 +274,68 @@ async fn run_pid(dir: &std::path::Path, run: u32) -> nix::unistd::Pid {
     }
 }
 
-#[tokio::test]
-async fn a_restart_on_an_activated_socket_refuses_no_connection_and_loses_no_line() {
-    let pki = Pki::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let pids = tempfile::tempdir().expect("tempdir");
-    let mut activator = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(addr.to_string())
-        // The activator gives its program only the variables it is told.
-        .arg(format!("--setenv=NEA_PID_DIR={}", pids.path().display()))
-        .arg("--setenv=PATH")
-        .arg("--setenv=RUST_LOG=nea=debug")
-        .args(["bash", "-c", RESTART_TWICE, "restart"])
-        .arg(crate::common::servercli_exe())
-        .args(["--bind", "127.0.0.1", "--port", "1", "--cert"])
-        .arg(&pki.cert)
-        .arg("--key")
-        .arg(&pki.key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("systemd-socket-activate runs");
-    // Once the activator listens (it starts the first run then)...
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "the activator does not listen");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // ...reconnecting clients send 100 numbered lines each, 20 a second.
-    let clients: Vec<_> = (0..10)
+/// `n` reconnecting `clientcli`s in pipe mode for 127.0.0.1:`port`, with
+/// their standard input.
+fn reconnecting_clients(port: u16, pki: &Pki, n: usize) -> Vec<(Child, ChildStdin)> {
+    (0..n)
         .map(|_| {
-            let mut command = crate::common::clientcli_for(port, &pki.ca_pem);
-            command
+            let mut child = crate::common::clientcli_for(port, &pki.ca_pem)
                 .arg("--reconnect")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .expect("clientcli starts")
-        })
-        .collect();
-    // New connections all along: not one may be refused.
-    let probing = tokio_util::sync::CancellationToken::new();
-    let prober = tokio::spawn({
-        let probing = probing.clone();
-        let config = pki.client_config();
-        async move {
-            let (mut probes, mut refused) = (0, Vec::new());
-            while !probing.is_cancelled() {
-                probes += 1;
-                match tokio::net::TcpStream::connect(addr).await {
-                    Ok(tcp) => {
-                        // Served by one run or the other, or told it is
-                        // shutting down: either way, not refused.
-                        if let Ok(stream) = crate::common::tls_over(tcp, config.clone()).await {
-                            drop(stream);
-                        }
-                    }
-                    Err(err) => refused.push(err.to_string()),
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            (probes, refused)
-        }
-    });
-    // Both runs' logs, as they come.
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = activator.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-                let Ok(line) = line else { break };
-                let mut text = log.lock().expect("log lock");
-                text.push_str(&line);
-                text.push('\n');
-            }
-        })
-    };
-    let logged = |needle: &str| log.lock().expect("log lock").matches(needle).count();
-    let first = run_pid(pids.path(), 1).await;
-    // The restart comes once every client is on the first run.
-    let deadline = Instant::now() + PATIENCE;
-    while logged("client connected") < 10 {
-        assert!(Instant::now() < deadline, "the clients did not connect");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut clients: Vec<_> = clients
-        .into_iter()
-        .map(|mut child| {
+                .expect("clientcli starts");
             let stdin = child.stdin.take().expect("stdin");
             (child, stdin)
         })
-        .collect();
-    let line = |client: usize, n: usize| format!("r{client} {n:03}");
+        .collect()
+}
+
+/// New connections to `addr` all along, until `probing` is cancelled: how
+/// many were made, and the errors of those refused.
+fn probe_all_along(
+    addr: SocketAddr,
+    pki: &Pki,
+    probing: CancellationToken,
+) -> JoinHandle<(usize, Vec<String>)> {
+    let config = pki.client_config();
+    tokio::spawn(async move {
+        let (mut probes, mut refused) = (0, Vec::new());
+        while !probing.is_cancelled() {
+            probes += 1;
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(tcp) => {
+                    // Served by one run or the other, or told it is
+                    // shutting down: either way, not refused.
+                    if let Ok(stream) = crate::common::tls_over(tcp, config.clone()).await {
+                        drop(stream);
+                    }
+                }
+                Err(err) => refused.push(err.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (probes, refused)
+    })
+}
+
+/// The line the restart test's `client` sends `n`th.
+fn numbered(client: usize, n: usize) -> String {
+    format!("r{client} {n:03}")
+}
+
+/// Sends each client 100 numbered lines, 20 a second, stopping the first
+/// run (`first`) after 30; then ends their input and returns their outputs.
+async fn send_through_a_restart(
+    clients: Vec<(Child, ChildStdin)>,
+    first: nix::unistd::Pid,
+) -> Vec<Output> {
+    let mut clients = clients;
     let started = Instant::now();
     for n in 0..100 {
         for (client, (_, stdin)) in clients.iter_mut().enumerate() {
-            let _ = std::io::Write::write_all(stdin, format!("{}\n", line(client, n)).as_bytes());
+            let _ = writeln!(stdin, "{}", numbered(client, n));
         }
         if n == 30 {
             nix::sys::signal::kill(first, Signal::SIGTERM).expect("stop the first run");
@@ -368,38 +343,32 @@ async fn a_restart_on_an_activated_socket_refuses_no_connection_and_loses_no_lin
         let due = started + Duration::from_millis(50) * u32::try_from(n + 1).expect("small");
         tokio::time::sleep_until(due.into()).await;
     }
-    let second = run_pid(pids.path(), 2).await;
-    let outputs = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         clients
             .into_iter()
             .map(|(child, stdin)| {
                 drop(stdin);
                 child.wait_with_output().expect("clientcli output")
             })
-            .collect::<Vec<_>>()
+            .collect()
     })
     .await
-    .expect("the clients");
-    probing.cancel();
-    let (probes, refused) = prober.await.expect("the prober");
-    nix::sys::signal::kill(second, Signal::SIGTERM).expect("stop the second run");
-    tokio::task::spawn_blocking(move || {
-        let _ = activator.wait();
-        let _ = reader.join();
-    })
-    .await
-    .expect("the activator ends");
-    let log = log.lock().expect("log lock").clone();
-    assert!(
-        refused.is_empty(),
-        "{} of {probes} refused: {refused:?}",
-        refused.len()
-    );
+    .expect("the clients")
+}
+
+/// Asserts that each client's lines were all answered, once and in
+/// order, though it was told of the restart.
+fn every_line_answered_once(outputs: &[Output], log: &str) {
     for (client, output) in outputs.iter().enumerate() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "client {client}: {stderr}\n{log}");
         let expected: String = (0..100)
-            .map(|n| format!("{}\n", line(client, n).chars().rev().collect::<String>()))
+            .map(|n| {
+                format!(
+                    "{}\n",
+                    numbered(client, n).chars().rev().collect::<String>()
+                )
+            })
             .collect();
         assert_eq!(
             String::from_utf8_lossy(&output.stdout),
@@ -411,6 +380,70 @@ async fn a_restart_on_an_activated_socket_refuses_no_connection_and_loses_no_lin
             "client {client} was not told: {stderr}"
         );
     }
+}
+
+/// The whole of `child`'s standard error, read on a thread of its own until
+/// the child and everything it started are gone.
+fn read_stderr(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    })
+}
+
+#[tokio::test]
+async fn a_restart_on_an_activated_socket_refuses_no_connection_and_loses_no_line() {
+    let pki = Pki::new();
+    let (addr, admin) = (crate::common::free_addr(), crate::common::free_addr());
+    let pids = tempfile::tempdir().expect("tempdir");
+    let mut script = vec![OsString::from("bash"), "-c".into(), RESTART_TWICE.into()];
+    script.push("restart".into());
+    script.extend(passed_socket_server(
+        &pki,
+        &["--admin-addr", &admin.to_string()],
+    ));
+    let setenv = [
+        format!("NEA_PID_DIR={}", pids.path().display()),
+        "PATH".to_owned(),
+        "RUST_LOG=nea=debug".to_owned(),
+    ];
+    let mut activator = activator(addr, &setenv, &script);
+    let log = read_stderr(&mut activator);
+    // Once the activator listens (it starts the first run then)...
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the activator does not listen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...reconnecting clients connect; the restart comes once every one of
+    // them is on the first run.
+    let clients = reconnecting_clients(addr.port(), &pki, 10);
+    let first = run_pid(pids.path(), 1).await;
+    until_scraped(admin, "nea_clients_connected", |n| n == 10.0).await;
+    // They send numbered lines through it, and new connections are made
+    // all along: not one may be refused.
+    let probing = CancellationToken::new();
+    let prober = probe_all_along(addr, &pki, probing.clone());
+    let outputs = send_through_a_restart(clients, first).await;
+    let second = run_pid(pids.path(), 2).await;
+    probing.cancel();
+    let (probes, refused) = prober.await.expect("the prober");
+    nix::sys::signal::kill(second, Signal::SIGTERM).expect("stop the second run");
+    let log = tokio::task::spawn_blocking(move || {
+        let _ = activator.wait();
+        log.join().expect("the log")
+    })
+    .await
+    .expect("the activator ends");
+    assert!(
+        refused.is_empty(),
+        "{} of {probes} refused: {refused:?}",
+        refused.len()
+    );
+    every_line_answered_once(&outputs, &log);
+    // Each run's start-up line says it serves the socket it was passed.
     assert_eq!(
         log.matches("the socket the service manager passed").count(),
         2,
