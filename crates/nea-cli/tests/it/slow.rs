@@ -51,8 +51,11 @@ async fn dates_keep_coming(watcher: &mut Client, admin: SocketAddr) {
             let ts: jiff::Timestamp = payload.parse().expect("date");
             if let Some(previous) = previous {
                 let gap = ts.duration_since(previous).as_millis() as i64;
+                // A watcher held up by the stalled client would wait for
+                // its write timeout (1 s); the tolerance is scheduling
+                // jitter on a loaded machine, well short of that.
                 assert!(
-                    (gap - PERIOD_MS).abs() < 100,
+                    (gap - PERIOD_MS).abs() < 600,
                     "a date gap of {gap} ms while another client stalls"
                 );
             }
