@@ -298,6 +298,9 @@ pub enum ClientError {
         /// The names the certificate is valid for, when rustls says.
         valid_for: Vec<String>,
     },
+    /// The server's public key is not one of the pins (`--pin`).
+    #[error("the server's key does not match --pin: {0}; refusing to send anything")]
+    PinMismatch(crate::tls::PinMismatch),
     /// The server refused our client certificate (mutual TLS). With TLS 1.3
     /// this arrives as an alert on the first read, not at connect.
     #[error("{reason}; pass one signed by its client CA with --cert and --key")]
@@ -374,7 +377,7 @@ impl ClientError {
             | Self::Handshake { .. }
             | Self::NotTls { .. }
             | Self::Protocol { .. } => 76, // EX_PROTOCOL
-            Self::NotTrusted { .. } => 77,               // EX_NOPERM
+            Self::NotTrusted { .. } | Self::PinMismatch(_) => 77, // EX_NOPERM
             Self::NameMismatch { .. } => 78,             // EX_CONFIG
             Self::Io { .. } => 74,                       // EX_IOERR
         }

@@ -78,6 +78,8 @@
 //!   non-UTF-8 lines are values, not errors.
 //! - [`reverse`]: grapheme-cluster reversal with an ASCII fast path.
 //! - [`tls`]: rustls configurations for both ends, PEM loading, fingerprints.
+//! - [`pin`]: public-key pins (`--pin sha256:…`), the key a client may
+//!   trust with no CA and no name.
 //! - [`devca`]: the local development CA that `servercli` creates once, and
 //!   certificate issuing for tests.
 //! - [`server`]: the one entry point, [`server::Server`] and its builder
@@ -124,6 +126,7 @@ pub mod duration;
 pub mod error;
 mod limits;
 mod pem_files;
+pub mod pin;
 pub mod protocol;
 pub mod reverse;
 pub mod server;

@@ -94,14 +94,33 @@ pub fn client_config(
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = provider();
-    let verifier = ServerVerifier {
-        webpki: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()?,
-    };
+    let webpki =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    client_config_trusting(Trust::Roots(webpki), provider, identity)
+}
+
+/// A client's configuration that trusts exactly the servers whose public
+/// key is one of `pins` (`--pin`), whatever signed their certificate and
+/// whatever names it holds, and presents `identity` if given.
+pub fn pinned_client_config(
+    pins: Vec<crate::pin::Pin>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let provider = provider();
+    let algorithms = provider.signature_verification_algorithms;
+    client_config_trusting(Trust::Pins { pins, algorithms }, provider, identity)
+}
+
+/// A client's configuration with `trust`.
+fn client_config_trusting(
+    trust: Trust,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier { trust }));
     let config = match identity {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),
@@ -117,7 +136,44 @@ pub fn client_config(
 /// webpki refuses.
 #[derive(Debug)]
 pub(crate) struct ServerVerifier {
-    webpki: Arc<WebPkiServerVerifier>,
+    trust: Trust,
+}
+
+/// Whom a client trusts.
+#[derive(Debug)]
+enum Trust {
+    /// Certificates that chain to these roots, for the name asked.
+    Roots(Arc<WebPkiServerVerifier>),
+    /// Exactly the servers whose public key is one of these (`--pin`): no
+    /// chain and no name is checked, only the key, and the handshake's
+    /// signatures made with it.
+    Pins {
+        pins: Vec<crate::pin::Pin>,
+        algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+    },
+}
+
+/// A server whose public key matches none of the pins: the pin it has, and
+/// those asked for.
+///
+/// Its `Debug` is its sentence: rustls shows the error it carries in its
+/// debug form.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "its public key is {presented}, not {}",
+    expected.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ")
+)]
+pub struct PinMismatch {
+    /// The pin of the key the server presented.
+    pub presented: crate::pin::Pin,
+    /// The pins the client was given.
+    pub expected: Vec<crate::pin::Pin>,
+}
+
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A server certificate that is trusted but not valid for the name asked:
@@ -149,18 +205,20 @@ impl ServerCertVerifier for ServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.webpki
+        let webpki = match &self.trust {
+            Trust::Roots(webpki) => webpki,
+            Trust::Pins { pins, .. } => return verify_pinned(end_entity, pins),
+        };
+        webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .map_err(|err| match err {
                 rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName
                     | CertificateError::NotValidForNameContext { .. },
-                ) => rustls::Error::InvalidCertificate(CertificateError::Other(
-                    rustls::OtherError(Arc::new(NameMismatch {
-                        expected: server_name.to_str().into_owned(),
-                        valid_for: subject_alt_names(end_entity),
-                    })),
-                )),
+                ) => other_certificate_error(NameMismatch {
+                    expected: server_name.to_str().into_owned(),
+                    valid_for: subject_alt_names(end_entity),
+                }),
                 other => other,
             })
     }
@@ -171,7 +229,12 @@ impl ServerCertVerifier for ServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        match &self.trust {
+            Trust::Roots(webpki) => webpki.verify_tls12_signature(message, cert, dss),
+            Trust::Pins { algorithms, .. } => {
+                rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+            }
+        }
     }
 
     fn verify_tls13_signature(
@@ -180,12 +243,43 @@ impl ServerCertVerifier for ServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        match &self.trust {
+            Trust::Roots(webpki) => webpki.verify_tls13_signature(message, cert, dss),
+            Trust::Pins { algorithms, .. } => {
+                rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+            }
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        match &self.trust {
+            Trust::Roots(webpki) => webpki.supported_verify_schemes(),
+            Trust::Pins { algorithms, .. } => algorithms.supported_schemes(),
+        }
     }
+}
+
+/// Accepts `end_entity` if its public key is one of `pins`.
+fn verify_pinned(
+    end_entity: &CertificateDer<'_>,
+    pins: &[crate::pin::Pin],
+) -> Result<ServerCertVerified, rustls::Error> {
+    match crate::pin::Pin::of(end_entity) {
+        Some(pin) if pins.contains(&pin) => Ok(ServerCertVerified::assertion()),
+        Some(presented) => Err(other_certificate_error(PinMismatch {
+            presented,
+            expected: pins.to_vec(),
+        })),
+        None => Err(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        )),
+    }
+}
+
+/// A certificate error that carries one of ours, for the client to read
+/// back (`CertificateError::Other`).
+fn other_certificate_error(error: impl std::error::Error + Send + Sync + 'static) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(error))))
 }
 
 /// The DNS names and IP addresses a DER certificate's subject alternative

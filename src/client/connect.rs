@@ -185,6 +185,12 @@ pub(crate) fn classify_tls_error(
             })
         }
         rustls::Error::InvalidCertificate(CertificateError::Other(other))
+            if other.0.downcast_ref::<tls::PinMismatch>().is_some() =>
+        {
+            let mismatch = other.0.downcast_ref::<tls::PinMismatch>()?;
+            Some(ClientError::PinMismatch(mismatch.clone()))
+        }
+        rustls::Error::InvalidCertificate(CertificateError::Other(other))
             if other.0.downcast_ref::<tls::NameMismatch>().is_some() =>
         {
             let mismatch = other.0.downcast_ref::<tls::NameMismatch>()?;

@@ -56,6 +56,10 @@ pub struct Options {
     /// Extra CA files to trust, on top of the system roots and the
     /// development CA.
     pub(crate) extra_cas: Vec<PathBuf>,
+    /// Public keys to trust exactly (`--pin`): when there are any, the
+    /// server is trusted if and only if its key is one of them, with no CA
+    /// and no name checked.
+    pub(crate) pins: Vec<crate::pin::Pin>,
     /// The development CA file, trusted when it exists
     /// ([`development_ca_file`] is where `servercli` makes it).
     pub(crate) dev_ca: Option<PathBuf>,
@@ -99,6 +103,7 @@ impl Options {
             port,
             server_name: None,
             extra_cas: Vec::new(),
+            pins: Vec::new(),
             dev_ca: None,
             identity: None,
             json: false,
@@ -133,6 +138,14 @@ impl Options {
     #[must_use]
     pub fn identity(mut self, cert: PathBuf, key: PathBuf) -> Self {
         self.identity = Some((cert, key));
+        self
+    }
+
+    /// Trust exactly a server whose public key is `pin` (or another pin
+    /// given): no CA, no name check.
+    #[must_use]
+    pub fn pin(mut self, pin: crate::pin::Pin) -> Self {
+        self.pins.push(pin);
         self
     }
 
@@ -200,9 +213,17 @@ pub fn development_ca_file() -> Option<PathBuf> {
     devca::default_dir().map(|dir| devca::ca_cert_path(&dir))
 }
 
-/// The TLS configuration: system roots, plus the development CA if its file
-/// exists, plus every `--ca`; and the client certificate if one is given.
+/// The TLS configuration: exactly the pinned keys if there are pins;
+/// otherwise the system roots, plus the development CA if its file exists,
+/// plus every `--ca`. And the client certificate if one is given.
 pub fn tls_config(options: &Options) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let identity = match &options.identity {
+        Some((cert, key)) => Some((tls::load_certs(cert)?, tls::load_key(key)?)),
+        None => None,
+    };
+    if !options.pins.is_empty() {
+        return Ok(tls::pinned_client_config(options.pins.clone(), identity)?);
+    }
     let mut roots = RootCertStore::empty();
     // Certificates the system store holds but rustls cannot parse are
     // skipped, as are errors reading parts of the store: trust is only ever
@@ -217,9 +238,5 @@ pub fn tls_config(options: &Options) -> Result<Arc<rustls::ClientConfig>, Client
             roots.add(cert).map_err(crate::error::TlsSetupError::from)?;
         }
     }
-    let identity = match &options.identity {
-        Some((cert, key)) => Some((tls::load_certs(cert)?, tls::load_key(key)?)),
-        None => None,
-    };
     Ok(tls::client_config(roots, identity)?)
 }

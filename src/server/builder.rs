@@ -88,6 +88,12 @@ impl ServerBuilder {
         }
     }
 
+    /// Present `identity` instead of the one the builder was made with.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
     /// Listen on `addr` (port 0 picks a free port; [`Server::local_addr`]
     /// says which).
     pub fn listen_on(mut self, addr: SocketAddr) -> Self {
@@ -188,6 +194,8 @@ pub(super) struct LoadedIdentity {
     pub(super) fingerprint: String,
     /// When the leaf certificate expires, if known.
     pub(super) expiry: Option<jiff::Timestamp>,
+    /// The pin of the leaf certificate's public key, when read from files.
+    pub(super) pin: Option<crate::pin::Pin>,
 }
 
 /// Reads (or creates) the identity and logs the certificate in force.
@@ -202,6 +210,7 @@ async fn load(
                 files: None,
                 fingerprint: String::new(),
                 expiry: None,
+                pin: None,
             });
         }
         Identity::Files { cert, key } => IdentityFiles::given(cert, key, client_ca),
@@ -213,6 +222,7 @@ async fn load(
         files: Some(files),
         fingerprint: first.fingerprint,
         expiry: first.expiry,
+        pin: first.pin,
     })
 }
 

@@ -31,6 +31,8 @@ pub(super) struct LoadedCertificate {
     pub(super) fingerprint: String,
     /// When the leaf certificate expires, if it can be read.
     pub(super) expiry: Option<jiff::Timestamp>,
+    /// The pin of the leaf certificate's public key, if it can be read.
+    pub(super) pin: Option<crate::pin::Pin>,
 }
 
 impl LoadedCertificate {
@@ -149,10 +151,12 @@ impl IdentityFiles {
             .as_deref()
             .map(pem_files::certificates)
             .transpose()?;
+        let pin = crate::pin::Pin::of(&chain[0]);
         Ok(LoadedCertificate {
             config: tls::server_config(chain, key, client_ca)?,
             fingerprint,
             expiry,
+            pin,
         })
     }
 
@@ -188,33 +192,35 @@ impl IdentityFiles {
             .map(PathBuf::as_path)
     }
 
-    /// How a person connects to a server listening on `local`: the
-    /// `clientcli` command, and what other clients must trust.
-    pub(super) fn how_to_connect(&self, local: std::net::SocketAddr) -> String {
-        let host = if local.ip().is_unspecified() || local.ip().is_loopback() {
-            "localhost".to_owned()
+    /// How a person connects to a server listening on `local` whose key
+    /// is `pin`, from any machine: a `clientcli` command that trusts
+    /// exactly that key (no CA file to copy, no name to match), for the
+    /// address it listens on (the machine's host name when it listens on
+    /// every address).
+    pub(super) fn how_to_connect(
+        &self,
+        local: std::net::SocketAddr,
+        pin: crate::pin::Pin,
+    ) -> String {
+        let host = if local.ip().is_unspecified() {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|name| name.into_string().ok())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned())
+        } else if local.is_ipv6() {
+            format!("[{}]", local.ip())
         } else {
             local.ip().to_string()
         };
-        let mut command = format!("clientcli --host {host} --port {}", local.port());
-        if self.dev_ca.is_some() && host != "localhost" {
-            // The development certificate names localhost and the loopback
-            // addresses only.
-            command.push_str(" --server-name localhost");
-        }
+        let mut command = format!(
+            "clientcli --host {host} --port {} --pin {pin}",
+            local.port()
+        );
         if self.mutual() {
             command.push_str(" --cert <PEM> --key <PEM>");
         }
-        match &self.dev_ca {
-            Some(ca) => format!(
-                "connect with: {command}; other clients must trust {}",
-                ca.display()
-            ),
-            None => format!(
-                "connect with: {command} --ca <PEM>, naming the CA that signed {}",
-                self.cert.display()
-            ),
-        }
+        command
     }
 
     /// Whether clients must present a certificate.

@@ -199,27 +199,36 @@ impl Server {
     }
 
     /// The listening line and, for a server with certificate files, how
-    /// to connect to it.
+    /// to connect to it. Facts are fields: the address, the limits, and
+    /// the command.
     fn log_start(&self) {
-        let passed = if self.passed {
-            " (the socket the service manager passed)"
-        } else {
-            ""
-        };
         let proxies = &self.config.proxies;
         tracing::info!(
+            addr = %self.local,
+            passed_socket = self.passed,
             max_clients = self.config.max_clients(),
-            date_period = ?self.config.date_period,
+            date_period = self.config.date_period.as_secs_f64(),
             mutual_tls = self.identity.files.as_ref().is_some_and(|f| f.mutual()),
             proxy_protocol_from = (!proxies.is_empty()).then(|| tracing::field::display(proxies)),
-            "listening on {}{passed}",
-            self.local
+            "listening"
         );
-        if let Some(files) = &self.identity.files {
-            tracing::info!("{}", files.how_to_connect(self.local));
+        if let (Some(files), Some(pin)) = (&self.identity.files, self.identity.pin) {
+            let command = files.how_to_connect(self.local, pin);
+            tracing::info!(
+                command = command.as_str(),
+                ca = files
+                    .dev_ca
+                    .as_ref()
+                    .map(|ca| tracing::field::display(ca.display())),
+                "connect with"
+            );
         }
         if let Some((_, at)) = &self.admin {
-            tracing::info!("admin endpoint on http://{at}/metrics and http://{at}/healthz");
+            tracing::info!(
+                metrics = %format_args!("http://{at}/metrics"),
+                health = %format_args!("http://{at}/healthz"),
+                "admin endpoint"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 complete -c clientcli -l host -d 'Server host name or address' -r
 complete -c clientcli -l port -d 'Server TCP port (1 to 65535)' -r
 complete -c clientcli -l ca -d 'Also trust this CA certificate, PEM (may repeat)' -r -F
+complete -c clientcli -l pin -d 'Trust exactly a server whose public key has this SHA-256 (sha256:BASE64, as the server\'s start-up line gives it; 64 hex digits too): no CA, no name check (may repeat)' -r
 complete -c clientcli -l cert -d 'Client certificate chain for mutual TLS, PEM' -r -F
 complete -c clientcli -l key -d 'Private key for --cert, PEM' -r -F
 complete -c clientcli -l server-name -d 'Name to verify in the server certificate (default: --host)' -r

@@ -212,16 +212,17 @@ fn start_with_dev_dir(dir: &std::path::Path) -> Server {
 fn first_run_says(log: &str, dir: &std::path::Path, port: u16) -> String {
     let created = line_with(log, "created development certificates in");
     assert!(created.contains(dir.to_str().expect("utf-8")), "{created}");
-    let hint = line_with(log, "connect with: ");
+    // A command that works from anywhere (the key pinned), and the CA
+    // that clients on this machine trust already.
+    let hint = line_with(log, "connect with");
     assert!(
-        hint.contains(&format!("clientcli --host localhost --port {port}")),
+        hint.contains(&format!(
+            "clientcli --host 127.0.0.1 --port {port} --pin sha256:"
+        )),
         "{hint}"
     );
     assert!(
-        hint.contains(&format!(
-            "other clients must trust {}",
-            dir.join("ca.pem").display()
-        )),
+        hint.contains(&format!("ca={}", dir.join("ca.pem").display())),
         "{hint}"
     );
     let fingerprint = line_with(log, "sha256=")
@@ -510,14 +511,15 @@ async fn the_start_up_log_says_how_to_connect_with_given_certificates() {
     let server = Server::start(&[]);
     let port = server.addr.port();
     let log = server.stop_and_read_log();
-    let hint = line_with(&log, "connect with: ");
+    let hint = line_with(&log, "connect with");
     assert!(
         hint.contains(&format!(
-            "clientcli --host localhost --port {port} --ca <PEM>"
+            "clientcli --host 127.0.0.1 --port {port} --pin sha256:"
         )),
         "{hint}"
     );
-    assert!(hint.contains("server.pem"), "{hint}");
+    // The command pins the certificate's key: no CA file to name.
+    assert!(!hint.contains("--ca"), "{hint}");
 }
 
 #[tokio::test]
@@ -558,7 +560,7 @@ fn no_color_keeps_escape_codes_out_of_the_log_on_a_terminal() {
         let mut master = std::fs::File::from(pty.master);
         let mut seen = Vec::new();
         let mut chunk = [0u8; 4096];
-        while !String::from_utf8_lossy(&seen).contains("connect with:") {
+        while !String::from_utf8_lossy(&seen).contains("connect with") {
             let n = master.read(&mut chunk).expect("read the log");
             seen.extend_from_slice(&chunk[..n]);
         }

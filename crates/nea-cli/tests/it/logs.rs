@@ -61,11 +61,19 @@ async fn logs_json(server: Server, admin: SocketAddr) {
     );
     assert_eq!(left["line_errors"], 0);
     assert_eq!(left["clients"], 0);
-    assert!(lines.iter().any(|line| {
-        line["message"]
+    // The listening line: its facts are fields.
+    let listening = lines
+        .iter()
+        .find(|line| line["message"] == "listening")
+        .expect("a listening line");
+    assert!(
+        listening["addr"]
             .as_str()
-            .is_some_and(|m| m.starts_with("listening on"))
-    }));
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{listening:?}"
+    );
+    assert_eq!(listening["passed_socket"], false);
+    assert!(listening["date_period"].is_f64(), "{listening:?}");
     let last = lines.last().expect("lines");
     assert_eq!(last["message"], "stopped", "{last:?}");
 }

@@ -27,6 +27,7 @@ mod cli;
 mod client;
 mod client_accounting;
 mod client_network;
+mod client_pin;
 mod dates;
 mod dead_peers;
 mod handshake;

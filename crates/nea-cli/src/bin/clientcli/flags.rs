@@ -22,6 +22,14 @@ pub(crate) struct Opts {
     /// Also trust this CA certificate, PEM (may repeat)
     #[arg(long, env = "NEA_CA", value_name = "PEM")]
     pub(crate) ca: Vec<PathBuf>,
+    /// Trust exactly a server whose public key has this SHA-256 (sha256:BASE64, as the server's start-up line gives it; 64 hex digits too): no CA, no name check (may repeat)
+    #[arg(
+        long,
+        env = "NEA_PIN",
+        value_name = "sha256:BASE64",
+        value_delimiter = ','
+    )]
+    pub(crate) pin: Vec<nea::pin::Pin>,
     /// Client certificate chain for mutual TLS, PEM
     #[arg(long, env = "NEA_CERT", value_name = "PEM", requires = "key")]
     pub(crate) cert: Option<PathBuf>,

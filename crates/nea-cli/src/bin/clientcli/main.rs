@@ -57,6 +57,9 @@ impl Opts {
         for ca in self.ca {
             options = options.trust(ca);
         }
+        for pin in self.pin {
+            options = options.pin(pin);
+        }
         if let Some((cert, key)) = self.cert.zip(self.key) {
             options = options.identity(cert, key);
         }
@@ -202,6 +205,9 @@ mod tests {
                 "--dead-peer-timeout" => nea::duration::parse(value)
                     .is_ok_and(|d| nea::DEAD_PEER_TIMEOUT_RANGE.contains(&d)),
                 "--ca" => !value.is_empty(),
+                "--pin" => value
+                    .split(',')
+                    .all(|pin| pin.parse::<nea::pin::Pin>().is_ok()),
                 // --cert needs --key.
                 "--cert" => false,
                 _ => unreachable!("{flag}"),
@@ -211,7 +217,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_flag_value_is_accepted_or_refused_in_one_sentence(
-            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--connect-timeout", "--dead-peer-timeout", "--ca", "--cert"]),
+            flag in prop::sample::select(vec!["--host", "--port", "--server-name", "--connect-timeout", "--dead-peer-timeout", "--pin", "--ca", "--cert"]),
             value in flag_value(),
         ) {
             let expected = in_documented_range(flag, &value);
