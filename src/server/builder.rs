@@ -188,8 +188,9 @@ impl ServerBuilder {
 pub(super) struct LoadedIdentity {
     /// What new handshakes use; a reload replaces it.
     pub(super) current: Arc<CurrentTls>,
-    /// The files it was read from; `None` for [`Identity::Tls`].
-    pub(super) files: Option<IdentityFiles>,
+    /// The files it was read from, watched since before they were first
+    /// read; `None` for [`Identity::Tls`].
+    pub(super) files: Option<(IdentityFiles, super::reload::FileWatch)>,
     /// The leaf certificate's SHA-256 fingerprint, when read from files.
     pub(super) fingerprint: String,
     /// When the leaf certificate expires, if known.
@@ -216,10 +217,11 @@ async fn load(
         Identity::Files { cert, key } => IdentityFiles::given(cert, key, client_ca),
         Identity::Development { dir } => IdentityFiles::development(&dir, client_ca)?,
     };
+    let watch = super::reload::FileWatch::start(&files);
     let first = super::reload::first(&files).await?;
     Ok(LoadedIdentity {
         current: CurrentTls::new(first.config),
-        files: Some(files),
+        files: Some((files, watch)),
         fingerprint: first.fingerprint,
         expiry: first.expiry,
         pin: first.pin,

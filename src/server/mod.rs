@@ -169,7 +169,7 @@ impl Server {
                 helpers.clone(),
             ))
         });
-        let reloading = self.identity.files.map(|files| {
+        let reloading = self.identity.files.map(|(files, watch)| {
             tokio::spawn(reload::reload_on_change(
                 reload::Reloadable::new(
                     files,
@@ -179,6 +179,7 @@ impl Server {
                     self.metrics.clone(),
                     self.observer.clone(),
                 ),
+                watch,
                 self.reload_requests,
                 helpers.clone(),
             ))
@@ -208,11 +209,11 @@ impl Server {
             passed_socket = self.passed,
             max_clients = self.config.max_clients(),
             date_period = self.config.date_period.as_secs_f64(),
-            mutual_tls = self.identity.files.as_ref().is_some_and(|f| f.mutual()),
+            mutual_tls = self.identity.files.as_ref().is_some_and(|(f, _)| f.mutual()),
             proxy_protocol_from = (!proxies.is_empty()).then(|| tracing::field::display(proxies)),
             "listening"
         );
-        if let (Some(files), Some(pin)) = (&self.identity.files, self.identity.pin) {
+        if let (Some((files, _)), Some(pin)) = (&self.identity.files, self.identity.pin) {
             let command = files.how_to_connect(self.local, pin);
             tracing::info!(
                 command = command.as_str(),

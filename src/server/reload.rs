@@ -111,12 +111,13 @@ pub(super) struct Reloadable {
 /// watched.
 pub(super) async fn reload_on_change(
     mut reloadable: Reloadable,
+    watch: FileWatch,
     requests: Option<mpsc::Receiver<()>>,
     shutdown: CancellationToken,
 ) {
-    let (changed, changes) = mpsc::channel(1);
-    // Kept alive for as long as this runs; dropping it stops the watch.
-    let _watcher = watch(&reloadable.files, changed);
+    // The watcher lives for as long as this runs; dropping it stops the
+    // watch.
+    let FileWatch { _watcher, changes } = watch;
     let mut triggers = Triggers { requests, changes };
     while let Some(trigger) = triggers.next(&shutdown, &reloadable.schedule).await {
         if trigger == Trigger::Expiry && !reloadable.check_expiry().await {
@@ -308,9 +309,32 @@ impl Reloadable {
     }
 }
 
-/// Watches the directories of `files`; each event sends on `changed` (one
-/// pending at most: the reload reads everything anyway). `None`, after a
-/// warning, if the directories cannot be watched: SIGHUP still reloads.
+/// The watch on the directories of the identity files, set up before they
+/// are first read: a change from then on, even one made before the server
+/// runs, becomes a reload.
+pub(super) struct FileWatch {
+    /// Stops the watch when dropped; `None` if the directories could not
+    /// be watched (SIGHUP still reloads).
+    _watcher: Option<notify::RecommendedWatcher>,
+    /// One message per burst of changes (one pending at most: a reload
+    /// reads everything anyway).
+    changes: mpsc::Receiver<()>,
+}
+
+impl FileWatch {
+    /// Watches the directories of `files`. After a warning, a watch that
+    /// cannot be set up sends nothing: SIGHUP still reloads.
+    pub(super) fn start(files: &IdentityFiles) -> Self {
+        let (changed, changes) = mpsc::channel(1);
+        Self {
+            _watcher: watch(files, changed),
+            changes,
+        }
+    }
+}
+
+/// Watches the directories of `files`; each event sends on `changed`.
+/// `None`, after a warning, if the directories cannot be watched.
 fn watch(files: &IdentityFiles, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher as _;
     let dirs: BTreeSet<PathBuf> = files

@@ -585,3 +585,31 @@ async fn a_development_certificate_put_in_place_near_its_end_is_renewed_at_once(
     }
     assert!(server.stop().success());
 }
+
+/// The files are watched from the moment `bind` returns, not from some
+/// moment after `run` starts: a change made in between (or while a loaded
+/// machine has not yet scheduled the server's tasks) is not lost.
+#[tokio::test]
+async fn a_change_made_between_bind_and_run_is_seen() {
+    let pki = Pki::new();
+    let server = nea::server::Server::builder(nea::server::Identity::Files {
+        cert: pki.cert.clone(),
+        key: pki.key.clone(),
+    })
+    .listen_on("127.0.0.1:0".parse().expect("addr"))
+    .bind()
+    .await
+    .expect("bind");
+    let addr = server.local_addr();
+
+    let (cert, key) = new_identity(&pki);
+    let new = fingerprint_of(&cert);
+    std::fs::rename(&key, &pki.key).expect("key over key");
+    std::fs::rename(&cert, &pki.cert).expect("cert over cert");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(server.run(shutdown.clone().cancelled_owned()));
+    wait_for_presented(addr, pki.client_config(), &new).await;
+    shutdown.cancel();
+    running.await.expect("the server stops");
+}
