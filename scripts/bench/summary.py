@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Summarises bench-results/ (written by scripts/bench.sh) as the tables in
-BENCHMARKS.md: min-max over the runs, and nea/baseline ratios per run."""
+"""Summarises bench-results/ (written by scripts/bench/run.sh and its parts)
+as the tables in BENCHMARKS.md: min-max over the runs, and nea/baseline
+ratios per run.
+
+    python3 scripts/bench/summary.py [DIRECTORY]   # default bench-results
+"""
 import glob
 import json
 import os
