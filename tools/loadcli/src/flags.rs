@@ -2,7 +2,7 @@
 //! parses them, and the docs generator (`tools/docgen`) makes the man page
 //! and shell completions from the same definitions.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,12 +33,46 @@ pub(crate) const RATE: RangeInclusive<f64> = 0.001..=100_000.0;
 pub(crate) const RSS_GROWTH: RangeInclusive<f64> = 0.0..=10_000.0;
 
 /// `storm`'s defaults: a quick run against a server restarted by hand
-/// (`scripts/bench.sh` gives its own figures for the 10,000-client storm).
+/// (`scripts/bench/storm.sh` gives its own figures for the 10,000-client storm).
 pub(crate) const STORM_CLIENTS: usize = 100;
 pub(crate) const STORM_RATE: f64 = 1.0;
 pub(crate) const STORM_DURATION: Duration = Duration::from_secs(30);
 pub(crate) const STORM_RAMP: usize = 64;
 pub(crate) const STORM_PATIENCE: Duration = Duration::from_secs(30);
+
+/// `trickle --addresses`: stalling source addresses.
+pub(crate) const ADDRESSES: RangeInclusive<usize> = 1..=1_000_000;
+/// `trickle --sockets-per-address` (the ephemeral port range bounds it
+/// further, checked when the run starts).
+pub(crate) const SOCKETS_PER_ADDRESS: RangeInclusive<usize> = 1..=65_535;
+/// `trickle --byte-interval`.
+pub(crate) const BYTE_INTERVAL: RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
+
+/// `trickle`'s defaults: 500 addresses × 2 sockets, a byte a second each;
+/// 20 handshakes measured a second apart, each given a minute, so that a
+/// server that makes newcomers wait tens of seconds is measured rather
+/// than only counted as failing.
+pub(crate) const TRICKLE_ADDRESSES: usize = 500;
+pub(crate) const TRICKLE_SOCKETS_PER_ADDRESS: usize = 2;
+pub(crate) const TRICKLE_BYTE_INTERVAL: Duration = Duration::from_secs(1);
+/// Well away from 127.0.0.1 (a server's usual address), and from
+/// 127.0.0.2 and 127.0.0.3 (flood's addresses and the prober's).
+pub(crate) const TRICKLE_FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 1, 0, 1);
+pub(crate) const TRICKLE_PROBER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+pub(crate) const TRICKLE_SAMPLES: usize = 20;
+pub(crate) const TRICKLE_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const TRICKLE_SAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TRICKLE_SETTLE: Duration = Duration::from_secs(2);
+
+/// A value parser for an address of 127.0.0.0/8 (IPv4 loopback: every one
+/// of them is local on Linux, with no setup).
+pub(crate) fn loopback_v4(text: &str) -> Result<Ipv4Addr, String> {
+    match text.parse::<Ipv4Addr>() {
+        Ok(address) if address.is_loopback() => Ok(address),
+        _ => Err(format!("'{text}' is not an IPv4 address of 127.0.0.0/8")),
+    }
+}
 
 /// A value parser for `--server-name`: a name rustls can verify.
 pub(crate) fn server_name(text: &str) -> Result<String, String> {
@@ -90,6 +124,9 @@ pub(crate) enum Mode {
     Handshakes(HandshakesFlags),
     /// Stalled handshakes from one address; handshake times from another
     Flood(FloodFlags),
+    /// Real ClientHellos sent a byte at a time from many addresses, never
+    /// completed; a fresh address's handshake times meanwhile
+    Trickle(TrickleFlags),
     /// N clients that send and never read: the kernel's queues for them, server memory
     Unread(UnreadFlags),
     /// N silent clients: date lateness, server RSS per client, idle CPU
@@ -278,4 +315,43 @@ pub(crate) struct BaselineServerFlags {
     /// Once listening, write the port to this file
     #[arg(long, value_name = "FILE")]
     pub(crate) port_file: Option<PathBuf>,
+}
+
+/// `loadcli trickle`'s flags.
+#[derive(Debug, Args)]
+pub(crate) struct TrickleFlags {
+    #[command(flatten)]
+    pub(crate) server: Server,
+    /// Stalling source addresses, one after the other from --from (1 to 1000000)
+    #[arg(long, value_name = "N", default_value_t = TRICKLE_ADDRESSES, value_parser = count_within(ADDRESSES))]
+    pub(crate) addresses: usize,
+    /// Stalled sockets from each address (1 to 65535, and at most the
+    /// ephemeral port range)
+    #[arg(long, value_name = "N", default_value_t = TRICKLE_SOCKETS_PER_ADDRESS, value_parser = count_within(SOCKETS_PER_ADDRESS))]
+    pub(crate) sockets_per_address: usize,
+    /// Time between two bytes of a stalled socket's ClientHello (1ms to 1h)
+    #[arg(long, value_name = "DURATION", default_value_t = DurationArg(TRICKLE_BYTE_INTERVAL), value_parser = duration_within(BYTE_INTERVAL))]
+    pub(crate) byte_interval: DurationArg,
+    /// The first stalling address (of 127.0.0.0/8)
+    #[arg(long, value_name = "ADDR", default_value_t = TRICKLE_FIRST_ADDRESS, value_parser = loopback_v4)]
+    pub(crate) from: Ipv4Addr,
+    /// Source address of the measured handshakes (of 127.0.0.0/8, outside the stalling ones)
+    #[arg(long, value_name = "ADDR", default_value_t = TRICKLE_PROBER, value_parser = loopback_v4)]
+    pub(crate) prober: Ipv4Addr,
+    /// Handshakes to measure, one at a time (1 to 100000)
+    #[arg(long, value_name = "N", default_value_t = TRICKLE_SAMPLES, value_parser = count_within(CLIENTS))]
+    pub(crate) samples: usize,
+    /// Time from the start of one measured handshake to the next, at least (1ms to 168h)
+    #[arg(long, value_name = "DURATION", default_value_t = DurationArg(TRICKLE_SAMPLE_INTERVAL), value_parser = duration_within(RUN_TIME))]
+    pub(crate) sample_interval: DurationArg,
+    /// A measured handshake not done after this counts as timed out (1ms to 168h)
+    #[arg(long, value_name = "DURATION", default_value_t = DurationArg(TRICKLE_SAMPLE_TIMEOUT), value_parser = duration_within(RUN_TIME))]
+    pub(crate) sample_timeout: DurationArg,
+    /// Time between every stalled socket open and the first measured handshake (1ms to 168h)
+    #[arg(long, value_name = "DURATION", default_value_t = DurationArg(TRICKLE_SETTLE), value_parser = duration_within(RUN_TIME))]
+    pub(crate) settle: DurationArg,
+    /// Fail if a measured handshake takes longer than this (default: only
+    /// a timeout or a failure fails the run) (1ms to 168h)
+    #[arg(long, value_name = "DURATION", value_parser = duration_within(RUN_TIME))]
+    pub(crate) max_handshake_time: Option<DurationArg>,
 }

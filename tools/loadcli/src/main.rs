@@ -38,6 +38,28 @@ impl Server {
     }
 }
 
+impl TrickleFlags {
+    /// The stalling addresses fit in loopback, and the prober is not one
+    /// of them (its handshakes would then queue behind its own stalls).
+    fn check(&self) -> Result<(), NotRun> {
+        let sources = self.sources();
+        if let Some(sentence) = sources.outside_loopback() {
+            return Err(NotRun::Usage(format!(
+                "{sentence}: lower --addresses or --from"
+            )));
+        }
+        if sources.contains(self.prober) {
+            return Err(NotRun::Usage(format!(
+                "--prober {} is one of the stalling addresses ({} to {}): pick one outside them",
+                self.prober,
+                sources.first,
+                sources.last()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Mode {
     /// Flags that clap cannot check one by one.
     fn check(&self) -> Result<(), NotRun> {
@@ -49,6 +71,9 @@ impl Mode {
                     .to_owned(),
             ));
         }
+        if let Self::Trickle(trickle) = self {
+            trickle.check()?;
+        }
         self.server().map_or(Ok(()), Server::check)
     }
 
@@ -59,6 +84,7 @@ impl Mode {
             | Self::Handshakes(HandshakesFlags { server, .. })
             | Self::Hold(HoldFlags { server, .. })
             | Self::Flood(FloodFlags { server, .. })
+            | Self::Trickle(TrickleFlags { server, .. })
             | Self::Unread(UnreadFlags { server, .. })
             | Self::Soak(SoakFlags { server, .. })
             | Self::Storm(StormFlags { server, .. }) => Some(server),
@@ -75,6 +101,7 @@ async fn run(mode: Mode) -> Result<(), LoadError> {
         Mode::Rtt(flags) => modes::rtt(flags).await,
         Mode::Handshakes(flags) => modes::handshakes(flags).await,
         Mode::Flood(flags) => modes::flood(flags).await,
+        Mode::Trickle(flags) => modes::trickle(flags).await,
         Mode::Unread(flags) => modes::unread(flags).await,
         Mode::Hold(flags) => modes::hold(flags).await,
         Mode::Soak(flags) => modes::soak(flags).await,
@@ -121,16 +148,28 @@ mod tests {
     /// inside that flag's documented range.
     type Flag = (&'static str, &'static str, fn(&str) -> bool);
 
+    fn count(range: RangeInclusive<usize>, v: &str) -> bool {
+        v.parse::<usize>().is_ok_and(|n| range.contains(&n))
+    }
+
+    fn duration(range: RangeInclusive<Duration>, v: &str) -> bool {
+        nea::duration::parse(v).is_ok_and(|d| range.contains(&d))
+    }
+
+    fn number(range: RangeInclusive<f64>, v: &str) -> bool {
+        v.parse::<f64>().is_ok_and(|x| range.contains(&x))
+    }
+
+    fn loopback(v: &str) -> bool {
+        v.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
+    }
+
     fn flags() -> Vec<Flag> {
-        fn count(range: RangeInclusive<usize>, v: &str) -> bool {
-            v.parse::<usize>().is_ok_and(|n| range.contains(&n))
-        }
-        fn duration(range: RangeInclusive<Duration>, v: &str) -> bool {
-            nea::duration::parse(v).is_ok_and(|d| range.contains(&d))
-        }
-        fn number(range: RangeInclusive<f64>, v: &str) -> bool {
-            v.parse::<f64>().is_ok_and(|x| range.contains(&x))
-        }
+        [connecting_flags(), trickle_flags()].concat()
+    }
+
+    fn connecting_flags() -> Vec<Flag> {
         vec![
             ("rtt", "-n", |v| count(CLIENTS, v)),
             ("rtt", "-k", |v| count(CONCURRENCY, v)),
@@ -171,6 +210,23 @@ mod tests {
             ("storm", "--ramp", |v| count(CONCURRENCY, v)),
             ("storm", "--patience", |v| duration(RUN_TIME, v)),
             ("storm", "--max-recovery", |v| duration(RUN_TIME, v)),
+        ]
+    }
+
+    fn trickle_flags() -> Vec<Flag> {
+        vec![
+            ("trickle", "--addresses", |v| count(ADDRESSES, v)),
+            ("trickle", "--sockets-per-address", |v| {
+                count(SOCKETS_PER_ADDRESS, v)
+            }),
+            ("trickle", "--byte-interval", |v| duration(BYTE_INTERVAL, v)),
+            ("trickle", "--samples", |v| count(CLIENTS, v)),
+            ("trickle", "--sample-interval", |v| duration(RUN_TIME, v)),
+            ("trickle", "--sample-timeout", |v| duration(RUN_TIME, v)),
+            ("trickle", "--settle", |v| duration(RUN_TIME, v)),
+            ("trickle", "--max-handshake-time", |v| duration(RUN_TIME, v)),
+            ("trickle", "--from", loopback),
+            ("trickle", "--prober", loopback),
         ]
     }
 

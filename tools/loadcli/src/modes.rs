@@ -4,10 +4,11 @@
 
 use crate::flags::{
     BaselineServerFlags, FloodFlags, HandshakesFlags, HoldFlags, RttFlags, Server, SoakFlags,
-    StormFlags, UnreadFlags,
+    StormFlags, TrickleFlags, UnreadFlags,
 };
 use crate::load::{
-    LoadError, Protocol, Target, baseline, flood, handshakes, hold, rtt, soak, storm, unread,
+    LoadError, Protocol, Target, baseline, flood, handshakes, hold, rtt, soak, storm, trickle,
+    unread,
 };
 
 /// `loadcli rtt`: round trips of N clients, K lines in flight each.
@@ -48,6 +49,39 @@ pub(crate) async fn flood(flags: FloodFlags) -> Result<(), LoadError> {
     let report = flood::run(&flags.server.target().await?, &plan).await?;
     print(&report, flags.server.json);
     Ok(())
+}
+
+/// `loadcli trickle`: ClientHellos dripped from many addresses, a fresh
+/// address's handshakes measured meanwhile. The report is printed whether
+/// or not the run passed: today's figures of a failing server are the
+/// baseline its next version is compared with.
+pub(crate) async fn trickle(flags: TrickleFlags) -> Result<(), LoadError> {
+    let plan = trickle::Plan {
+        sources: flags.sources(),
+        sockets_per_address: flags.sockets_per_address,
+        byte_interval: flags.byte_interval.0,
+        settle: flags.settle.0,
+        sampling: trickle::Sampling {
+            prober: flags.prober.into(),
+            samples: flags.samples,
+            interval: flags.sample_interval.0,
+            timeout: flags.sample_timeout.0,
+        },
+        max_handshake_time: flags.max_handshake_time.map(|limit| limit.0),
+    };
+    let report = trickle::run(&flags.server.target().await?, &plan).await?;
+    print(&report, flags.server.json);
+    failed_if_any(report.failures())
+}
+
+impl TrickleFlags {
+    /// The stalling addresses.
+    pub(crate) fn sources(&self) -> trickle::Sources {
+        trickle::Sources {
+            first: self.from,
+            count: self.addresses,
+        }
+    }
 }
 
 /// `loadcli unread`: clients that never read.
