@@ -20,6 +20,8 @@
 #   NEA_LOG       the measured server's RUST_LOG (default warn,nea=info:
 #                 its default logging, as deployed)
 #   NEA_TUNABLES  GLIBC_TUNABLES for the measured server
+#   CARGO_TARGET_DIR  where cargo builds (default target/): the binaries
+#                 measured are its release/ ones
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/../.." && pwd)
