@@ -10,6 +10,8 @@
         (Unix time), and when the first wave had every client back and
         every line answered (seconds since the lines started; 1e9, far off
         the figure's right edge, if it never did)
+    report.py trickle REPORT
+        the figures of a `loadcli trickle` run in one line
 """
 import json
 import sys
@@ -25,6 +27,20 @@ def storm_times(report):
     return f'{report["started_unix_s"]} {at("reconnected_after_s")} {at("answered_after_s")}'
 
 
+def trickle(r):
+    ms = lambda us: f"{us / 1000:.1f} ms"
+    h = r["handshake"]
+    figures = (
+        f"p50 {ms(h['p50_us'])}, p99 {ms(h['p99_us'])}, max {ms(h['max_us'])}"
+        if h["count"] else "no handshake completed"
+    )
+    return (
+        f"{r['addresses']} addresses × {r['sockets_per_address']} sockets: "
+        f"{r['completed']} of {r['samples']} handshakes completed ({figures}), "
+        f"{r['failed']} failed, {r['timed_out']} timed out"
+    )
+
+
 def main(argv):
     if argv[:1] == ["field"] and len(argv) == 2:
         print(json.load(sys.stdin)[argv[1]])
@@ -36,6 +52,9 @@ def main(argv):
     elif argv[:1] == ["storm-times"] and len(argv) == 2:
         with open(argv[1]) as f:
             print(storm_times(json.load(f)))
+    elif argv[:1] == ["trickle"] and len(argv) == 2:
+        with open(argv[1]) as f:
+            print(trickle(json.load(f)))
     else:
         sys.exit(__doc__)
 
