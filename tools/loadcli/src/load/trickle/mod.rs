@@ -95,7 +95,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();
     while sockets.join_next().await.is_some() {}
-    Ok(report(plan, hello.len(), &stalls, &samples, seconds))
+    Ok(report_of(plan, hello.len(), &stalls, &samples, seconds))
 }
 
 /// Starts every stalled socket, each a task of its own.
@@ -140,7 +140,7 @@ async fn wait_until_open(stalls: &Stalls, count: u64) {
 }
 
 /// The report of a run.
-fn report(
+fn report_of(
     plan: &Plan,
     hello_bytes: usize,
     stalls: &Stalls,
