@@ -1,44 +1,43 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs and a fresh machine may lack. Idempotent:
-# each step is skipped when its tool is already there.
+# Installs what the test suite and the benchmarks need and a fresh machine
+# may lack; CI runs it first. Idempotent: each step is skipped when its
+# tool is already there. The bench scripts (scripts/bench/) install
+# nothing: they stop, naming the missing tool and this script.
 set -euo pipefail
 
-if ! command -v openssl >/dev/null 2>&1; then
-    # The interoperability tests drive `openssl s_client`.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
-fi
-if ! command -v systemd-socket-activate >/dev/null 2>&1; then
-    # The service-manager tests pass a listening socket through it.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
-fi
-if ! command -v promtool >/dev/null 2>&1; then
-    # The metrics and alerting tests run promtool (package prometheus): on a
-    # live scrape, and on the alerting rules and their unit tests.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
-fi
-if ! command -v haproxy >/dev/null 2>&1; then
-    # The load-balancer tests run several servers behind a real HAProxy.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy
-fi
-if ! command -v prlimit >/dev/null 2>&1; then
-    # The file-descriptor exhaustion test runs the server under it.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux
-fi
-if ! command -v ip >/dev/null 2>&1; then
-    # The network-fault tests make network namespaces and veth links.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
-fi
-if ! command -v nft >/dev/null 2>&1; then
-    # The network-fault tests drop packets silently with nftables rules.
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables
-fi
+# Whether this run has read the package lists yet (apt_install does it
+# once, and only if something is missing).
+apt_lists_read=false
+
+# apt_install PACKAGE...: installs Debian packages.
+apt_install() {
+    if [ "$apt_lists_read" = false ]; then
+        apt-get update -qq
+        apt_lists_read=true
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ensure TOOL PACKAGE: installs PACKAGE unless the command TOOL is there.
+ensure() {
+    command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# The tests.
+ensure openssl openssl                        # the interoperability tests drive `openssl s_client`
+ensure systemd-socket-activate systemd        # the service-manager tests (and the bench's activated storm) pass a socket through it
+ensure promtool prometheus                    # the metrics and alerting tests: a live scrape, the rules and their unit tests
+ensure haproxy haproxy                        # the load-balancer tests (and the bench's failover part) run a real HAProxy
+ensure prlimit util-linux                     # the file-descriptor exhaustion test runs the server under it
+ensure ip iproute2                            # the network-fault tests make network namespaces and veth links
+ensure nft nftables                           # the network-fault tests drop packets silently with nftables rules
+
+# The benchmarks (scripts/bench/).
+ensure python3 python3                        # free ports, the gauges, the reports, the summary
+ensure gnuplot gnuplot-nox                    # the storm part's figure
+ensure valgrind valgrind                      # the instructions part's counts (callgrind)
+
+# Coverage and the test runner.
 if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
     rustup component add llvm-tools
 fi

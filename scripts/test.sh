@@ -17,7 +17,7 @@ cargo llvm-cov nextest --workspace --locked --fail-under-lines "$COVERAGE_GATE"
 cargo test --workspace --doc --locked
 # The API documentation builds without a broken or private link.
 RUSTDOCFLAGS="-D warnings" cargo doc -p nea --no-deps --locked
-# The micro-benchmarks must keep building (scripts/bench.sh runs them).
+# The micro-benchmarks must keep building (scripts/bench/micro.sh runs them).
 cargo bench --workspace --locked --no-run
 # Every default is written once, as a constant: a flag whose default is a
 # string literal would repeat (and could contradict) it.

@@ -29,6 +29,7 @@ complete -c loadcli -n "__fish_loadcli_needs_command" -s V -l version -d 'Print 
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
+complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "trickle" -d 'Real ClientHellos sent a byte at a time from many addresses, never completed; a fresh address\'s handshake times meanwhile'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
 complete -c loadcli -n "__fish_loadcli_needs_command" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
@@ -71,6 +72,24 @@ complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l settle -d 'Tim
 complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
 complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -l json -d 'Print the report as JSON'
 complete -c loadcli -n "__fish_loadcli_using_subcommand flood" -s h -l help -d 'Print help'
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l port -d 'Server port' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l server-name -d 'Name to verify in the server\'s certificate (default: --host)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l pid -d 'Server process id: read its CPU, memory and context switches (one)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l addresses -d 'Stalling source addresses, one after the other from --from (1 to 1000000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l sockets-per-address -d 'Stalled sockets from each address (1 to 65535, and at most the ephemeral port range)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l byte-interval -d 'Time between two bytes of a stalled socket\'s ClientHello (1ms to 1h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l from -d 'The first stalling address (of 127.0.0.0/8)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l prober -d 'Source address of the measured handshakes (of 127.0.0.0/8, outside the stalling ones)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l samples -d 'Handshakes to measure, one at a time (1 to 100000)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l sample-interval -d 'Time from the start of one measured handshake to the next, at least (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l sample-timeout -d 'A measured handshake not done after this counts as timed out (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l settle -d 'Time between every stalled socket open and the first measured handshake (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l max-handshake-time -d 'Fail if a measured handshake takes longer than this (default: only a timeout or a failure fails the run) (1ms to 168h)' -r
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l baseline -d 'The server is `loadcli baseline-server` (raw reversed lines, no JSON)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -l json -d 'Print the report as JSON'
+complete -c loadcli -n "__fish_loadcli_using_subcommand trickle" -s h -l help -d 'Print help'
 complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l host -d 'Server host name or address (the first address it resolves to is used)' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l port -d 'Server port' -r
 complete -c loadcli -n "__fish_loadcli_using_subcommand unread" -l ca -d 'CA certificate that signed the server\'s, PEM (default: the development CA, as clientcli)' -r -F
@@ -131,12 +150,13 @@ complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l cert
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l key -d 'Private key, PEM' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -l port-file -d 'Once listening, write the port to this file' -r -F
 complete -c loadcli -n "__fish_loadcli_using_subcommand baseline-server" -s h -l help -d 'Print help'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "storm" -d 'N clients reconnecting as clientcli --reconnect does, through server restarts: every line answered exactly once, time to recover, handshake rate'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
-complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood unread hold soak storm baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "rtt" -d 'N clients, K lines in flight each: lines/s, round trips, CPU per line'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "handshakes" -d 'Full TLS handshakes per second, and server CPU per handshake'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "flood" -d 'Stalled handshakes from one address; handshake times from another'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "trickle" -d 'Real ClientHellos sent a byte at a time from many addresses, never completed; a fresh address\'s handshake times meanwhile'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "unread" -d 'N clients that send and never read: the kernel\'s queues for them, server memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "hold" -d 'N silent clients: date lateness, server RSS per client, idle CPU'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "soak" -d 'N clients sending at a steady rate: nothing lost, dates on time, flat memory'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "storm" -d 'N clients reconnecting as clientcli --reconnect does, through server restarts: every line answered exactly once, time to recover, handshake rate'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "baseline-server" -d 'The yardstick: a bare tokio-rustls server answering reversed bytes'
+complete -c loadcli -n "__fish_loadcli_using_subcommand help; and not __fish_seen_subcommand_from rtt handshakes flood trickle unread hold soak storm baseline-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -13,67 +13,17 @@ use std::process::ExitCode;
 
 use nea_cli::{NotRun, parse_args, raise_open_file_limit, runtime};
 
+mod flags;
 mod load;
+mod modes;
 
-use load::{
-    LoadError, Protocol, Target, baseline, flood, handshakes, hold, rtt, soak, storm, unread,
-};
+use flags::*;
+use load::LoadError;
 
 /// Exit status for an invalid command line.
 const EXIT_USAGE: u8 = 2;
 
-mod flags;
-
-use flags::*;
-
 impl Server {
-    /// Resolves the host and loads the trust: where and how to connect.
-    async fn target(&self) -> Result<Target, LoadError> {
-        let protocol = if self.baseline {
-            Protocol::Baseline
-        } else {
-            Protocol::Nea
-        };
-        let addrs: Vec<_> = tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await
-            .map(Iterator::collect)
-            .unwrap_or_default();
-        let Some(&first) = addrs.first() else {
-            return Err(LoadError::Failed(format!("host {} is unknown", self.host)));
-        };
-        // Like clientcli, use the first address that takes a connection:
-        // `localhost` usually resolves to ::1 first, while a default server
-        // listens on IPv4 only. One probe, then every client uses it.
-        let mut addr = first;
-        if addrs.len() > 1 {
-            for candidate in &addrs {
-                if tokio::net::TcpStream::connect(candidate).await.is_ok() {
-                    addr = *candidate;
-                    break;
-                }
-            }
-        }
-        let ca = match &self.ca {
-            Some(ca) => ca.clone(),
-            None => nea::client::development_ca_file()
-                .filter(|file| file.exists())
-                .ok_or_else(|| {
-                    LoadError::Failed(
-                        "no --ca given, and no development CA on this machine: pass the CA \
-                         that signed the server's certificate with --ca"
-                            .to_owned(),
-                    )
-                })?,
-        };
-        let name = self.server_name.as_deref().unwrap_or(&self.host);
-        Target::new(addr, name, &ca, protocol)
-    }
-
-    /// The one server process to measure, if given.
-    fn pid(&self) -> Option<u32> {
-        self.pid.first().copied()
-    }
-
     /// Flags that clap cannot check one by one.
     fn check(&self) -> Result<(), NotRun> {
         if self.pid.len() > 1 {
@@ -88,16 +38,41 @@ impl Server {
     }
 }
 
+impl TrickleFlags {
+    /// The stalling addresses fit in loopback, and the prober is not one
+    /// of them (its handshakes would then queue behind its own stalls).
+    fn check(&self) -> Result<(), NotRun> {
+        let sources = self.sources();
+        if let Some(sentence) = sources.outside_loopback() {
+            return Err(NotRun::Usage(format!(
+                "{sentence}: lower --addresses or --from"
+            )));
+        }
+        if sources.contains(self.prober) {
+            return Err(NotRun::Usage(format!(
+                "--prober {} is one of the stalling addresses ({} to {}): pick one outside them",
+                self.prober,
+                sources.first,
+                sources.last()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Mode {
     /// Flags that clap cannot check one by one.
     fn check(&self) -> Result<(), NotRun> {
-        if let Self::Storm { server, .. } = self
-            && !server.pid.is_empty()
+        if let Self::Storm(storm) = self
+            && !storm.server.pid.is_empty()
         {
             return Err(NotRun::Usage(
                 "storm does not take --pid: the server's process is replaced when it restarts"
                     .to_owned(),
             ));
+        }
+        if let Self::Trickle(trickle) = self {
+            trickle.check()?;
         }
         self.server().map_or(Ok(()), Server::check)
     }
@@ -105,206 +80,34 @@ impl Mode {
     /// The server a measuring mode is aimed at.
     fn server(&self) -> Option<&Server> {
         match self {
-            Self::Rtt { server, .. }
-            | Self::Handshakes { server, .. }
-            | Self::Hold { server, .. }
-            | Self::Flood { server, .. }
-            | Self::Unread { server, .. }
-            | Self::Soak { server, .. }
-            | Self::Storm { server, .. } => Some(server),
-            Self::BaselineServer { .. } => None,
+            Self::Rtt(RttFlags { server, .. })
+            | Self::Handshakes(HandshakesFlags { server, .. })
+            | Self::Hold(HoldFlags { server, .. })
+            | Self::Flood(FloodFlags { server, .. })
+            | Self::Trickle(TrickleFlags { server, .. })
+            | Self::Unread(UnreadFlags { server, .. })
+            | Self::Soak(SoakFlags { server, .. })
+            | Self::Storm(StormFlags { server, .. }) => Some(server),
+            Self::BaselineServer(_) => None,
         }
     }
 }
 
-/// Prints a report as text or JSON.
-fn print<R: std::fmt::Display + serde::Serialize>(report: &R, json: bool) {
-    if json {
-        println!("{}", serde_json::to_string(report).unwrap_or_default());
-    } else {
-        print!("{report}");
-    }
-}
-
+/// Runs one mode, with as many open files as this process may have (a
+/// descriptor per client).
 async fn run(mode: Mode) -> Result<(), LoadError> {
     raise_open_file_limit();
     match mode {
-        Mode::Rtt {
-            server,
-            clients,
-            in_flight,
-            lines,
-            line_bytes,
-            unicode,
-        } => {
-            let plan = rtt::Plan {
-                clients,
-                in_flight,
-                lines: lines as u64,
-                line_bytes,
-                unicode,
-                server_pid: server.pid(),
-            };
-            print(
-                &rtt::run(&server.target().await?, &plan).await?,
-                server.json,
-            );
-        }
-        Mode::Handshakes {
-            server,
-            concurrency,
-            duration,
-        } => {
-            let report = handshakes::run(
-                &server.target().await?,
-                concurrency,
-                duration.0,
-                server.pid(),
-            )
-            .await?;
-            print(&report, server.json);
-        }
-        Mode::Flood {
-            server,
-            stalled,
-            attacker,
-            probes,
-            prober,
-            settle,
-        } => {
-            let plan = flood::Plan {
-                stalled,
-                attacker,
-                probes,
-                prober,
-                settle: settle.0,
-            };
-            print(
-                &flood::run(&server.target().await?, &plan).await?,
-                server.json,
-            );
-        }
-        Mode::Unread {
-            server,
-            clients,
-            lines,
-            line_bytes,
-            settle,
-        } => {
-            let plan = unread::Plan {
-                clients,
-                lines,
-                line_bytes,
-                settle: settle.0,
-                server_pid: server.pid(),
-            };
-            print(
-                &unread::run(&server.target().await?, &plan).await?,
-                server.json,
-            );
-        }
-        Mode::Hold {
-            server,
-            clients,
-            duration,
-            period,
-            ramp,
-        } => {
-            let plan = hold::Plan {
-                clients,
-                duration: duration.0,
-                period: period.0,
-                ramp,
-                server_pid: server.pid(),
-            };
-            print(
-                &hold::run(&server.target().await?, &plan).await?,
-                server.json,
-            );
-        }
-        Mode::Soak {
-            server,
-            clients,
-            rate,
-            duration,
-            period,
-            max_lateness,
-            max_rss_growth,
-        } => {
-            let plan = soak::Plan {
-                clients,
-                rate,
-                duration: duration.0,
-                period: period.0,
-                line_bytes: 32,
-                max_lateness: max_lateness.0,
-                max_rss_growth: max_rss_growth / 100.0,
-                server_pid: server.pid(),
-            };
-            print(
-                &soak::run(&server.target().await?, &plan).await?,
-                server.json,
-            );
-        }
-        Mode::Storm {
-            server,
-            clients,
-            rate,
-            duration,
-            ramp,
-            patience,
-            series,
-            max_recovery,
-            no_resend,
-        } => {
-            let plan = storm::Plan {
-                clients,
-                rate,
-                duration: duration.0,
-                ramp,
-                patience: patience.0,
-                series,
-                max_recovery: max_recovery.map(|limit| limit.0),
-                resend: !no_resend,
-            };
-            let report = storm::run(&server.target().await?, &plan).await?;
-            print(&report, server.json);
-            // The report is printed either way: a failed storm's figures are
-            // what to look at.
-            let failures = report.failures(plan.max_recovery);
-            if !failures.is_empty() {
-                return Err(LoadError::Failed(format!(
-                    "FAILED: {}",
-                    failures.join("; ")
-                )));
-            }
-        }
-        Mode::BaselineServer {
-            bind,
-            port,
-            cert,
-            key,
-            port_file,
-        } => {
-            let tls = nea::tls::server_config(
-                nea::tls::load_certs(&cert)?,
-                nea::tls::load_key(&key)?,
-                None,
-            )?;
-            let io = |source| LoadError::Io { client: 0, source };
-            let listener = tokio::net::TcpListener::bind((bind, port))
-                .await
-                .map_err(io)?;
-            let local = listener.local_addr().map_err(io)?;
-            if let Some(path) = port_file {
-                nea_cli::write_port_file(&path, local.port()).map_err(io)?;
-            }
-            eprintln!("listening on {local}");
-            let stop = nea_cli::stop_requested().map_err(io)?;
-            baseline::run_server(listener, tls, stop).await;
-        }
+        Mode::Rtt(flags) => modes::rtt(flags).await,
+        Mode::Handshakes(flags) => modes::handshakes(flags).await,
+        Mode::Flood(flags) => modes::flood(flags).await,
+        Mode::Trickle(flags) => modes::trickle(flags).await,
+        Mode::Unread(flags) => modes::unread(flags).await,
+        Mode::Hold(flags) => modes::hold(flags).await,
+        Mode::Soak(flags) => modes::soak(flags).await,
+        Mode::Storm(flags) => modes::storm(flags).await,
+        Mode::BaselineServer(flags) => modes::baseline_server(flags).await,
     }
-    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -345,16 +148,28 @@ mod tests {
     /// inside that flag's documented range.
     type Flag = (&'static str, &'static str, fn(&str) -> bool);
 
+    fn count(range: RangeInclusive<usize>, v: &str) -> bool {
+        v.parse::<usize>().is_ok_and(|n| range.contains(&n))
+    }
+
+    fn duration(range: RangeInclusive<Duration>, v: &str) -> bool {
+        nea::duration::parse(v).is_ok_and(|d| range.contains(&d))
+    }
+
+    fn number(range: RangeInclusive<f64>, v: &str) -> bool {
+        v.parse::<f64>().is_ok_and(|x| range.contains(&x))
+    }
+
+    fn loopback(v: &str) -> bool {
+        v.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
+    }
+
     fn flags() -> Vec<Flag> {
-        fn count(range: RangeInclusive<usize>, v: &str) -> bool {
-            v.parse::<usize>().is_ok_and(|n| range.contains(&n))
-        }
-        fn duration(range: RangeInclusive<Duration>, v: &str) -> bool {
-            nea::duration::parse(v).is_ok_and(|d| range.contains(&d))
-        }
-        fn number(range: RangeInclusive<f64>, v: &str) -> bool {
-            v.parse::<f64>().is_ok_and(|x| range.contains(&x))
-        }
+        [connecting_flags(), trickle_flags()].concat()
+    }
+
+    fn connecting_flags() -> Vec<Flag> {
         vec![
             ("rtt", "-n", |v| count(CLIENTS, v)),
             ("rtt", "-k", |v| count(CONCURRENCY, v)),
@@ -395,6 +210,23 @@ mod tests {
             ("storm", "--ramp", |v| count(CONCURRENCY, v)),
             ("storm", "--patience", |v| duration(RUN_TIME, v)),
             ("storm", "--max-recovery", |v| duration(RUN_TIME, v)),
+        ]
+    }
+
+    fn trickle_flags() -> Vec<Flag> {
+        vec![
+            ("trickle", "--addresses", |v| count(ADDRESSES, v)),
+            ("trickle", "--sockets-per-address", |v| {
+                count(SOCKETS_PER_ADDRESS, v)
+            }),
+            ("trickle", "--byte-interval", |v| duration(BYTE_INTERVAL, v)),
+            ("trickle", "--samples", |v| count(CLIENTS, v)),
+            ("trickle", "--sample-interval", |v| duration(RUN_TIME, v)),
+            ("trickle", "--sample-timeout", |v| duration(RUN_TIME, v)),
+            ("trickle", "--settle", |v| duration(RUN_TIME, v)),
+            ("trickle", "--max-handshake-time", |v| duration(RUN_TIME, v)),
+            ("trickle", "--from", loopback),
+            ("trickle", "--prober", loopback),
         ]
     }
 

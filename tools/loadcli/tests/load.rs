@@ -176,6 +176,114 @@ async fn flood_measures_handshakes_from_another_address_while_one_stalls() {
     assert!(server.stop().success());
 }
 
+/// A short real run: 10 addresses × 2 sockets drip their ClientHellos
+/// while a third address measures 3 handshakes. Against today's server
+/// with so few stalled sockets every handshake completes; the report has
+/// every figure the bench part records.
+#[tokio::test]
+async fn trickle_measures_fresh_handshakes_while_many_addresses_stall() {
+    let server = Server::start(&[]);
+    let mut command = args(&[
+        "trickle",
+        "--addresses",
+        "10",
+        "--sockets-per-address",
+        "2",
+        "--byte-interval",
+        "100ms",
+        "--samples",
+        "3",
+        "--sample-interval",
+        "100ms",
+        "--sample-timeout",
+        "20s",
+        "--settle",
+        "200ms",
+        "--json",
+    ]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["addresses"], 10, "{report}");
+    assert_eq!(report["sockets_per_address"], 2, "{report}");
+    assert_eq!(report["stalled_sockets"], 20, "{report}");
+    assert_eq!(report["first_address"], "127.1.0.1", "{report}");
+    assert_eq!(report["last_address"], "127.1.0.10", "{report}");
+    assert_eq!(report["prober"], "127.0.0.3", "{report}");
+    assert!(
+        report["hello_bytes"].as_u64().expect("bytes") > 100,
+        "{report}"
+    );
+    assert_eq!(report["stalled_open_max"], 20, "{report}");
+    assert!(
+        report["stalled_opened"].as_u64().expect("opened") >= 20,
+        "{report}"
+    );
+    assert_eq!(report["samples"], 3, "{report}");
+    assert_eq!(report["completed"], 3, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["timed_out"], 0, "{report}");
+    let handshake = &report["handshake"];
+    assert_eq!(handshake["count"], 3, "{report}");
+    let (p50, p99, max) = (
+        handshake["p50_us"].as_u64().expect("p50"),
+        handshake["p99_us"].as_u64().expect("p99"),
+        handshake["max_us"].as_u64().expect("max"),
+    );
+    assert!(0 < p50 && p50 <= p99 && p99 <= max, "{report}");
+    assert!(server.stop().success());
+}
+
+/// A limit the run cannot meet fails it (status 1), with the report
+/// printed and one line saying why.
+#[tokio::test]
+async fn a_trickle_over_its_handshake_time_limit_fails() {
+    let server = Server::start(&[]);
+    let mut command = args(&[
+        "trickle",
+        "--addresses",
+        "2",
+        "--samples",
+        "1",
+        "--settle",
+        "1ms",
+        "--max-handshake-time",
+        "1ms",
+    ]);
+    command.extend(target(server.addr.port(), &server.pki.ca_pem));
+    let output = loadcli(command).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("handshakes from 127.0.0.3: p50 "),
+        "{stdout}"
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("FAILED: the slowest handshake took"),
+        "{stderr}"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_trickle_refuses_a_prober_among_its_stalling_addresses() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadcli"))
+        .args(["trickle", "--ca", "ca.pem", "--addresses", "10"])
+        .args(["--from", "127.0.0.1", "--prober", "127.0.0.3"])
+        .output()
+        .expect("loadcli runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--prober 127.0.0.3 is one of the stalling addresses"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn unread_reports_the_kernel_queues_of_clients_that_never_read() {
     let server = Server::start(&["--write-timeout", "60s"]);
@@ -264,6 +372,7 @@ fn bare_loadcli_lists_its_modes_and_exits_2() {
         "rtt",
         "handshakes",
         "flood",
+        "trickle",
         "hold",
         "soak",
         "storm",

@@ -10,13 +10,12 @@
 //! On Linux every address of 127.0.0.0/8 is local, so one machine can be
 //! both addresses on loopback: 127.0.0.2 floods, 127.0.0.3 probes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
 
-use super::{LoadError, Percentiles, Target};
+use super::{LoadError, Percentiles, Target, connect_from};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -55,16 +54,6 @@ impl std::fmt::Display for Report {
             self.stalled, self.attacker, self.prober, self.handshake
         )
     }
-}
-
-/// A TCP connection to `addr` from `source`.
-async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.bind(SocketAddr::new(source, 0))?;
-    socket.connect(addr).await
 }
 
 /// Floods, then probes.

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::proc::Sample;
 use super::{LoadError, Percentiles, Received, Target, interpret, new_histogram};
@@ -102,80 +104,165 @@ impl std::fmt::Display for Report {
 /// Lateness samples shared by every client's reader.
 #[derive(Debug)]
 struct Lateness {
+    /// Every date.
     all: Histogram<u64>,
+    /// Dates of each client's first ten periods.
     first: Histogram<u64>,
+    /// Dates from each client's eleventh period on.
     later: Histogram<u64>,
+}
+
+impl Lateness {
+    fn new() -> Self {
+        Self {
+            all: new_histogram(),
+            first: new_histogram(),
+            later: new_histogram(),
+        }
+    }
+}
+
+/// The server's counters at each step of a run (each `None` without
+/// `--pid`, or once the server is gone).
+#[derive(Debug, Default)]
+struct Steps {
+    /// Before anything: the fresh server.
+    fresh: Option<Sample>,
+    /// After the warm-up client left: the warm idle server.
+    idle: Option<Sample>,
+    /// Every client connected, their handshakes settled.
+    held_start: Option<Sample>,
+    /// At the end of the hold.
+    held_end: Option<Sample>,
+    /// A few seconds after every client left.
+    after: Option<Sample>,
 }
 
 /// Runs the plan.
 pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadError> {
-    let pid = plan.server_pid;
-    let fresh = pid.and_then(Sample::of);
-    warm_up(target, plan.period).await?;
-    let idle = pid.and_then(Sample::of);
-    let lateness = Arc::new(Mutex::new(Lateness {
-        all: new_histogram(),
-        first: new_histogram(),
-        later: new_histogram(),
-    }));
-    let connected = Arc::new(AtomicU64::new(0));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(plan.ramp.max(1)));
-    let mut readers = tokio::task::JoinSet::new();
-    let ramp = async {
-        for client in 0..plan.clients {
-            let permit = slots.clone().acquire_owned().await;
-            let (target, lateness, connected, stop) = (
-                target.clone(),
-                lateness.clone(),
-                connected.clone(),
-                stop.clone(),
-            );
-            let period = plan.period;
-            readers.spawn(async move {
-                let stream = target.connect(client).await;
-                drop(permit);
-                let stream = stream?;
-                connected.fetch_add(1, Ordering::Relaxed);
-                let t0 = jiff::Timestamp::now();
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    let read = tokio::select! {
-                        () = stop.cancelled() => break,
-                        read = reader.read_line(&mut line) => read,
-                    };
-                    if read.map_err(|source| LoadError::Io { client, source })? == 0 {
-                        return Err(LoadError::Failed(format!(
-                            "client {client}: the server closed"
-                        )));
-                    }
-                    if let Received::Date(payload) = interpret(target.protocol, line.trim_end()) {
-                        record(&lateness, t0, &payload, period);
-                    }
-                }
-                let _ = tokio::io::AsyncWriteExt::shutdown(reader.get_mut()).await;
-                Ok::<_, LoadError>(())
-            });
-        }
-        while connected.load(Ordering::Relaxed) < plan.clients as u64 {
-            if let Some(Ok(Err(err))) = readers.try_join_next() {
-                return Err(err);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+    let read = || plan.server_pid.and_then(Sample::of);
+    let mut steps = Steps {
+        fresh: read(),
+        ..Steps::default()
     };
-    super::with_progress("connected", &connected, ramp).await?;
-    super::end_progress();
+    warm_up(target, plan.period).await?;
+    steps.idle = read();
+    let held = Held::connect(target, plan).await?;
     // Let the last handshakes' work settle before measuring the hold.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held_start = pid.and_then(Sample::of);
+    steps.held_start = read();
+    let seconds = hold_for(plan.duration).await;
+    steps.held_end = read();
+    let lateness = held.release().await?;
+    // Give the server time to notice every close and free its memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    steps.after = read();
+    Ok(report(plan, &steps, &lateness, seconds))
+}
+
+/// The clients held, and what they share.
+struct Held {
+    /// Every date's lateness, recorded by the clients as dates come.
+    lateness: Arc<Mutex<Lateness>>,
+    /// Cancelled to make every client close.
+    stop: CancellationToken,
+    /// One task per client: `Err` if it could not connect or the server
+    /// closed on it.
+    clients: JoinSet<Result<(), LoadError>>,
+}
+
+impl Held {
+    /// Connects `plan.clients` clients, `plan.ramp` handshakes at a time,
+    /// and returns once every one is connected (or one failed).
+    async fn connect(target: &Target, plan: &Plan) -> Result<Self, LoadError> {
+        let mut held = Self {
+            lateness: Arc::new(Mutex::new(Lateness::new())),
+            stop: CancellationToken::new(),
+            clients: JoinSet::new(),
+        };
+        let connected = Arc::new(AtomicU64::new(0));
+        let slots = Arc::new(tokio::sync::Semaphore::new(plan.ramp.max(1)));
+        let ramp = async {
+            for client in 0..plan.clients {
+                let permit = slots.clone().acquire_owned().await;
+                let (target, lateness) = (target.clone(), held.lateness.clone());
+                let (connected, stop, period) = (connected.clone(), held.stop.clone(), plan.period);
+                held.clients.spawn(async move {
+                    let stream = target.connect(client).await;
+                    drop(permit);
+                    let stream = stream?;
+                    connected.fetch_add(1, Ordering::Relaxed);
+                    hold_one(&target, client, stream, period, &lateness, stop).await
+                });
+            }
+            while connected.load(Ordering::Relaxed) < plan.clients as u64 {
+                if let Some(Ok(Err(err))) = held.clients.try_join_next() {
+                    return Err(err);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        };
+        super::with_progress("connected", &connected, ramp).await?;
+        super::end_progress();
+        Ok(held)
+    }
+
+    /// Makes every client close, waits for them, and returns the lateness
+    /// of every date they received.
+    async fn release(mut self) -> Result<Lateness, LoadError> {
+        self.stop.cancel();
+        while let Some(result) = self.clients.join_next().await {
+            result.map_err(|err| LoadError::Failed(err.to_string()))??;
+        }
+        let mut lateness = self
+            .lateness
+            .lock()
+            .map_err(|_| LoadError::Failed("lateness lock poisoned".into()))?;
+        Ok(std::mem::replace(&mut *lateness, Lateness::new()))
+    }
+}
+
+/// One held client: records each date's lateness against the grid that
+/// starts when its handshake completed, until `stop`; `Err` if the server
+/// closes first.
+async fn hold_one(
+    target: &Target,
+    client: usize,
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    period: Duration,
+    lateness: &Mutex<Lateness>,
+    stop: CancellationToken,
+) -> Result<(), LoadError> {
+    let t0 = jiff::Timestamp::now();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = tokio::select! {
+            () = stop.cancelled() => break,
+            read = reader.read_line(&mut line) => read,
+        };
+        if read.map_err(|source| LoadError::Io { client, source })? == 0 {
+            return Err(LoadError::Failed(format!(
+                "client {client}: the server closed"
+            )));
+        }
+        if let Received::Date(payload) = interpret(target.protocol, line.trim_end()) {
+            record(lateness, t0, &payload, period);
+        }
+    }
+    let _ = tokio::io::AsyncWriteExt::shutdown(reader.get_mut()).await;
+    Ok(())
+}
+
+/// Waits `duration`, drawing progress each second; returns the seconds it
+/// took.
+async fn hold_for(duration: Duration) -> f64 {
     let started = std::time::Instant::now();
-    let held_seconds = std::sync::atomic::AtomicU64::new(0);
+    let held_seconds = AtomicU64::new(0);
     super::with_progress("seconds held", &held_seconds, async {
-        let until = tokio::time::Instant::now() + plan.duration;
+        let until = tokio::time::Instant::now() + duration;
         while tokio::time::Instant::now() < until {
             let step = until
                 .saturating_duration_since(tokio::time::Instant::now())
@@ -185,44 +272,38 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
         }
     })
     .await;
-    let held_end = pid.and_then(Sample::of);
-    let seconds = started.elapsed().as_secs_f64();
-    stop.cancel();
-    while let Some(result) = readers.join_next().await {
-        result.map_err(|err| LoadError::Failed(err.to_string()))??;
-    }
-    // Give the server time to notice every close and free its memory.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = pid.and_then(Sample::of);
+    started.elapsed().as_secs_f64()
+}
 
-    let lateness = lateness
-        .lock()
-        .map_err(|_| LoadError::Failed("lateness lock poisoned".into()))?;
-    let rss_per_client_kib = match (idle, held_end) {
+/// The report, from the server's counters at each step and the dates'
+/// lateness.
+fn report(plan: &Plan, steps: &Steps, lateness: &Lateness, seconds: f64) -> Report {
+    let rss_per_client_kib = match (steps.idle, steps.held_end) {
         (Some(idle), Some(held)) if plan.clients > 0 => {
             Some((held.rss_kib as f64 - idle.rss_kib as f64) / plan.clients as f64)
         }
         _ => None,
     };
-    let during = held_start
-        .zip(held_end)
+    let during = steps
+        .held_start
+        .zip(steps.held_end)
         .map(|(start, end)| end.since(&start));
-    Ok(Report {
+    Report {
         clients: plan.clients,
         lateness: Percentiles::of(&lateness.all),
         lateness_first_periods: Percentiles::of(&lateness.first),
         lateness_later_periods: Percentiles::of(&lateness.later),
-        rss_fresh_kib: fresh.map(|s| s.rss_kib),
-        rss_idle_kib: idle.map(|s| s.rss_kib),
-        rss_anon_idle_kib: idle.map(|s| s.rss_anon_kib),
-        rss_held_kib: held_end.map(|s| s.rss_kib),
+        rss_fresh_kib: steps.fresh.map(|s| s.rss_kib),
+        rss_idle_kib: steps.idle.map(|s| s.rss_kib),
+        rss_anon_idle_kib: steps.idle.map(|s| s.rss_anon_kib),
+        rss_held_kib: steps.held_end.map(|s| s.rss_kib),
         rss_per_client_kib,
-        rss_after_kib: after.map(|s| s.rss_kib),
-        rss_anon_after_kib: after.map(|s| s.rss_anon_kib),
+        rss_after_kib: steps.after.map(|s| s.rss_kib),
+        rss_anon_after_kib: steps.after.map(|s| s.rss_anon_kib),
         server_cpu_ms: during.map(|d| d.cpu_ns as f64 / 1e6),
         server_context_switches: during.map(|d| d.context_switches),
         seconds,
-    })
+    }
 }
 
 /// One client that exchanges a line, waits for a date (or two periods) and

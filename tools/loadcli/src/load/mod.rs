@@ -13,6 +13,10 @@
 //!   handshake.
 //! - [`flood`]: stalled handshakes from one address, and how long a
 //!   client from another address takes to complete its own.
+//! - [`trickle`]: real ClientHellos sent a byte at a time from many
+//!   addresses and never completed, and how long a client from yet
+//!   another address takes to complete its own meanwhile (or whether it
+//!   can at all).
 //! - [`hold`]: N silent clients: each date's lateness against its absolute
 //!   deadline, server memory per connection, CPU and wake-ups while holding.
 //! - [`soak`]: N clients sending at a steady rate for a long time: no lost,
@@ -28,7 +32,7 @@
 //!   answers each line with its bytes reversed, and nothing else.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +50,7 @@ pub(crate) mod proc;
 pub(crate) mod rtt;
 pub(crate) mod soak;
 pub(crate) mod storm;
+pub(crate) mod trickle;
 pub(crate) mod unread;
 
 /// A failure of a load run. A mismatch is the one that matters most: it
@@ -280,6 +285,17 @@ pub(crate) fn end_progress() {
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }
+}
+
+/// A TCP connection to `addr` from `source` (any address of 127.0.0.0/8
+/// is a source of its own on loopback, with no setup).
+pub(crate) async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 /// A failure to connect, in the words clientcli uses.

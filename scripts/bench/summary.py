@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Summarises bench-results/ (written by scripts/bench.sh) as the tables in
-BENCHMARKS.md: min-max over the runs, and nea/baseline ratios per run."""
+"""Summarises bench-results/ (written by scripts/bench/run.sh and its parts)
+as the tables in BENCHMARKS.md: min-max over the runs, and nea/baseline
+ratios per run.
+
+    python3 scripts/bench/summary.py [DIRECTORY]   # default bench-results
+"""
 import glob
 import json
 import os
@@ -158,3 +162,32 @@ if storms:
                 f"| {r['failed_attempts']} ({r.get('refused_attempts', '-')}, {r.get('timed_out_attempts', '-')}) "
                 f"| {r['lost']} | {r['duplicates']} | {r['gave_up']} |"
             )
+
+# Fresh handshakes while many addresses stall theirs (PARTS=stalled-handshakes).
+def trickle_key(path):
+    parts = os.path.basename(path).split(".")
+    return (int(parts[1]), int(parts[2])) if parts[1].isdigit() and parts[2].isdigit() else (0, 0)
+
+
+trickles = []
+for path in sorted(glob.glob(os.path.join(OUT, "stalled-handshakes.*.json")), key=trickle_key):
+    with open(path) as f:
+        try:
+            trickles.append((path, json.load(f)))
+        except json.JSONDecodeError:
+            print(f"skipped {path}: not a finished report", file=sys.stderr)
+if trickles:
+    ms = lambda us: f"{us / 1000:.1f}"
+    print()
+    print("| run | stalled sockets (addresses × per address) | completed | failed | timed out "
+          "| p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for path, r in trickles:
+        h = r["handshake"]
+        figures = (f"{ms(h['p50_us'])} | {ms(h['p99_us'])} | {ms(h['max_us'])}"
+                   if h["count"] else "- | - | -")
+        print(
+            f"| {os.path.basename(path)} | {r['stalled_sockets']} ({r['addresses']} × "
+            f"{r['sockets_per_address']}) | {r['completed']} of {r['samples']} | {r['failed']} "
+            f"| {r['timed_out']} | {figures} |"
+        )

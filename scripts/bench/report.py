@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Reads loadcli's JSON reports for the bench parts (scripts/bench/*.sh).
+
+    report.py field KEY < REPORT
+        the value of KEY in the report on stdin
+    report.py brief PART RUN REPORT KEY...
+        one line, "PART RUN {KEY: value, ...}", for the log of a run
+    report.py storm-times REPORT
+        "STARTED BACK ANSWERED" for plot-storm.gp: when the lines started
+        (Unix time), and when the first wave had every client back and
+        every line answered (seconds since the lines started; 1e9, far off
+        the figure's right edge, if it never did)
+    report.py trickle REPORT
+        the figures of a `loadcli trickle` run in one line
+"""
+import json
+import sys
+
+
+def storm_times(report):
+    wave = (report["waves"] or [{}])[0]
+    loss = wave.get("first_loss_s", 0)
+
+    def at(key):
+        return loss + wave[key] if wave.get(key) is not None else 1e9
+
+    return f'{report["started_unix_s"]} {at("reconnected_after_s")} {at("answered_after_s")}'
+
+
+def trickle(r):
+    ms = lambda us: f"{us / 1000:.1f} ms"
+    h = r["handshake"]
+    figures = (
+        f"p50 {ms(h['p50_us'])}, p99 {ms(h['p99_us'])}, max {ms(h['max_us'])}"
+        if h["count"] else "no handshake completed"
+    )
+    return (
+        f"{r['addresses']} addresses × {r['sockets_per_address']} sockets: "
+        f"{r['completed']} of {r['samples']} handshakes completed ({figures}), "
+        f"{r['failed']} failed, {r['timed_out']} timed out"
+    )
+
+
+def main(argv):
+    if argv[:1] == ["field"] and len(argv) == 2:
+        print(json.load(sys.stdin)[argv[1]])
+    elif argv[:1] == ["brief"] and len(argv) >= 4:
+        part, run, path, keys = argv[1], argv[2], argv[3], argv[4:]
+        with open(path) as f:
+            report = json.load(f)
+        print(part, run, {key: report[key] for key in keys})
+    elif argv[:1] == ["storm-times"] and len(argv) == 2:
+        with open(argv[1]) as f:
+            print(storm_times(json.load(f)))
+    elif argv[:1] == ["trickle"] and len(argv) == 2:
+        with open(argv[1]) as f:
+            print(trickle(json.load(f)))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
