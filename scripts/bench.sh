@@ -24,8 +24,10 @@ SOAK=${SOAK:-60s}
 TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0
 OUT=bench-results
 mkdir -p "$OUT"
-cargo build --release --locked --bins
-BIN=target/release
+# The profiling profile: the release build's code, with the symbols and
+# line tables that callgrind and perf attribute costs by.
+cargo build --profile profiling --locked --bins
+BIN=target/profiling
 # SERVERCLI=PATH measures another build of the server (an older commit's,
 # say) with this commit's load tool and baseline.
 SERVERCLI=${SERVERCLI:-$BIN/servercli}
@@ -481,14 +483,14 @@ if part instructions; then
     if ! command -v valgrind >/dev/null; then
         echo "instructions: valgrind is not installed; skipped" >&2
     else
-        cargo build --release --locked --example reverse_loop
+        cargo build --profile profiling --locked --example reverse_loop
         for kind in ascii chat non_ascii; do
             for len in 32 1024 65536; do
                 n=$((400000 / (len + 32) + 1))
                 for fn in nea naive; do
-                    callgrind target/release/examples/reverse_loop "$fn" "$kind" "$len" "$n" >/dev/null
+                    callgrind target/profiling/examples/reverse_loop "$fn" "$kind" "$len" "$n" >/dev/null
                     a=$(ir "$OUT/callgrind.log")
-                    callgrind target/release/examples/reverse_loop "$fn" "$kind" "$len" $((6 * n)) >/dev/null
+                    callgrind target/profiling/examples/reverse_loop "$fn" "$kind" "$len" $((6 * n)) >/dev/null
                     b=$(ir "$OUT/callgrind.log")
                     echo "reverse $fn $kind $len: $(((b - a) / (5 * n))) instructions per call"
                 done
