@@ -225,13 +225,18 @@ mod tests {
             if matches!(long, "help" | "version") {
                 continue;
             }
-            let var = arg.get_env().unwrap_or_else(|| panic!("--{long} has no variable"));
+            let var = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{long} has no variable"));
             let line = format!("\n#{}=", var.to_string_lossy());
             assert!(file.contains(&line), "no {line:?} line for --{long}");
         }
         // Every setting is commented out: the file changes nothing as
         // installed.
-        assert!(file.lines().all(|line| line.is_empty() || line.starts_with('#')));
+        assert!(
+            file.lines()
+                .all(|line| line.is_empty() || line.starts_with('#'))
+        );
     }
 
     #[test]
