@@ -28,6 +28,28 @@ if ! command -v prlimit >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux
 fi
+# The release (scripts/release.sh) and its check (scripts/check-release.sh):
+# a C compiler for musl (aws-lc-rs builds C), lintian, podman for the
+# image, dpkg-deb, file, jq for the image's JSON, and man (systemd-analyze
+# verify looks the units' man pages up with it).
+missing=()
+command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+command -v lintian >/dev/null 2>&1 || missing+=(lintian)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg-dev)
+command -v file >/dev/null 2>&1 || missing+=(file)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl
+fi
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    cargo install cargo-deb --locked
+fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
     rustup component add llvm-tools
 fi
