@@ -81,7 +81,11 @@ podman build --quiet --pull=never --format oci --timestamp "$EPOCH" \
     --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
     --build-arg CREATED="$CREATED" --build-arg SOURCE="$SOURCE_URL" \
     -f contrib/container/Containerfile -t "$image" "$ctx" >/dev/null
-podman save --quiet --format oci-archive -o "$DIST/nea-$VERSION-oci-amd64.tar" "$image"
+# An OCI archive is the OCI layout in a tar; podman's own would date its
+# entries now, so the layout is packed here with the commit's date.
+podman save --quiet --format oci-dir -o "$WORK/oci" "$image"
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
+    -C "$WORK/oci" -cf "$DIST/nea-$VERSION-oci-amd64.tar" oci-layout index.json blobs
 
 (cd "$DIST" && sha256sum -- * >SHA256SUMS)
 echo "release $VERSION in $DIST:"
