@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks the release that scripts/release.sh made, as users get it: each
 # artifact is unpacked into a temporary root and its programs are run from
-# there. The binaries must be static, say the workspace's version, and
-# serve a line (the packaged server with a fresh development CA, the
-# packaged client against it); the package must put the man pages,
+# there. The binaries must be static (the package's: linked only to what
+# the package depends on), say the workspace's version, and serve a line
+# (the packaged server with a fresh development CA, the packaged client
+# against it); the package must put the man pages,
 # completions, units and /etc/default/nea where it says, enable and start
 # nothing, and pass lintian with no error; the units must pass
 # `systemd-analyze verify` with the packaged paths, and the server must run
@@ -60,24 +61,29 @@ run_as() {
     fi
 }
 
-# check_binary LABEL FILE: static, and its --version is the workspace's.
+# check_binary LABEL FILE [glibc]: static (or, with glibc, linked only to
+# libraries this system has), and its --version is the workspace's.
 check_binary() {
-    local label=$1 file=$2 name what linked
+    local label=$1 file=$2 linking=${3:-static} name what linked
     name=$(basename "$file")
     if [ ! -x "$file" ]; then
         problem "$label: no program $name"
         return
     fi
     what=$(file -b "$file")
-    case $what in
-        *"statically linked"* | *"static-pie linked"*) ;;
-        *) problem "$label: $name is not statically linked (file says: $(grep -oE '[a-z-]+ linked' <<<"$what" || echo "$what"))" ;;
-    esac
     linked=$(ldd "$file" 2>&1 || true)
-    case $linked in
-        *"not a dynamic executable"* | *"statically linked"*) ;;
-        *) problem "$label: $name loads shared libraries: $(echo "$linked" | awk '{print $1}' | paste -sd' ')" ;;
-    esac
+    if [ "$linking" = static ]; then
+        case $what in
+            *"statically linked"* | *"static-pie linked"*) ;;
+            *) problem "$label: $name is not statically linked (file says: $(grep -oE '[a-z-]+ linked' <<<"$what" || echo "$what"))" ;;
+        esac
+        case $linked in
+            *"not a dynamic executable"* | *"statically linked"*) ;;
+            *) problem "$label: $name loads shared libraries: $(awk '{print $1}' <<<"$linked" | paste -sd' ')" ;;
+        esac
+    elif grep -q 'not found' <<<"$linked"; then
+        problem "$label: $name needs libraries this system lacks: $(grep 'not found' <<<"$linked" | awk '{print $1}' | paste -sd' ')"
+    fi
     if [ "$(run_as root "$file" --version 2>&1)" != "$name $VERSION" ]; then
         problem "$label: $name --version says '$(run_as root "$file" --version 2>&1 | head -1)', not '$name $VERSION'"
     fi
@@ -266,7 +272,11 @@ else
     [ "$(dpkg-deb -f "$deb" Package)" = nea ] || problem "deb: the package is not called nea"
     [ "$(dpkg-deb -f "$deb" Version)" = "$VERSION-1" ] ||
         problem "deb: version $(dpkg-deb -f "$deb" Version), not $VERSION-1"
-    for bin in "${BINS[@]}"; do check_binary deb "$root/usr/bin/$bin"; done
+    # glibc binaries (crates/nea-cli/Cargo.toml says why): the package must
+    # depend on the C library they link.
+    for bin in "${BINS[@]}"; do check_binary deb "$root/usr/bin/$bin" glibc; done
+    dpkg-deb -f "$deb" Depends | grep -q 'libc6' ||
+        problem "deb: Depends ($(dpkg-deb -f "$deb" Depends)) does not name libc6"
     for page in "${PAGES[@]}"; do
         if [ ! -f "$root/usr/share/man/man1/$page.1.gz" ]; then
             problem "deb: man page /usr/share/man/man1/$page.1.gz is missing"
