@@ -81,7 +81,7 @@ chmod 700 "$ctx/state/nea"
 image=localhost/nea:$VERSION
 # The previous build of this version would be left untagged at each run.
 podman rmi --force "$image" >/dev/null 2>&1 || true
-podman build --quiet --pull=never --format oci --timestamp "$EPOCH" \
+podman build --quiet --pull=never --layers=false --format oci --timestamp "$EPOCH" \
     --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
     --build-arg CREATED="$CREATED" --build-arg SOURCE="$SOURCE_URL" \
     -f contrib/container/Containerfile -t "$image" "$ctx" >/dev/null
