@@ -37,6 +37,21 @@ ensure python3 python3                        # free ports, the gauges, the repo
 ensure gnuplot gnuplot-nox                    # the storm part's figure
 ensure valgrind valgrind                      # the instructions part's counts (callgrind)
 
+# The release (scripts/release.sh) and its check (scripts/check-release.sh).
+ensure musl-gcc musl-tools                    # a C compiler for musl (aws-lc-rs builds C)
+ensure lintian lintian                        # the package's check
+ensure podman podman                          # the image
+ensure dpkg-deb dpkg-dev                      # the package's contents
+ensure file file                              # static binaries
+ensure jq jq                                  # the image's JSON
+ensure man man-db                             # systemd-analyze verify looks the units' man pages up with it
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl
+fi
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    cargo install cargo-deb --locked
+fi
+
 # Coverage and the test runner.
 if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
     rustup component add llvm-tools

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every unit and integration
 # test under cargo-llvm-cov, failing if line coverage drops below the gate,
-# and a build of the benchmarks.
+# a build of the benchmarks, and the release built and checked as users
+# get it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,8 @@ if cargo tree --locked -p nea -e normal --prefix none \
     echo "nea depends on a crate only the programs or loadcli need (above)" >&2
     exit 1
 fi
+# The release as users get it: the static binaries, the Debian package and
+# the container image built by the one command, then each unpacked and
+# checked (scripts/check-release.sh says what).
+bash scripts/release.sh
+bash scripts/check-release.sh

@@ -99,7 +99,7 @@ per_handshake() {
 }
 
 part() {
-    (cd "$ROOT" && cargo build --release --locked --example reverse_loop)
+    (cd "$ROOT" && cargo build --profile profiling --locked --example reverse_loop)
     per_reversal | tee "$(result instructions.txt)"
     per_line | tee -a "$(result instructions.txt)"
     per_handshake | tee -a "$(result instructions.txt)"

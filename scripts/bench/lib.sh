@@ -21,15 +21,16 @@
 #                 its default logging, as deployed)
 #   NEA_TUNABLES  GLIBC_TUNABLES for the measured server
 #   CARGO_TARGET_DIR  where cargo builds (default target/): the binaries
-#                 measured are its release/ ones
+#                 measured are its profiling/ ones (the release build,
+#                 with the symbols callgrind and perf need)
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 RUNS=${RUNS:-3}
 if [ "${QUICK:-0}" = 1 ]; then OUT=${OUT:-$ROOT/bench-results/quick}; else OUT=${OUT:-$ROOT/bench-results}; fi
 case ${CARGO_TARGET_DIR:-target} in
-    /*) BIN=$CARGO_TARGET_DIR/release ;;
-    *) BIN=$ROOT/${CARGO_TARGET_DIR:-target}/release ;;
+    /*) BIN=$CARGO_TARGET_DIR/profiling ;;
+    *) BIN=$ROOT/${CARGO_TARGET_DIR:-target}/profiling ;;
 esac
 SERVERCLI=${SERVERCLI:-$BIN/servercli}
 readonly BENCH_DIR ROOT RUNS OUT BIN SERVERCLI
@@ -227,7 +228,7 @@ make_certs() {
 # build: the release binaries, unless the runner built them already.
 build() {
     if [ -z "${BENCH_BUILT:-}" ]; then
-        (cd "$ROOT" && cargo build --release --locked --bins)
+        (cd "$ROOT" && cargo build --profile profiling --locked --bins)
     fi
 }
 

@@ -3,9 +3,10 @@
 //! (the same `flags.rs` files the programs parse with), so they cannot
 //! drift from the programs.
 //!
-//! `cargo run -p docgen -- contrib` rewrites `contrib/man/*.1` and
-//! `contrib/completions/{bash,zsh,fish}/*`; a test checks that the files
-//! checked in are what this writes.
+//! `cargo run -p docgen -- contrib` rewrites `contrib/man/*.1`,
+//! `contrib/completions/{bash,zsh,fish}/*` and `contrib/default/nea` (the
+//! service's environment file, installed as `/etc/default/nea`); a test
+//! checks that the files checked in are what this writes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,10 +58,87 @@ const SHELLS: [(Shell, &str, &str); 3] = [
     (Shell::Fish, "fish", ""),
 ];
 
-/// Writes every man page and completion file under `root`; returns the
-/// files written.
+/// The head of `/etc/default/nea`: what reads the file and how.
+const ENVIRONMENT_HEAD: &str = "\
+# /etc/default/nea: servercli's settings for nea.service, which reads this
+# file (EnvironmentFile=) at each start: `systemctl restart nea` applies a
+# change. Made by docgen from servercli's flag definitions, so every option
+# is here, each with its help and its default; the man page servercli(1)
+# says more.
+#
+# Each line is VAR=VALUE, read by systemd, not by a shell: no `export`, no
+# $expansion; quote only a whole value. An option left commented out keeps
+# its default. An option set to nothing (NEA_ADMIN_ADDR=) is an error, not
+# its default: a value in capitals below (PEM, ADDR:PORT) is a placeholder.
+#
+# nea.service passes the certificate and key it loads as credentials
+# (cert.pem and key.pem) with --cert and --key, which win over NEA_CERT and
+# NEA_KEY here. With nea.socket, the socket's ListenStream= decides the
+# address and port, not NEA_BIND and NEA_PORT. The unit sets NEA_DEV_DIR
+# (where the development CA lives) itself. RUST_LOG (e.g. nea=debug) sets
+# the log level, as in a shell.
+";
+
+/// The environment file of `command` (servercli): each option that an
+/// environment variable can set, as a commented `#VAR=default` line under
+/// its help.
+fn environment_file(command: &clap::Command) -> String {
+    // Built, a switch has its default ("false") as the parser sees it.
+    let mut command = command.clone();
+    command.build();
+    let mut text = String::from(ENVIRONMENT_HEAD);
+    for arg in command.get_arguments() {
+        let Some(var) = arg.get_env() else { continue };
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|value| value.to_string_lossy().into_owned())
+            .collect();
+        // An option with no default shows its value's name as the value:
+        // a placeholder, never a value that would quietly mean "unset".
+        let value = if defaults.is_empty() {
+            arg.get_value_names()
+                .and_then(|names| names.first())
+                .map_or_else(|| "VALUE".to_owned(), ToString::to_string)
+        } else {
+            defaults.join(",")
+        };
+        let flag = arg.get_long().unwrap_or_default();
+        text.push('\n');
+        text.push_str(&comment(&format!("--{flag}: {help}")));
+        text.push_str(&format!("#{}={value}\n", var.to_string_lossy()));
+    }
+    text
+}
+
+/// `text` as comment lines of at most 76 columns, broken between words.
+fn comment(text: &str) -> String {
+    let mut lines = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() > 1 && line.len() + 1 + word.len() > 76 {
+            lines.push_str(&line);
+            lines.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    lines.push_str(&line);
+    lines.push('\n');
+    lines
+}
+
+/// Writes every man page and completion file, and the server's environment
+/// file, under `root`; returns the files written.
 fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
+    let default = root.join("default");
+    std::fs::create_dir_all(&default)?;
+    let path = default.join("nea");
+    std::fs::write(&path, environment_file(&servercli::Opts::command()))?;
+    written.push(path);
     let man = root.join("man");
     std::fs::create_dir_all(&man)?;
     for command in pages() {
@@ -125,7 +203,7 @@ mod tests {
     fn the_checked_in_pages_and_completions_are_what_the_flags_make() {
         let fresh = tempfile::tempdir().expect("tempdir");
         let written = write_all(fresh.path()).expect("written");
-        assert_eq!(written.len(), pages().len() + 3 * SHELLS.len());
+        assert_eq!(written.len(), 1 + pages().len() + 3 * SHELLS.len());
         for path in written {
             let relative = path.strip_prefix(fresh.path()).expect("under the root");
             let checked_in = std::fs::read(contrib().join(relative)).unwrap_or_default();
@@ -136,6 +214,29 @@ mod tests {
                 relative.display()
             );
         }
+    }
+
+    #[test]
+    fn the_environment_file_sets_every_server_option_but_help_and_version() {
+        let command = servercli::Opts::command();
+        let file = environment_file(&command);
+        for arg in command.get_arguments() {
+            let long = arg.get_long().unwrap_or_default();
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let var = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{long} has no variable"));
+            let line = format!("\n#{}=", var.to_string_lossy());
+            assert!(file.contains(&line), "no {line:?} line for --{long}");
+        }
+        // Every setting is commented out: the file changes nothing as
+        // installed.
+        assert!(
+            file.lines()
+                .all(|line| line.is_empty() || line.starts_with('#'))
+        );
     }
 
     #[test]

@@ -223,7 +223,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         // As installed: the binary where the unit says it is. The man page
         // is not installed here.
         let text = text
-            .replace("/usr/local/bin/servercli", &exe.display().to_string())
+            .replace("/usr/bin/servercli", &exe.display().to_string())
             .lines()
             .filter(|line| !line.starts_with("Documentation="))
             .collect::<Vec<_>>()
