@@ -197,6 +197,9 @@ pub(super) struct LoadedIdentity {
     pub(super) expiry: Option<jiff::Timestamp>,
     /// The pin of the leaf certificate's public key, when read from files.
     pub(super) pin: Option<crate::pin::Pin>,
+    /// The files as they were just before they were read (none for
+    /// [`Identity::Tls`]).
+    pub(super) stamps: super::identity::FileStamps,
 }
 
 /// Reads (or creates) the identity and logs the certificate in force.
@@ -212,6 +215,7 @@ async fn load(
                 fingerprint: String::new(),
                 expiry: None,
                 pin: None,
+                stamps: super::identity::FileStamps::default(),
             });
         }
         Identity::Files { cert, key } => IdentityFiles::given(cert, key, client_ca),
@@ -225,6 +229,7 @@ async fn load(
         fingerprint: first.fingerprint,
         expiry: first.expiry,
         pin: first.pin,
+        stamps: first.stamps,
     })
 }
 

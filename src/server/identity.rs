@@ -33,6 +33,42 @@ pub(super) struct LoadedCertificate {
     pub(super) expiry: Option<jiff::Timestamp>,
     /// The pin of the leaf certificate's public key, if it can be read.
     pub(super) pin: Option<crate::pin::Pin>,
+    /// The files as they were just before they were read.
+    pub(super) stamps: FileStamps,
+}
+
+/// The identity files as `stat` sees them through any symlink, in the
+/// order of [`IdentityFiles::files`]. A directory watch reports every
+/// file of the directory; only a difference here (a new inode, as a
+/// rename or a Kubernetes `..data` swap makes; a new size, modification
+/// or status-change time, as a write in place or a `chmod` makes) is a
+/// change of the identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct FileStamps(Vec<Option<FileStamp>>);
+
+/// One file's identity and times; `None` in [`FileStamps`] when it cannot
+/// be read (a missing file, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
 }
 
 impl LoadedCertificate {
@@ -136,6 +172,7 @@ impl IdentityFiles {
 
     /// Reads the files: blocks, so never on a thread that serves clients.
     fn read(&self) -> Result<LoadedCertificate, TlsSetupError> {
+        let stamps = self.stamps_now();
         let chain = pem_files::chain(&self.cert, MAX_CHAIN)?;
         let key = pem_files::key(&self.key)?;
         let fingerprint = tls::fingerprint(&chain[0]);
@@ -157,7 +194,27 @@ impl IdentityFiles {
             fingerprint,
             expiry,
             pin,
+            stamps,
         })
+    }
+
+    /// The files as they are now: a `stat` of each, so it blocks too.
+    fn stamps_now(&self) -> FileStamps {
+        FileStamps(self.files().map(FileStamp::of).collect())
+    }
+
+    /// The files as they are now, found off the threads that serve
+    /// clients with [`READ_DEADLINE`], as a read is.
+    pub(super) async fn stamps(
+        &self,
+        reads: &mut BlockingReads,
+    ) -> Result<FileStamps, ServerError> {
+        let files = self.clone();
+        reads
+            .run(&self.names(), READ_DEADLINE, move || {
+                Ok::<_, ServerError>(files.stamps_now())
+            })
+            .await
     }
 
     /// The files, as a person names them in a sentence.

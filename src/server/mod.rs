@@ -175,6 +175,7 @@ impl Server {
                     files,
                     &self.identity.fingerprint,
                     self.identity.expiry,
+                    self.identity.stamps,
                     self.identity.current.clone(),
                     self.metrics.clone(),
                     self.observer.clone(),

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::blocking_read::{BlockingReads, READ_DEADLINE};
 use super::expiry::{self, ExpirySchedule};
-use super::identity::{self, IdentityFiles, LoadedCertificate};
+use super::identity::{self, FileStamps, IdentityFiles, LoadedCertificate};
 use super::metrics::ReloadResult;
 use super::{Event, Observer};
 
@@ -90,6 +90,9 @@ pub(super) struct Reloadable {
     files: IdentityFiles,
     /// The fingerprint of the certificate in use.
     fingerprint: String,
+    /// The files as they were just before they were last read, or last
+    /// found unchanged: a change is a difference from these.
+    stamps: FileStamps,
     /// Where new handshakes find their configuration.
     current: Arc<CurrentTls>,
     /// Counts the reloads and shows the certificate's expiry.
@@ -121,6 +124,9 @@ pub(super) async fn reload_on_change(
     let mut triggers = Triggers { requests, changes };
     while let Some(trigger) = triggers.next(&shutdown, &reloadable.schedule).await {
         if trigger == Trigger::Expiry && !reloadable.check_expiry().await {
+            continue;
+        }
+        if trigger == Trigger::Files && !reloadable.files_changed().await {
             continue;
         }
         reloadable.observer.event(&Event::Reloading);
@@ -191,11 +197,13 @@ async fn settle(changes: &mut mpsc::Receiver<()>) {
 
 impl Reloadable {
     /// The reload of `files` into `current`, whose certificate (logged
-    /// already) has `fingerprint` and `expiry`.
+    /// already) has `fingerprint` and `expiry` and was read from the files
+    /// as `stamps` found them.
     pub(super) fn new(
         files: IdentityFiles,
         fingerprint: &str,
         expiry: Option<jiff::Timestamp>,
+        stamps: FileStamps,
         current: Arc<CurrentTls>,
         metrics: Arc<super::metrics::Metrics>,
         observer: Arc<dyn Observer>,
@@ -204,12 +212,30 @@ impl Reloadable {
         Self {
             files,
             fingerprint: fingerprint.to_owned(),
+            stamps,
             current,
             metrics,
             observer,
             schedule,
             reads: BlockingReads::default(),
             failing: false,
+        }
+    }
+
+    /// Whether the files differ from when they were last read: another
+    /// file changing in their directories is no reason to reload. Files
+    /// that cannot be looked at are read, and the read says why it fails.
+    async fn files_changed(&mut self) -> bool {
+        match self.files.stamps(&mut self.reads).await {
+            Ok(now) if now == self.stamps => {
+                tracing::debug!("a file beside the certificate files changed; they did not");
+                false
+            }
+            Ok(now) => {
+                self.stamps = now;
+                true
+            }
+            Err(_) => true,
         }
     }
 
@@ -250,6 +276,7 @@ impl Reloadable {
             }
         }
         self.fingerprint = loaded.fingerprint;
+        self.stamps = loaded.stamps;
     }
 
     /// The daily check of the certificate in use, once it is near its end:

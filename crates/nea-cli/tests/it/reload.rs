@@ -613,3 +613,34 @@ async fn a_change_made_between_bind_and_run_is_seen() {
     shutdown.cancel();
     running.await.expect("the server stops");
 }
+
+/// Only a change of the files themselves is a reload: another file
+/// written in their directory (a port file, an editor's swap file, a
+/// backup) makes none, counts no reload and tells the service manager
+/// nothing, and a real change afterwards is still seen.
+#[tokio::test]
+async fn another_file_written_beside_the_certificates_is_not_a_reload() {
+    let server = InProcess::start_with(Pki::new(), |builder| builder);
+    let dir = server.pki.dir.path().to_owned();
+    for name in ["port", ".cert.pem.swp", "cert.pem.bak"] {
+        std::fs::write(dir.join(name), b"not a certificate").expect("written");
+    }
+    std::fs::remove_file(dir.join(".cert.pem.swp")).expect("removed");
+    // The watch settles within 200 ms of quiet; 1.5 s is ample for a
+    // reload that should not come.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.sample(RELOADED), 0.0, "{}", server.metrics());
+    assert!(
+        !server.events().contains(&Event::Reloading),
+        "{:?}",
+        server.events()
+    );
+
+    let (cert, key) = new_identity(&server.pki);
+    let new = fingerprint_of(&cert);
+    std::fs::rename(&key, &server.pki.key).expect("rename key");
+    std::fs::rename(&cert, &server.pki.cert).expect("rename cert");
+    wait_for_presented(server.addr, server.pki.client_config(), &new).await;
+    assert_eq!(server.sample(RELOADED), 1.0, "{}", server.metrics());
+    server.stop();
+}
