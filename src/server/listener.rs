@@ -232,10 +232,9 @@ pub(super) async fn accept_loop(
                 }));
             }
             Err(err) => {
-                shared.accept_failures.report(
-                    None,
-                    format_args!("accept failed: {err}; retrying within {backoff:?}"),
-                );
+                shared
+                    .accept_failures
+                    .report(None, "accept failed; retrying", Some(&err));
                 tokio::select! {
                     _ = &mut shutdown => break,
                     () = tokio::time::sleep(backoff) => {}
@@ -429,7 +428,7 @@ async fn admit<IO>(
             shared.metrics.rejections.get(rejection.metric_code()).inc();
             shared
                 .rejections
-                .report(Some(peer.addr), format_args!("{rejection}"));
+                .report(Some(peer.addr), "connection rejected", Some(&rejection));
             // The rejection keeps its handshake slot until it is closed, so
             // a flood at a full server is bounded like handshakes are.
             admission::reject(stream, rejection).await;
@@ -458,12 +457,17 @@ async fn proxy_header(
     let refusal = tokio::select! {
         header = timeout(limit, proxy::read_header(tcp)) => match header {
             Ok(Ok(header)) => return Some(header),
-            Ok(Err(refusal)) => refusal.to_string(),
-            Err(_) => format!("no complete PROXY protocol header within {limit:?}"),
+            Ok(Err(refusal)) => refusal,
+            Err(_) => proxy::Refusal::TimedOut,
         },
         () = shared.grace_over() => return None,
     };
-    proxy_failure(shared, balancer, format_args!("{refusal}"));
+    proxy_failure(
+        shared,
+        balancer,
+        "PROXY protocol header refused",
+        Some(&refusal),
+    );
     None
 }
 
@@ -484,20 +488,26 @@ async fn unexpected_header(
         proxy_failure(
             shared,
             from,
-            format_args!("sent a PROXY protocol header, but is not in --proxy-protocol-from"),
+            "sent a PROXY protocol header, but is not in --proxy-protocol-from",
+            None,
         );
     }
     sent
 }
 
 /// Counts and reports a connection ended for its PROXY protocol header.
-fn proxy_failure(shared: &Shared, from: SocketAddr, message: fmt::Arguments<'_>) {
+fn proxy_failure(
+    shared: &Shared,
+    from: SocketAddr,
+    message: &'static str,
+    error: Option<&dyn fmt::Display>,
+) {
     shared
         .metrics
         .handshake_failures
         .get(HandshakeFailure::ProxyHeader)
         .inc();
-    shared.handshake_failures.report(Some(from), message);
+    shared.handshake_failures.report(Some(from), message, error);
 }
 
 /// The socket's turn for a handshake slot; `None` if it is shed to make
@@ -524,7 +534,8 @@ async fn wait_for_turn(
                 .inc();
             shared.handshake_failures.report(
                 Some(peer),
-                format_args!("closed by the client while waiting for its handshake"),
+                "closed by the client while waiting for its handshake",
+                None,
             );
             None
         }
@@ -537,9 +548,8 @@ async fn wait_for_turn(
                 .inc();
             shared.sheds.report(
                 Some(peer),
-                format_args!(
-                    "closed before its handshake: too many connections waiting, most of them from its address"
-                ),
+                "closed before its handshake: too many connections waiting, most of them from its address",
+                None,
             );
             None
         }
@@ -573,32 +583,38 @@ async fn client_hello(
     deadline: Instant,
     shared: &Shared,
 ) -> Option<client_hello::Hello> {
-    let limit = shared.config.handshake_timeout;
     let failure = tokio::select! {
         hello = timeout_at(deadline, client_hello::read(tcp)) => match hello {
             Ok(Ok(hello)) => return Some(hello),
-            Ok(Err(err)) => (HandshakeFailure::Failed, format!("TLS handshake failed: {err}")),
-            Err(_) => (
-                HandshakeFailure::TimedOut,
-                format!("TLS handshake timed out after {limit:?}: no complete ClientHello"),
-            ),
+            Ok(Err(err)) => HandshakeFailed::Error(err),
+            Err(_) => HandshakeFailed::TimedOut("TLS handshake timed out before a complete ClientHello"),
         },
         () = shared.grace_over() => return None,
     };
-    handshake_failed(shared, peer, failure);
+    handshake_failed(shared, peer, &failure);
     None
 }
 
+/// How a handshake ended before it completed.
+enum HandshakeFailed {
+    /// An error: the peer's bytes, or its connection.
+    Error(std::io::Error),
+    /// Its deadline passed; what it was waiting for.
+    TimedOut(&'static str),
+}
+
 /// Counts and reports a handshake that ended before it completed.
-fn handshake_failed(
-    shared: &Shared,
-    peer: SocketAddr,
-    (reason, message): (HandshakeFailure, String),
-) {
+fn handshake_failed(shared: &Shared, peer: SocketAddr, failure: &HandshakeFailed) {
+    let (reason, message, error) = match failure {
+        HandshakeFailed::Error(err) => (
+            HandshakeFailure::Failed,
+            "TLS handshake failed",
+            Some(err as &dyn fmt::Display),
+        ),
+        HandshakeFailed::TimedOut(message) => (HandshakeFailure::TimedOut, *message, None),
+    };
     shared.metrics.handshake_failures.get(reason).inc();
-    shared
-        .handshake_failures
-        .report(Some(peer), format_args!("{message}"));
+    shared.handshake_failures.report(Some(peer), message, error);
 }
 
 /// The rest of the TLS handshake, after the ClientHello, before
@@ -620,17 +636,16 @@ async fn handshake(
     deadline: Instant,
     shared: &Shared,
 ) -> Option<Box<TlsStream<TcpStream>>> {
-    let limit = shared.config.handshake_timeout;
     let rest = StartHandshake::from_parts(hello.accepted, hello.tcp).into_stream(shared.tls.get());
     let failure = tokio::select! {
         handshake = timeout_at(deadline, rest) => match handshake {
             Ok(Ok(stream)) => return Some(Box::new(stream)),
-            Ok(Err(err)) => (HandshakeFailure::Failed, format!("TLS handshake failed: {err}")),
-            Err(_) => (HandshakeFailure::TimedOut, format!("TLS handshake timed out after {limit:?}")),
+            Ok(Err(err)) => HandshakeFailed::Error(err),
+            Err(_) => HandshakeFailed::TimedOut("TLS handshake timed out"),
         },
         () = shared.grace_over() => return None,
     };
-    handshake_failed(shared, peer, failure);
+    handshake_failed(shared, peer, &failure);
     None
 }
 
@@ -810,19 +825,27 @@ impl RateLimitedLog {
         }
     }
 
-    /// Logs one event, about `peer` if it concerns one connection.
-    fn report(&self, peer: Option<SocketAddr>, message: fmt::Arguments<'_>) {
+    /// Logs one event: `message` says what happened, in words of nea's
+    /// own; its facts are fields: `peer` if it concerns one connection,
+    /// and `error`, what went wrong, which may quote a peer's bytes.
+    fn report(
+        &self,
+        peer: Option<SocketAddr>,
+        message: &'static str,
+        error: Option<&dyn fmt::Display>,
+    ) {
         let peer = peer.map(tracing::field::display);
+        let error = error.map(tracing::field::display);
         if self.window.ready() {
             let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
             if self.warning {
-                warn!(peer, suppressed, "{message}");
+                warn!(peer, error, suppressed, "{message}");
             } else {
-                info!(peer, suppressed, "{message}");
+                info!(peer, error, suppressed, "{message}");
             }
         } else {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
-            debug!(peer, "{message}");
+            debug!(peer, error, "{message}");
         }
     }
 }

@@ -133,6 +133,8 @@ pub(crate) enum Refusal {
     TooLong(usize),
     /// The connection ended (or failed) before the header was complete.
     Closed,
+    /// The handshake deadline passed before the header was complete.
+    TimedOut,
 }
 
 impl fmt::Display for Refusal {
@@ -146,6 +148,9 @@ impl fmt::Display for Refusal {
                 write!(f, "PROXY protocol header too long ({bytes} bytes or more)")
             }
             Self::Closed => f.write_str("closed before its PROXY protocol header was complete"),
+            Self::TimedOut => {
+                f.write_str("no complete PROXY protocol header within the handshake deadline")
+            }
         }
     }
 }

@@ -8,6 +8,8 @@
 //!
 //! # Layout
 //!
+//! - [`escape`]: text from elsewhere made safe for a terminal and for a
+//!   log line (control, bidirectional and invisible characters escaped).
 //! - [`flags`]: value parsers that accept only a flag's documented range,
 //!   and [`flags::DurationArg`], a duration as flags write it.
 //! - [`usage`]: parsing a command line; `--help` and `--version`; a
@@ -22,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+pub mod escape;
 pub mod flags;
 pub mod logging;
 pub mod process;

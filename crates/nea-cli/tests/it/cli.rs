@@ -345,8 +345,8 @@ async fn by_default_each_client_is_one_log_line_when_it_leaves() {
     for field in [
         " INFO ",
         "tls=TLSv1.3",
-        "cipher=\"TLS13_",
-        "subject=\"-\"",
+        "cipher=TLS13_",
+        "subject=-",
         "lines=1",
         "reason=\"closed by client\"",
         "clients=0",

@@ -675,7 +675,7 @@ async fn verbose_logs_what_a_person_debugging_a_connection_needs() {
         "TCP connected",
         "TLS handshake done",
         "tls=TLSv1.3",
-        "cipher=\"TLS13_",
+        "cipher=TLS13_",
         "key_exchange=",
         "server certificate",
         "expires=",

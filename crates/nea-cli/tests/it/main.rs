@@ -33,6 +33,7 @@ mod dead_peers;
 mod handshake;
 mod interop;
 mod live_metrics;
+mod log_rules;
 mod logs;
 mod many_addresses;
 mod mtls;

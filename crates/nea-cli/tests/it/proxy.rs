@@ -196,7 +196,10 @@ async fn a_header_that_does_not_arrive_ends_the_connection_at_the_deadline() {
         "closed after {took:?}"
     );
     let log = server.stop_and_read_log();
-    line_with(&log, "no complete PROXY protocol header within 300ms");
+    line_with(
+        &log,
+        "no complete PROXY protocol header within the handshake deadline",
+    );
 }
 
 #[tokio::test]

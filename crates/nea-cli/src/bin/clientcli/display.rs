@@ -1,8 +1,6 @@
 //! How the client shows what the server sends: dates in the user's local
 //! time zone, and server text made safe for a terminal.
 
-use std::fmt::Write as _;
-
 use nea::client::session::Event;
 
 /// Where a piece of output goes in plain (non-interactive) mode.
@@ -83,36 +81,9 @@ pub(crate) fn date_in(payload: &str, tz: jiff::tz::TimeZone) -> String {
     }
 }
 
-/// Escapes what could take over a terminal: control characters (a reply may
-/// start with `\r`, or carry escape sequences) and the invisible characters
-/// that reorder text (bidirectional overrides and isolates). Everything a
-/// person reads as text stays, including the zero-width joiner that holds an
-/// emoji family together and the variation selectors of emoji.
+/// Escapes what could take over a terminal (see [`nea_cli::escape`]).
 pub(crate) fn escape_for_terminal(text: &str) -> String {
-    if !text.chars().any(needs_escape) {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            c if needs_escape(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
+    nea_cli::escape::escape(text).into_owned()
 }
 
 #[cfg(test)]

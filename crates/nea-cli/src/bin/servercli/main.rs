@@ -134,10 +134,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(serve(settings, passed, &logging));
     // Every line queued is written before the last words below.
     let dropped = logging.dropped_lines();
+    let suppressed = logging.suppressed_lines();
     drop(logging);
     if dropped > 0 {
         eprintln!(
             "servercli: {dropped} log lines were dropped: standard error took them too slowly"
+        );
+    }
+    if suppressed > 0 {
+        eprintln!(
+            "servercli: {suppressed} log lines of its libraries were held back: \
+             each logs one line a second at most"
         );
     }
     match result {
