@@ -156,27 +156,34 @@ impl Triggers {
         schedule: &ExpirySchedule,
     ) -> Option<Trigger> {
         loop {
-            let request = async {
-                match &mut self.requests {
-                    Some(requests) => requests.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 () = shutdown.cancelled() => return None,
-                request = request => match request {
+                request = next_request(&mut self.requests) => match request {
                     Some(()) => return Some(Trigger::Request),
                     None => self.requests = None,
                 },
                 Some(()) = self.changes.recv() => {
+                    // A request while the files settle is the same
+                    // reload: the operator who copies files into place
+                    // and then signals says they are ready.
                     return tokio::select! {
                         () = shutdown.cancelled() => None,
                         () = settle(&mut self.changes) => Some(Trigger::Files),
+                        Some(()) = next_request(&mut self.requests) => Some(Trigger::Request),
                     };
                 }
                 () = schedule.due() => return Some(Trigger::Expiry),
             }
         }
+    }
+}
+
+/// The next reload request; `None` once their senders are gone, and never
+/// if there are none.
+async fn next_request(requests: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -456,6 +463,37 @@ mod tests {
         assert_eq!(trigger, Some(Trigger::Files));
         assert!(started.elapsed() < (SETTLE_AT_MOST + SETTLE) * 2);
         toucher.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_while_the_files_settle_is_one_reload_at_once() {
+        let (requested, requests) = mpsc::channel(1);
+        let (changed, changes) = mpsc::channel(1);
+        let mut triggers = Triggers {
+            requests: Some(requests),
+            changes,
+        };
+        let never = ExpirySchedule::new(None, expiry::WARN_WITHIN);
+        changed.try_send(()).expect("a change");
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE / 2).await;
+            requested.try_send(()).expect("a request");
+        });
+        let started = Instant::now();
+        let trigger = triggers.next(&CancellationToken::new(), &never).await;
+        assert_eq!(trigger, Some(Trigger::Request));
+        assert_eq!(
+            started.elapsed(),
+            SETTLE / 2,
+            "at once, not after the quiet"
+        );
+        // Nothing is left to trigger a second reload.
+        let next = tokio::time::timeout(
+            SETTLE_AT_MOST * 2,
+            triggers.next(&CancellationToken::new(), &never),
+        )
+        .await;
+        assert!(next.is_err(), "{next:?}");
     }
 
     #[tokio::test(start_paused = true)]

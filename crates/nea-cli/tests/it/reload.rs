@@ -644,3 +644,28 @@ async fn another_file_written_beside_the_certificates_is_not_a_reload() {
     assert_eq!(server.sample(RELOADED), 1.0, "{}", server.metrics());
     server.stop();
 }
+
+/// Copying new files into place and then sending SIGHUP, as an operator
+/// (or a certificate tool's hook) does, is one reload: one line, one
+/// count. The directory watch sees the same copies, and finds the files
+/// as the signal's reload read them.
+#[tokio::test]
+async fn copy_then_sighup_is_one_reload_and_one_line() {
+    let (server, admin) = start_with_admin(&["--log-format", "json"]);
+    let (cert, key) = new_identity(&server.pki);
+    let new = fingerprint_of(&cert);
+    std::fs::copy(&cert, &server.pki.cert).expect("copy cert");
+    std::fs::copy(&key, &server.pki.key).expect("copy key");
+    server.signal(Signal::SIGHUP);
+    wait_for_presented(server.addr, server.pki.client_config(), &new).await;
+    // Well past the watch's settle time (200 ms of quiet, 2 s at most).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, metrics) = get(admin, "/metrics");
+    assert_eq!(sample(&metrics, RELOADED), 1.0, "{metrics}");
+    let log = server.stop_and_read_log();
+    let reloaded = log
+        .lines()
+        .filter(|line| line.contains("\"certificate reloaded\""))
+        .count();
+    assert_eq!(reloaded, 1, "{log}");
+}
