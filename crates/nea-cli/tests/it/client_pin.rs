@@ -80,9 +80,13 @@ async fn a_wrong_pin_is_refused_before_any_line_with_both_pins_said() {
     server.stop();
 }
 
-/// The `command="…"` of the start-up line that says how to connect.
-fn connect_command(log: &str) -> String {
-    let line = crate::common::line_with(log, "connect with");
+/// The `command="…"` of `server`'s start-up line that says how to
+/// connect, once it is written (the log's writer may not have written it
+/// yet when the port file appears).
+fn connect_command(server: &crate::common::Server) -> String {
+    let line = server
+        .wait_for_log("connect with", crate::common::PATIENCE)
+        .expect("a start-up line that says how to connect");
     let (_, rest) = line
         .split_once("command=\"")
         .unwrap_or_else(|| panic!("no command in {line}"));
@@ -92,7 +96,7 @@ fn connect_command(log: &str) -> String {
 #[tokio::test]
 async fn the_start_up_line_gives_a_command_that_works_from_anywhere() {
     let server = crate::common::Server::start(&[]);
-    let command = connect_command(&server.log());
+    let command = connect_command(&server);
     let mut words = command.split_whitespace();
     assert_eq!(words.next(), Some("clientcli"), "{command}");
     let args: Vec<&str> = words.collect();
