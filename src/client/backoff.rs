@@ -63,14 +63,6 @@ impl Default for Backoff {
     }
 }
 
-/// How long `clientcli --reconnect` waits before reconnection attempt
-/// `attempt` (1 for the first attempt after a loss, and so on), random
-/// jitter included; a new value at each call.
-///
-pub fn reconnect_delay(attempt: u32) -> Duration {
-    backoff(FIRST_BACKOFF, attempt)
-}
-
 /// Whether `clientcli --reconnect` tries again after `failure` (the server
 /// went away, refused, did not answer, or was full) rather than giving up
 /// (a certificate not trusted, a failed handshake, an unknown host...).
@@ -137,9 +129,11 @@ mod tests {
             Options::new("localhost", 1).expect("options").first_backoff,
             FIRST_BACKOFF
         );
+        let mut schedule = Backoff::default();
         for attempt in 1..=8 {
             let ceiling = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
-            let delay = reconnect_delay(attempt);
+            let (number, delay) = schedule.next_attempt();
+            assert_eq!(number, attempt);
             assert!(
                 ceiling / 2 <= delay && delay <= ceiling,
                 "attempt {attempt}: {delay:?}"

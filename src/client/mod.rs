@@ -11,7 +11,7 @@
 //!   in, lines out, a server that stopped answering noticed) and `lines`
 //!   its lines across connections, each matched to its own answer.
 //! - `backoff`: when a reconnecting session tries again, and after which
-//!   failures ([`reconnect_delay`], [`is_retried`]).
+//!   failures ([`Backoff`], [`is_retried`]).
 //!
 //! How events are shown (the terminal and pipe front ends) is the
 //! program's: `clientcli`'s, in `crates/nea-cli`.
@@ -33,7 +33,7 @@ mod lines;
 mod link;
 pub mod session;
 
-pub use backoff::{Backoff, SERVED_FOR, is_retried, reconnect_delay};
+pub use backoff::{Backoff, SERVED_FOR, is_retried};
 pub use connect::connect;
 pub use lines::Tally;
 

@@ -554,6 +554,46 @@ async fn a_storm_through_a_server_restart_loses_nothing() {
     assert!(restarted.stop().success());
 }
 
+/// A storm's clients back off as clientcli's do: a client turned away by a
+/// full server (`server_full` after its handshake) waits longer each time,
+/// rather than coming back every half second with a full handshake. Here
+/// the server comes back with room for 2 of 3 clients, which stay for
+/// about 6 s: with the schedule growing (0.5, 1, 2, 4, 8 s at most, half
+/// that at least), the third makes 5 handshakes before it gets in, 6 on a
+/// slow machine; starting over after each rejection, it made one about
+/// every 0.4 s (18 handshakes in all, measured).
+#[tokio::test]
+async fn a_storm_against_a_full_server_backs_off_across_rejections() {
+    let server = Server::start(&[]);
+    let port = server.addr.port();
+    let certs = server.pki.copy();
+    let extra = ["--rate", "10", "-d", "6s", "--patience", "40s"];
+    let mut command = args(&["storm", "-n", "3", "--json"]);
+    command.extend(args(&extra));
+    command.extend(target(port, &server.pki.ca_pem));
+    let storm = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadcli"))
+            .args(&command)
+            .output()
+            .expect("loadcli runs")
+    });
+    server
+        .wait_for_logs("client connected", 3, PATIENCE)
+        .expect("every client connects");
+    assert!(server.stop().success());
+    let restarted = Server::start_on(certs, port, &["--max-clients", "2"]);
+    let output = storm.await.expect("blocking task");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["answered"], report["lines"], "{report}");
+    let handshakes = report["handshakes"].as_u64().expect("handshakes");
+    eprintln!("{handshakes} handshakes after the restart");
+    // Two clients at once, and the third's tries until one of them left.
+    assert!((3..=10).contains(&handshakes), "{report}");
+    assert!(restarted.stop().success());
+}
+
 /// A client that forgets its unanswered lines when it reconnects
 /// (`--no-resend` breaks loadcli's own client so) loses the lines due while it was
 /// away: the run must say so and fail.

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nea::client::Backoff;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
@@ -53,6 +55,14 @@ pub(super) struct Client {
     /// Re-send unanswered lines after reconnecting (off only to check that
     /// the run catches a client that forgets them).
     resend: bool,
+    /// When it reconnects next, as clientcli's schedule says.
+    schedule: Backoff,
+    /// When the connection in use opened.
+    opened: Instant,
+    /// Whether the connection in use has sent a date or a reply (not only
+    /// a rejection): only such a connection, up for
+    /// [`nea::client::SERVED_FOR`], starts the schedule over.
+    served: bool,
 }
 
 impl Client {
@@ -76,6 +86,9 @@ impl Client {
             recovering: false,
             backlog_until: 0,
             resend,
+            schedule: Backoff::default(),
+            opened: Instant::now(),
+            served: false,
         }
     }
 
@@ -101,6 +114,12 @@ impl Client {
     /// Records a lost connection: the client is away, and recovering until
     /// it has caught up.
     fn lost(&mut self) {
+        let served_for = if self.served {
+            self.opened.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        self.schedule.served(served_for);
         let shared = &self.shared;
         shared.connected.fetch_sub(1, Ordering::Relaxed);
         let handshakes = shared.handshakes.load(Ordering::Relaxed);
@@ -112,7 +131,16 @@ impl Client {
 
     /// Waits and tries as clientcli does; `None` if it gives up.
     async fn reconnect(&mut self) -> Option<Connection> {
-        let stream = reconnect::reconnect(self.id, &self.shared, &self.options, &self.tls).await?;
+        let stream = reconnect::reconnect(
+            self.id,
+            &self.shared,
+            &self.options,
+            &self.tls,
+            &mut self.schedule,
+        )
+        .await?;
+        self.opened = Instant::now();
+        self.served = false;
         let shared = &self.shared;
         shared.connected.fetch_add(1, Ordering::Relaxed);
         let now = shared.now();
@@ -163,7 +191,9 @@ impl Client {
                 Ok(0) | Err(_) => return Served::Lost,
                 Ok(_) => {}
             }
-            match lines::incoming(self.shared.protocol, line.trim_end_matches('\n')) {
+            let incoming = lines::incoming(self.shared.protocol, line.trim_end_matches('\n'));
+            self.served |= !matches!(incoming, Incoming::End);
+            match incoming {
                 Incoming::Reply(reply) => self.check(&reply, sent.load(Ordering::Relaxed)),
                 Incoming::LineError(sentence) => self.line_error(&sentence),
                 Incoming::End => return Served::Lost,

@@ -3,14 +3,17 @@
 //!
 //! Connecting is [`nea::client::connect`] itself, with clientcli's
 //! options, deadlines and classification of failures. Before each
-//! reconnection attempt a client waits [`nea::client::reconnect_delay`],
-//! and it gives up exactly when [`nea::client::is_retried`] says clientcli
-//! would: so what the storm measures is what clientcli's users get.
+//! reconnection attempt a client waits as its [`nea::client::Backoff`]
+//! says, which grows across refusals and rejections (`server_full`,
+//! `address_limit`) and starts over only after a connection served for a
+//! while, and it gives up exactly when [`nea::client::is_retried`] says
+//! clientcli would: so what the storm measures is what clientcli's users
+//! get, and a storm against a full server is as gentle as they are.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nea::client::{Options, is_retried, reconnect_delay};
+use nea::client::{Backoff, Options, is_retried};
 use nea::error::ClientError;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -66,16 +69,19 @@ pub(super) async fn connect_all(
     Ok(streams.into_iter().flatten().collect())
 }
 
-/// Client `id` waits and tries as clientcli does until it connects
-/// (counted in `handshakes`), or gives up (counted in `gave_up`, `None`).
+/// Client `id` waits as `schedule` says and tries as clientcli does until
+/// it connects (counted in `handshakes`), or gives up (counted in
+/// `gave_up`, `None`).
 pub(super) async fn reconnect(
     id: usize,
     shared: &Shared,
     options: &Options,
     tls: &Arc<rustls::ClientConfig>,
+    schedule: &mut Backoff,
 ) -> Option<Connection> {
-    for attempt in 1.. {
-        tokio::time::sleep(reconnect_delay(attempt)).await;
+    loop {
+        let (_, delay) = schedule.next_attempt();
+        tokio::time::sleep(delay).await;
         match nea::client::connect(options, tls.clone()).await {
             Ok(stream) => {
                 shared.handshakes.fetch_add(1, Ordering::Relaxed);
@@ -88,7 +94,6 @@ pub(super) async fn reconnect(
             }
         }
     }
-    None
 }
 
 /// Counts an attempt that failed and will be retried, by its kind.
