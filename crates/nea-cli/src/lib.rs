@@ -33,4 +33,4 @@ pub mod usage;
 pub use flags::{DurationArg, count_within, duration_within, listen_address, number_within};
 pub use logging::{LogFormat, ServerLogging, init_logging, init_logging_to, init_server_logging};
 pub use process::{raise_open_file_limit, runtime, stop_requested, write_port_file};
-pub use usage::{NotRun, parse_args, usage_error_line};
+pub use usage::{NotRun, parse_args, parse_args_and_matches, usage_error_line};

@@ -51,17 +51,34 @@ where
     I: IntoIterator<Item = A>,
     A: Into<OsString> + Clone,
 {
-    T::try_parse_from(args).map_err(|err| {
-        if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            let _ = err.print();
-            NotRun::PrintedUsage
-        } else if err.use_stderr() {
-            NotRun::Usage(usage_error_line(&err))
-        } else {
-            let _ = err.print();
-            NotRun::Printed
-        }
-    })
+    T::try_parse_from(args).map_err(not_run)
+}
+
+/// Like [`parse_args`], with the matches too: where each value came from
+/// (the command line, the environment, or its default).
+pub fn parse_args_and_matches<T, I, A>(args: I) -> Result<(T, clap::ArgMatches), NotRun>
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = A>,
+    A: Into<OsString> + Clone,
+{
+    let matches = T::command().try_get_matches_from(args).map_err(not_run)?;
+    let parsed = T::from_arg_matches(&matches).map_err(not_run)?;
+    Ok((parsed, matches))
+}
+
+/// What a clap error means for the program: usage printed, or a usage
+/// error in one line.
+fn not_run(err: clap::Error) -> NotRun {
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = err.print();
+        NotRun::PrintedUsage
+    } else if err.use_stderr() {
+        NotRun::Usage(usage_error_line(&err))
+    } else {
+        let _ = err.print();
+        NotRun::Printed
+    }
 }
 
 /// One line for a clap error: what is wrong, a similar flag or value that

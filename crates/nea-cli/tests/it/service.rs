@@ -165,17 +165,13 @@ fn passed_socket_server(pki: &Pki, extra: &[&str]) -> Vec<OsString> {
     args
 }
 
-#[tokio::test]
-async fn a_socket_passed_by_systemd_socket_activate_is_served() {
-    let pki = Pki::new();
+/// Runs `program` behind `systemd-socket-activate`, serves two clients
+/// through the socket it is passed, stops it, and returns its log.
+async fn served_through_a_passed_socket(pki: &Pki, program: &[OsString]) -> String {
     let addr = crate::common::free_addr();
     // The activator listens, and starts servercli at the first connection,
     // passing it the socket (LISTEN_FDS=1).
-    let mut activator = activator(
-        addr,
-        &["RUST_LOG=nea=info".to_owned()],
-        &passed_socket_server(&pki, &[]),
-    );
+    let mut activator = activator(addr, &["RUST_LOG=nea=info".to_owned()], program);
     // The socket exists before the server: the first connection waits in
     // its backlog while the server starts, and is served, not refused.
     let started = Instant::now();
@@ -198,7 +194,7 @@ async fn a_socket_passed_by_systemd_socket_activate_is_served() {
         Signal::SIGTERM,
     )
     .expect("signal");
-    let output = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let _ = activator.wait();
         let mut log = String::new();
         if let Some(mut stderr) = activator.stderr.take() {
@@ -207,9 +203,38 @@ async fn a_socket_passed_by_systemd_socket_activate_is_served() {
         log
     })
     .await
-    .expect("task");
-    // The program's start-up line says which socket it serves.
-    assert!(output.contains("passed_socket=true"), "{output}");
+    .expect("task")
+}
+
+/// The warning that a passed socket makes the listening flags moot.
+const NOT_USED: &str = "these flags are not used";
+
+#[tokio::test]
+async fn a_socket_passed_by_systemd_socket_activate_is_served() {
+    let pki = Pki::new();
+    let log = served_through_a_passed_socket(&pki, &passed_socket_server(&pki, &[])).await;
+    // The program's start-up line says which socket it serves, and that
+    // the --bind and --port it was given are not used.
+    assert!(log.contains("passed_socket=true"), "{log}");
+    let warning = crate::common::line_with(&log, NOT_USED);
+    assert!(
+        warning.contains(" WARN ") && warning.contains("flags=\"--port --bind\""),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
+async fn a_passed_socket_without_listening_flags_warns_of_nothing() {
+    let pki = Pki::new();
+    let mut program = vec![crate::common::servercli_exe().into_os_string()];
+    program.extend(
+        ["--cert".into(), pki.cert.clone().into_os_string()]
+            .into_iter()
+            .chain(["--key".into(), pki.key.clone().into_os_string()]),
+    );
+    let log = served_through_a_passed_socket(&pki, &program).await;
+    assert!(log.contains("passed_socket=true"), "{log}");
+    assert!(!log.contains(NOT_USED), "{log}");
 }
 
 #[test]

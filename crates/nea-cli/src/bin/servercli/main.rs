@@ -13,8 +13,8 @@ use std::sync::Arc;
 use nea::error::ServerError;
 use nea::server::{Config, Identity, Server, TrustedProxies};
 use nea_cli::{
-    LogFormat, NotRun, ServerLogging, init_server_logging, parse_args, raise_open_file_limit,
-    runtime,
+    LogFormat, NotRun, ServerLogging, init_server_logging, parse_args_and_matches,
+    raise_open_file_limit, runtime,
 };
 
 /// Exit status for an invalid command line.
@@ -37,6 +37,9 @@ use flags::Opts;
 struct Settings {
     /// Address and port to listen on, unless a socket is passed.
     listen: SocketAddr,
+    /// The listening flags given (on the command line or in the
+    /// environment), which a passed socket makes moot.
+    listen_named: Vec<&'static str>,
     /// Certificate chain and key files (from the flags, or the service
     /// manager's credentials); `None` uses the development CA.
     identity: Option<(PathBuf, PathBuf)>,
@@ -60,7 +63,7 @@ struct Logs {
 impl Opts {
     /// The validated settings, or the sentence that says which flag is out
     /// of its range.
-    fn into_settings(self) -> Result<Settings, NotRun> {
+    fn into_settings(self, listen_named: Vec<&'static str>) -> Result<Settings, NotRun> {
         let config = Config::builder()
             .max_clients(self.max_clients)
             .max_clients_per_address(self.max_clients_per_address)
@@ -79,6 +82,7 @@ impl Opts {
             .unwrap_or_default();
         Ok(Settings {
             listen: SocketAddr::new(self.bind, self.port),
+            listen_named,
             identity: self.cert.zip(self.key).or(passed_identity),
             client_ca: self.client_ca.or(passed_client_ca),
             port_file: self.port_file,
@@ -94,12 +98,21 @@ where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
-    let opts: Opts = parse_args(args)?;
+    let (opts, matches): (Opts, _) = parse_args_and_matches(args)?;
     let logs = Logs {
         verbose: opts.verbose,
         format: opts.log_format,
     };
-    Ok((opts.into_settings()?, logs))
+    let listen_named = [("port", "--port"), ("bind", "--bind")]
+        .into_iter()
+        .filter(|(id, _)| {
+            matches
+                .value_source(id)
+                .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue)
+        })
+        .map(|(_, flag)| flag)
+        .collect();
+    Ok((opts.into_settings(listen_named)?, logs))
 }
 
 fn main() -> ExitCode {
@@ -131,6 +144,9 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(status) => return status,
     };
+    if passed.is_some() {
+        warn_if_moot(&settings.listen_named);
+    }
     let result = runtime.block_on(serve(settings, passed, &logging));
     // Every line queued is written before the last words below.
     let dropped = logging.dropped_lines();
@@ -153,6 +169,19 @@ fn main() -> ExitCode {
             eprintln!("servercli: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says, when a service manager passed the listening socket, that the
+/// listening flags given (`named`) are not used: a socket unit that listens
+/// elsewhere than `--port` says silently overrides it otherwise.
+fn warn_if_moot(named: &[&str]) {
+    if !named.is_empty() {
+        tracing::warn!(
+            target: LOG_TARGET,
+            flags = named.join(" ").as_str(),
+            "serving the socket the service manager passed; these flags are not used"
+        );
     }
 }
 
