@@ -91,9 +91,19 @@ pub enum Outcome {
 
 /// A connected session, ready to run.
 pub struct Session {
+    /// Whom to connect to and how; whether to reconnect. Fixed for the
+    /// session's life: every connection uses the same.
     options: Options,
+    /// Whom to trust, the same for every connection, so that a reconnect
+    /// never trusts more than the first connection did.
     config: Arc<rustls::ClientConfig>,
+    /// Where everything the front end shows goes, in order. Invariant:
+    /// bounded; the session waits for the front end rather than dropping an
+    /// event, and ends when nobody reads them any more.
     events: mpsc::Sender<Event>,
+    /// The connection in use. Invariant: a working connection (its
+    /// handshake done) when the session is built, and replaced only by
+    /// another working one; a failed link is dropped at once.
     link: Link,
 }
 

@@ -625,11 +625,11 @@ fn handshake_failed(shared: &Shared, peer: SocketAddr, failure: &HandshakeFailed
 ///
 /// The stream comes back boxed. A `TlsStream` is about 1.2 KiB, and every
 /// async function it is passed to by value keeps it twice in its future
-/// (the argument and the local it is moved into): unboxed, a connection's
-/// task was a 9.5 KiB future, copied whole some ten times in its life (by
-/// `spawn`, into the task, and when the task finishes), about 95,000
-/// instructions per connection, more than everything else nea adds to a
-/// handshake. Boxed, the stream is allocated and copied once.
+/// (the argument and the local it is moved into); unboxed, the
+/// connection's task is a future several times that size, copied whole
+/// each time the task moves it. Boxed, the stream is allocated and copied
+/// once (what that saved per handshake: BENCHMARKS.md, "Where the
+/// handshake's extra instructions went").
 async fn handshake(
     hello: client_hello::Hello,
     peer: SocketAddr,

@@ -294,23 +294,37 @@ impl StallTimer {
 
 /// The state of one session between its handshake and its close.
 struct Session {
+    /// Splits what is read into lines. Invariant: it holds at most one
+    /// line not yet ended, of at most `max_line_bytes` (its own invariant);
+    /// the lines it returns are answered in the order they came.
     decoder: LineDecoder,
-    /// Where each read lands; `READ_CHUNK` bytes.
+    /// Where each read lands. Invariant: always `READ_CHUNK` bytes long.
     chunk: Vec<u8>,
     /// Encoded frames not yet taken by the TLS stream, oldest first.
     /// Reading pauses while it holds `queue_bytes` or more, so it holds at
     /// most that plus the replies to one chunk and a date per period.
     outgoing: Vec<u8>,
-    /// Bytes were taken by the TLS stream since its last flush.
+    /// Invariant: true from the moment the TLS stream takes bytes until a
+    /// flush succeeds; the session ends cleanly only when it is false and
+    /// `outgoing` is empty.
     unflushed: bool,
-    /// See [`Config::queue_bytes`].
+    /// See [`Config::queue_bytes`]; at least 1.
     queue_bytes: usize,
+    /// When the next date is due: on the session's own grid of periods
+    /// from its start, missed ticks skipped.
     dates: DateSchedule,
+    /// Where reading stands. Invariant: it only moves forward (`Open`,
+    /// then `Draining` at shutdown, then `Done`), and nothing is read once
+    /// it is `Done`.
     reading: Reading,
+    /// How long writing has been blocked. Invariant: it runs only while
+    /// the TLS stream takes no bytes, and starts afresh after each write
+    /// that makes progress.
     stall: StallTimer,
-    /// Lines answered so far.
+    /// Lines answered so far (with their reply or with an error frame).
     lines: u64,
     /// Of those, answered by `line_too_long` and by `invalid_utf8`.
+    /// Invariant: `too_long + invalid_utf8 <= lines`.
     too_long: u64,
     invalid_utf8: u64,
     /// Date frames queued so far.
