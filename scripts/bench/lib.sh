@@ -93,7 +93,8 @@ server_dir() {
 # the baseline (KIND baseline), logging to $OUT/NAME.log, and returns once
 # it listens: once its port file is written. Fails (status 1, nothing said)
 # if it exits first or takes more than SERVER_START_TIMEOUT seconds (10).
-# SERVER_PORT picks its port (default 0: any free one); SERVER_WRAPPER is a
+# SERVER_PORT picks its port (default 0: any free one); SERVER_BINARY runs
+# another build of servercli than SERVERCLI; SERVER_WRAPPER is a
 # command to run it under (valgrind), split on spaces. Call it from the
 # shell that will stop it, not from a pipeline.
 server_start() {
@@ -111,7 +112,7 @@ server_start() {
             --port-file "$dir/port" >>"$log" 2>&1 &
     else
         env ${NEA_TUNABLES:+GLIBC_TUNABLES=$NEA_TUNABLES} RUST_LOG="${NEA_LOG:-warn,nea=info}" \
-            "${wrapper[@]}" "$SERVERCLI" --bind 127.0.0.1 --port "$port" --cert "$CERT" --key "$KEY" \
+            "${wrapper[@]}" "${SERVER_BINARY:-$SERVERCLI}" --bind 127.0.0.1 --port "$port" --cert "$CERT" --key "$KEY" \
             --port-file "$dir/port" "$@" >>"$log" 2>&1 &
     fi
     echo $! >"$dir/pid"

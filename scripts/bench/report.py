@@ -12,8 +12,13 @@
         the figure's right edge, if it never did)
     report.py trickle REPORT
         the figures of a `loadcli trickle` run in one line
+    report.py versus SHAPE DIR RUNS
+        one line: the median server CPU per line of each build's runs of
+        part versus at SHAPE (DIR/versus-SHAPE.{base,this}.RUN.json), and
+        every run's figure
 """
 import json
+import statistics
 import sys
 
 
@@ -38,6 +43,27 @@ def trickle(r):
         f"{r['addresses']} addresses × {r['sockets_per_address']} sockets: "
         f"{r['completed']} of {r['samples']} handshakes completed ({figures}), "
         f"{r['failed']} failed, {r['timed_out']} timed out"
+        + (
+            f", server memory {r['server_rss_kib_before'] / 1024:.1f} MiB before, "
+            f"{r['server_rss_kib_stalled'] / 1024:.1f} MiB stalled"
+            if r.get("server_rss_kib_stalled") else ""
+        )
+    )
+
+
+def versus(shape, directory, runs):
+    def per_line(build):
+        figures = []
+        for run in range(1, runs + 1):
+            with open(f"{directory}/versus-{shape}.{build}.{run}.json") as f:
+                figures.append(json.load(f)["server_cpu_us_per_line"])
+        return figures
+
+    base, this = per_line("base"), per_line("this")
+    runs_of = lambda figures: ", ".join(f"{x:.2f}" for x in figures)
+    return (
+        f"{shape}: base {statistics.median(base):.2f} µs per line ({runs_of(base)}), "
+        f"this {statistics.median(this):.2f} µs per line ({runs_of(this)})"
     )
 
 
@@ -55,6 +81,8 @@ def main(argv):
     elif argv[:1] == ["trickle"] and len(argv) == 2:
         with open(argv[1]) as f:
             print(trickle(json.load(f)))
+    elif argv[:1] == ["versus"] and len(argv) == 4:
+        print(versus(argv[1], argv[2], int(argv[3])))
     else:
         sys.exit(__doc__)
 

@@ -20,11 +20,13 @@
 #   storm               the reconnect storm through a restart (about a minute a run)
 #   failover            the storm through HAProxy in front of three servers
 #   stalled-handshakes  fresh handshakes while many addresses stall theirs
+#   versus              CPU per line of this build against BASE=PATH, another
+#                       build of servercli, alternately
 # lib.sh lists the settings every part reads (RUNS, OUT, SERVERCLI, ...).
 set -euo pipefail
 
 # Every part, in the order they run.
-ALL_PARTS="compare handshakes admin hold scale abuse storm failover stalled-handshakes soak instructions micro"
+ALL_PARTS="compare handshakes admin hold scale abuse storm failover stalled-handshakes versus soak instructions micro"
 DEFAULT_PARTS="compare admin hold scale abuse soak instructions micro"
 
 # shellcheck source=scripts/bench/lib.sh

@@ -68,6 +68,7 @@ pub(crate) async fn trickle(flags: TrickleFlags) -> Result<(), LoadError> {
             timeout: flags.sample_timeout.0,
         },
         max_handshake_time: flags.max_handshake_time.map(|limit| limit.0),
+        server_pid: flags.server.pid(),
     };
     let report = trickle::run(&flags.server.target().await?, &plan).await?;
     print(&report, flags.server.json);

@@ -179,7 +179,7 @@ async fn flood_measures_handshakes_from_another_address_while_one_stalls() {
 /// A short real run: 10 addresses × 2 sockets drip their ClientHellos
 /// while a third address measures 3 handshakes. Against today's server
 /// with so few stalled sockets every handshake completes; the report has
-/// every figure the bench part records.
+/// every figure the bench part records, the server's memory included.
 #[tokio::test]
 async fn trickle_measures_fresh_handshakes_while_many_addresses_stall() {
     let server = Server::start(&[]);
@@ -200,11 +200,20 @@ async fn trickle_measures_fresh_handshakes_while_many_addresses_stall() {
         "--settle",
         "200ms",
         "--json",
+        "--pid",
+        &server.pid().to_string(),
     ]);
     command.extend(target(server.addr.port(), &server.pki.ca_pem));
     let output = loadcli(command).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    // The server's memory, before and with every stalled socket open.
+    for key in ["server_rss_kib_before", "server_rss_kib_stalled"] {
+        assert!(
+            report[key].as_u64().is_some_and(|kib| kib > 0),
+            "{key}: {report}"
+        );
+    }
     assert_eq!(report["addresses"], 10, "{report}");
     assert_eq!(report["sockets_per_address"], 2, "{report}");
     assert_eq!(report["stalled_sockets"], 20, "{report}");

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::proc::Sample;
 use super::{LoadError, Percentiles, Target};
 
 mod report;
@@ -65,6 +66,8 @@ pub(crate) struct Plan {
     pub sampling: Sampling,
     /// Fail if a measured handshake took longer than this.
     pub max_handshake_time: Option<Duration>,
+    /// The server's process, whose memory the report gives.
+    pub server_pid: Option<u32>,
 }
 
 /// Runs the plan. `Err` only if the run could not be made (limits too
@@ -85,17 +88,26 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> Result<Report, LoadErro
     )?;
     let hello: Arc<[u8]> = stall::client_hello(target)?.into();
     samples::warm_up(target, &plan.sampling).await?;
+    let rss = || {
+        plan.server_pid
+            .and_then(Sample::of)
+            .map(|sample| sample.rss_kib)
+    };
+    let memory_before = rss();
     let stalls = Arc::new(Stalls::default());
     let stop = CancellationToken::new();
     let mut sockets = start_stalling(target, plan, &hello, &stalls, &stop);
     wait_until_open(&stalls, stalled as u64).await;
     tokio::time::sleep(plan.settle).await;
+    let memory = (memory_before, rss());
     let started = Instant::now();
     let samples = samples::measure(target, &plan.sampling, &stalls).await;
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();
     while sockets.join_next().await.is_some() {}
-    Ok(report_of(plan, hello.len(), &stalls, &samples, seconds))
+    let mut report = report_of(plan, hello.len(), &stalls, &samples, seconds);
+    (report.server_rss_kib_before, report.server_rss_kib_stalled) = memory;
+    Ok(report)
 }
 
 /// Starts every stalled socket, each a task of its own.
@@ -171,5 +183,7 @@ fn report_of(
         handshake: Percentiles::of(&samples.times),
         first_failure: samples.first_failure.clone(),
         seconds,
+        server_rss_kib_before: None,
+        server_rss_kib_stalled: None,
     }
 }

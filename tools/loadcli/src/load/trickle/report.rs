@@ -53,6 +53,10 @@ pub(crate) struct Report {
     pub first_failure: Option<String>,
     /// Seconds from the first measured handshake to the end of the last.
     pub seconds: f64,
+    /// The server's resident memory (`--pid`), KiB: before anything
+    /// stalled, and once every stalled socket was open.
+    pub server_rss_kib_before: Option<u64>,
+    pub server_rss_kib_stalled: Option<u64>,
 }
 
 impl Report {
@@ -108,6 +112,14 @@ impl std::fmt::Display for Report {
              {} closed by the server, {} could not be made",
             self.stalled_opened, self.stalled_closed_by_server, self.stalled_connect_failures
         )?;
+        if let (Some(before), Some(stalled)) =
+            (self.server_rss_kib_before, self.server_rss_kib_stalled)
+        {
+            writeln!(
+                f,
+                "server memory: {before} KiB before, {stalled} KiB with every stalled socket open"
+            )?;
+        }
         writeln!(
             f,
             "handshakes from {}: {}; {} of {} completed, {} failed, {} timed out (after {:.1} s)",
