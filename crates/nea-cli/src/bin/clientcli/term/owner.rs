@@ -89,6 +89,9 @@ pub(super) struct Owner {
     /// Told on Ctrl-C, for a session still making its first connection
     /// (it reads no inputs until then).
     abort: Arc<Notify>,
+    /// Lines the user sent (they are on the screen as sent) that a Ctrl-C
+    /// kept from the session: they count as not answered.
+    withheld: u64,
     /// False once writing to the terminal failed: nothing more is drawn.
     output_works: bool,
     /// False once the keyboard's stream ended or failed.
@@ -110,6 +113,7 @@ impl Owner {
             typing: Typing::Connecting,
             outbox: VecDeque::new(),
             abort,
+            withheld: 0,
             output_works: true,
             keyboard_works: true,
         }
@@ -146,12 +150,15 @@ impl Owner {
             self.show(&line);
         }
         self.finish();
-        ended.unwrap_or_else(|failed| {
-            Err(ClientError::Io {
-                phase: "running the session",
-                source: std::io::Error::other(failed),
+        let withheld = self.withheld;
+        ended
+            .unwrap_or_else(|failed| {
+                Err(ClientError::Io {
+                    phase: "running the session",
+                    source: std::io::Error::other(failed),
+                })
             })
-        })
+            .map(|outcome| counting_withheld(outcome, withheld))
     }
 
     /// One event from the keyboard (or the terminal: a resize).
@@ -216,10 +223,16 @@ impl Owner {
 
     /// Ctrl-D on an empty line (`Input::End`), or Ctrl-C (`Input::Abort`):
     /// the prompt goes away. An abort goes before any line still queued
-    /// here, and also stops a first connection still being made.
+    /// here (the session may not be taking inputs: Ctrl-C must still stop
+    /// it), those lines counted as not answered, and also stops a first
+    /// connection still being made.
     fn end_input(&mut self, last: Input) {
         if last == Input::Abort {
-            self.outbox.clear();
+            let lines = self
+                .outbox
+                .drain(..)
+                .filter(|input| matches!(input, Input::Line(_)));
+            self.withheld += lines.count() as u64;
             self.abort.notify_one();
         }
         self.outbox.push_back(last);
@@ -305,6 +318,22 @@ impl Owner {
     }
 }
 
+/// `outcome` with the `withheld` lines counted: lines the user sent and a
+/// Ctrl-C kept from the session are lines not answered (SPEC §10, "Honest
+/// about what was answered").
+fn counting_withheld(outcome: Outcome, withheld: u64) -> Outcome {
+    let with = |mut tally: nea::client::Tally| {
+        tally.lines += withheld;
+        tally.unanswered += withheld;
+        tally
+    };
+    match outcome {
+        Outcome::Aborted(tally) => Outcome::Aborted(with(tally)),
+        Outcome::Finished(tally) => Outcome::Finished(with(tally)),
+        other => other,
+    }
+}
+
 /// The next event from the keyboard.
 async fn next_key(keyboard: &mut EventStream) -> Option<std::io::Result<TermEvent>> {
     std::future::poll_fn(|context| {
@@ -332,5 +361,32 @@ fn usable_columns(columns: u16) -> u16 {
         DEFAULT_COLUMNS
     } else {
         columns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_kept_from_the_session_by_a_ctrl_c_count_as_not_answered() {
+        let tally = nea::client::Tally {
+            lines: 2,
+            answered: 2,
+            ..Default::default()
+        };
+        let Outcome::Aborted(counted) = counting_withheld(Outcome::Aborted(tally), 3) else {
+            panic!("still aborted");
+        };
+        assert_eq!((counted.lines, counted.unanswered), (5, 3));
+        assert!(!counted.all_answered());
+        assert_eq!(
+            counting_withheld(Outcome::Aborted(tally), 0),
+            Outcome::Aborted(tally)
+        );
+        assert_eq!(
+            counting_withheld(Outcome::OutputClosed, 3),
+            Outcome::OutputClosed
+        );
     }
 }
