@@ -1,7 +1,9 @@
 //! `docgen`: writes the man pages and shell completions of `servercli`,
 //! `clientcli` and `loadcli`, made from the programs' own flag definitions
 //! (the same `flags.rs` files the programs parse with), so they cannot
-//! drift from the programs.
+//! drift from the programs; and the man pages' sections no flag gives
+//! (exit statuses, signals, environment, files) from one table per
+//! program (`reference`).
 //!
 //! `cargo run -p docgen -- contrib` rewrites `contrib/man/*.1`,
 //! `contrib/completions/{bash,zsh,fish}/*` and `contrib/default/nea` (the
@@ -13,6 +15,9 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
+
+mod man;
+mod reference;
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../crates/nea-cli/src/bin/servercli/flags.rs"]
@@ -35,18 +40,35 @@ fn programs() -> Vec<clap::Command> {
     ]
 }
 
+/// A man page to write: its command, and how it is run (`loadcli rtt`).
+struct Page {
+    command: clap::Command,
+    invocation: String,
+    /// The program's version (a subcommand has none of its own).
+    version: String,
+}
+
 /// The man pages to write: one per program, and one per subcommand
 /// (`loadcli-rtt`), which the program's page refers to.
-fn pages() -> Vec<clap::Command> {
+fn pages() -> Vec<Page> {
     let mut pages = Vec::new();
     for command in programs() {
         let name = command.get_name().to_owned();
+        let version = command.get_version().unwrap_or_default().to_owned();
         for sub in command.get_subcommands() {
             // clap names commands with static strings; this program runs once.
             let sub_name: &'static str = format!("{name}-{}", sub.get_name()).leak();
-            pages.push(sub.clone().name(sub_name).bin_name(sub_name));
+            pages.push(Page {
+                command: sub.clone().name(sub_name).bin_name(sub_name),
+                invocation: format!("{name} {}", sub.get_name()),
+                version: version.clone(),
+            });
         }
-        pages.push(command);
+        pages.push(Page {
+            command,
+            invocation: name,
+            version,
+        });
     }
     pages
 }
@@ -141,12 +163,13 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     written.push(path);
     let man = root.join("man");
     std::fs::create_dir_all(&man)?;
-    for command in pages() {
-        let mut page = Vec::new();
-        let name = command.get_name().to_owned();
-        clap_mangen::Man::new(command).render(&mut page)?;
+    for page in pages() {
+        let name = page.command.get_name().to_owned();
         let path = man.join(format!("{name}.1"));
-        std::fs::write(&path, page)?;
+        std::fs::write(
+            &path,
+            man::page(&page.command, &page.invocation, &page.version),
+        )?;
         written.push(path);
     }
     for command in programs() {
@@ -241,20 +264,16 @@ mod tests {
 
     #[test]
     fn each_man_page_names_every_flag_of_its_program() {
-        for command in pages() {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(command.clone())
-                .render(&mut page)
-                .expect("rendered");
-            let page = String::from_utf8(page).expect("text");
-            for arg in command.get_arguments() {
+        for page in pages() {
+            let text = man::page(&page.command, &page.invocation, &page.version);
+            for arg in page.command.get_arguments() {
                 if let Some(long) = arg.get_long() {
                     // roff escapes the dashes.
                     let escaped = format!("\\-\\-{}", long.replace('-', "\\-"));
                     assert!(
-                        page.contains(&escaped),
+                        text.contains(&escaped),
                         "{} lacks --{long}",
-                        command.get_name()
+                        page.command.get_name()
                     );
                 }
             }
