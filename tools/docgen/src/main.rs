@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
+mod completions;
 mod man;
 mod reference;
 
@@ -173,6 +174,7 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         written.push(path);
     }
     for command in programs() {
+        let command = completions::with_hints(command);
         let name = command.get_name().to_owned();
         for (shell, dir, prefix) in SHELLS {
             let dir = root.join("completions").join(dir);
@@ -181,10 +183,8 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
                 Shell::Fish => format!("{name}.fish"),
                 _ => format!("{prefix}{name}"),
             };
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command.clone(), &name, &mut script);
             let path = dir.join(file_name);
-            std::fs::write(&path, script)?;
+            std::fs::write(&path, completions::script(shell, &command))?;
             written.push(path);
         }
     }
