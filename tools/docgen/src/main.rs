@@ -1,14 +1,15 @@
 //! `docgen`: writes the man pages and shell completions of `servercli`,
 //! `clientcli` and `loadcli`, made from the programs' own flag definitions
 //! (the same `flags.rs` files the programs parse with), so they cannot
-//! drift from the programs; and the man pages' sections no flag gives
-//! (exit statuses, signals, environment, files) from one table per
-//! program (`reference`).
+//! drift from the programs; and what no flag says (exit statuses, signals,
+//! environment, files) from one table per program (`reference`), which
+//! both the man pages and the guides in `docs/` are made from.
 //!
 //! `cargo run -p docgen -- contrib` rewrites `contrib/man/*.1`,
-//! `contrib/completions/{bash,zsh,fish}/*` and `contrib/default/nea` (the
-//! service's environment file, installed as `/etc/default/nea`); a test
-//! checks that the files checked in are what this writes.
+//! `contrib/completions/{bash,zsh,fish}/*`, `contrib/default/nea` (the
+//! service's environment file, installed as `/etc/default/nea`) and the
+//! marked tables of `docs/client.md` and `docs/operations.md` (beside
+//! `contrib`); tests check that the files checked in are what this writes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 mod completions;
+mod guides;
 mod man;
 mod reference;
 
@@ -191,12 +193,29 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// The guides' directory beside `root` (the repository's `contrib`), if
+/// there is one.
+fn guides_beside(root: &Path) -> Option<PathBuf> {
+    let repository = match root.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => root.join(".."),
+    };
+    Some(repository.join("docs")).filter(|docs| docs.is_dir())
+}
+
 fn main() -> ExitCode {
     let Some(root) = std::env::args_os().nth(1) else {
         eprintln!("docgen: usage: docgen DIRECTORY (the repository's is contrib)");
         return ExitCode::from(2);
     };
-    match write_all(Path::new(&root)) {
+    let root = Path::new(&root);
+    let written = write_all(root).and_then(|mut written| {
+        if let Some(docs) = guides_beside(root) {
+            written.extend(guides::write(&docs)?);
+        }
+        Ok(written)
+    });
+    match written {
         Ok(written) => {
             for path in written {
                 println!("{}", path.display());
@@ -204,10 +223,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
-                "docgen: cannot write under {}: {err}",
-                Path::new(&root).display()
-            );
+            eprintln!("docgen: cannot write under {}: {err}", root.display());
             ExitCode::FAILURE
         }
     }
@@ -278,5 +294,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The repository's guides.
+    fn guide(name: &str) -> String {
+        std::fs::read_to_string(contrib().join("../docs").join(name)).expect("the guide")
+    }
+
+    #[test]
+    fn the_guides_tables_are_what_the_reference_makes() {
+        for (file, reference, which) in guides::GUIDES {
+            let text = guide(file);
+            let made = guides::update(&text, reference, which)
+                .unwrap_or_else(|err| panic!("docs/{file}: {err}"));
+            assert!(
+                made == text,
+                "docs/{file}'s tables are stale: run `cargo run -p docgen -- contrib`"
+            );
+        }
+    }
+
+    /// Each option of `command` has a row in `guide`'s options table that
+    /// names it, its variable and its default, as the flags define them.
+    fn every_option_in(command: clap::Command, guide_name: &str) {
+        let text = guide(guide_name);
+        let mut command = command;
+        command.build();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let row = text
+                .lines()
+                .find(|line| line.starts_with(&format!("| `--{long}")))
+                .unwrap_or_else(|| panic!("docs/{guide_name} has no row for --{long}"));
+            if let Some(var) = arg.get_env() {
+                let var = format!("`{}`", var.to_string_lossy());
+                assert!(row.contains(&var), "--{long}'s row lacks {var}: {row}");
+            }
+            if arg.get_action().takes_values() {
+                for default in arg.get_default_values() {
+                    let default = default.to_string_lossy();
+                    assert!(
+                        row.contains(&*default),
+                        "--{long}'s row lacks its default {default}: {row}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_option_is_in_its_guide() {
+        every_option_in(servercli::Opts::command(), "operations.md");
+        every_option_in(clientcli::Opts::command(), "client.md");
     }
 }

@@ -1,9 +1,10 @@
 //! What each program's flags cannot say about it: its exit statuses, the
 //! signals it answers, the environment variables and files it reads
 //! beside its flags'. Written once, here: the man pages' EXIT STATUS,
-//! SIGNALS, ENVIRONMENT and FILES sections are made from these tables,
-//! and the tests below hold them to the programs' code where it can be
-//! read from here (every exit status the client's errors map to, every
+//! SIGNALS, ENVIRONMENT and FILES sections and the tables of the guides
+//! (`docs/client.md`, `docs/operations.md`) are made from these tables, and
+//! the tests below hold them to the programs' code where it can be read
+//! from here (every exit status the client's errors map to, every
 //! `EXIT_*` constant of a program's `main.rs`).
 //!
 //! Text may hold `code` spans, in backquotes: Markdown keeps them, a man
@@ -363,6 +364,25 @@ pub(crate) fn spans(text: &str) -> Vec<(bool, &str)> {
         .collect()
 }
 
+/// A Markdown table of `entries` under the headings `what` and `meaning`;
+/// each first column in a code span.
+pub(crate) fn markdown_table(what: &str, entries: &[Entry]) -> String {
+    let mut table = format!("| {what} | meaning |\n|---|---|\n");
+    for entry in entries {
+        let names: Vec<String> = entry
+            .name
+            .split(", ")
+            .map(|name| format!("`{name}`"))
+            .collect();
+        table.push_str(&format!(
+            "| {} | {} |\n",
+            names.join(", "),
+            entry.meaning.replace('|', "\\|")
+        ));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -527,5 +547,14 @@ mod tests {
                 reference.program
             );
         }
+    }
+
+    #[test]
+    fn a_markdown_table_sets_each_name_in_code() {
+        let table = markdown_table("signal", &[entry("SIGUSR1, SIGUSR2", "Logged | ignored.")]);
+        assert_eq!(
+            table,
+            "| signal | meaning |\n|---|---|\n| `SIGUSR1`, `SIGUSR2` | Logged \\| ignored. |\n"
+        );
     }
 }
