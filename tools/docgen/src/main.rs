@@ -196,11 +196,11 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// The guides' directory beside `root` (the repository's `contrib`), if
 /// there is one.
 fn guides_beside(root: &Path) -> Option<PathBuf> {
-    let repository = match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => root.join(".."),
+    let docs = match root.parent() {
+        Some(parent) => parent.join("docs"),
+        None => root.join("..").join("docs"),
     };
-    Some(repository.join("docs")).filter(|docs| docs.is_dir())
+    Some(docs).filter(|docs| docs.is_dir())
 }
 
 fn main() -> ExitCode {

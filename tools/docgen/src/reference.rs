@@ -316,9 +316,10 @@ pub(crate) const CLIENTCLI: Reference = Reference {
         ),
         entry(
             "~/.local/state/nea/history",
-            "The lines typed in a terminal, one per line, kept across sessions (the \
-             directory and the file readable by the owner only); none with \
-             `--no-history`. `$XDG_STATE_HOME/nea/history`, when set.",
+            "The lines typed in a terminal, kept across sessions: a first line `#V2`, \
+             then one line each, with backslashes and line feeds escaped (rustyline's \
+             format); the directory and the file readable by the owner only. None \
+             with `--no-history`. `$XDG_STATE_HOME/nea/history`, when set.",
         ),
     ],
     see_also: &["servercli(1)", "loadcli(1)"],
