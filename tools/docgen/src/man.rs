@@ -153,8 +153,7 @@ fn list(roff: &mut Roff, title: &str, entries: &[Entry], name: fn(&str) -> Inlin
 }
 
 /// The sections after OPTIONS (and SUBCOMMANDS): EXIT STATUS, SIGNALS,
-/// ENVIRONMENT (each option's variable, then the others the program
-/// reads), FILES and SEE ALSO.
+/// ENVIRONMENT, FILES and SEE ALSO.
 fn sections(command: &Command, reference: &Reference) -> String {
     let mut roff = Roff::new();
     list(&mut roff, "EXIT STATUS", reference.exit_statuses, |s| {
@@ -163,46 +162,7 @@ fn sections(command: &Command, reference: &Reference) -> String {
     list(&mut roff, "SIGNALS", reference.signals, |s| {
         bold(s.to_owned())
     });
-    let options: Vec<(String, String)> = command
-        .get_arguments()
-        .filter_map(|arg| {
-            let var = arg.get_env()?.to_string_lossy().into_owned();
-            let long = arg.get_long()?;
-            Some((var, long.to_owned()))
-        })
-        .collect();
-    if !options.is_empty() || !reference.environment.is_empty() {
-        roff.control("SH", ["ENVIRONMENT"]);
-        if !options.is_empty() {
-            roff.text([roman(
-                "Each option can be given by its variable instead; the flag, when given, \
-                 wins. Switches take 1 or 0, true or false, yes or no, on or off.",
-            )]);
-        }
-        for (var, long) in &options {
-            roff.control("TP", []);
-            roff.text([bold(var.as_str())]);
-            roff.text([
-                roman("The value of "),
-                bold(format!("--{long}")),
-                roman("."),
-            ]);
-        }
-        for entry in reference.environment {
-            roff.control("TP", []);
-            let names: Vec<Inline> = entry
-                .name
-                .split(", ")
-                .enumerate()
-                .flat_map(|(i, each)| {
-                    let separator = (i > 0).then(|| roman(", "));
-                    separator.into_iter().chain([bold(each)])
-                })
-                .collect();
-            roff.text(names);
-            roff.text(text(entry.meaning));
-        }
-    }
+    environment(&mut roff, command, reference);
     list(&mut roff, "FILES", reference.files, |s| {
         italic(s.to_owned())
     });
@@ -220,6 +180,51 @@ fn sections(command: &Command, reference: &Reference) -> String {
         roff.text(line);
     }
     body(&roff)
+}
+
+/// ENVIRONMENT: each option's variable, then the others the program reads.
+fn environment(roff: &mut Roff, command: &Command, reference: &Reference) {
+    let options: Vec<(String, String)> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            let var = arg.get_env()?.to_string_lossy().into_owned();
+            let long = arg.get_long()?;
+            Some((var, long.to_owned()))
+        })
+        .collect();
+    if options.is_empty() && reference.environment.is_empty() {
+        return;
+    }
+    roff.control("SH", ["ENVIRONMENT"]);
+    if !options.is_empty() {
+        roff.text([roman(
+            "Each option can be given by its variable instead; the flag, when given, \
+             wins. Switches take 1 or 0, true or false, yes or no, on or off.",
+        )]);
+    }
+    for (var, long) in &options {
+        roff.control("TP", []);
+        roff.text([bold(var.as_str())]);
+        roff.text([
+            roman("The value of "),
+            bold(format!("--{long}")),
+            roman("."),
+        ]);
+    }
+    for entry in reference.environment {
+        roff.control("TP", []);
+        let names: Vec<Inline> = entry
+            .name
+            .split(", ")
+            .enumerate()
+            .flat_map(|(i, each)| {
+                let separator = (i > 0).then(|| roman(", "));
+                separator.into_iter().chain([bold(each)])
+            })
+            .collect();
+        roff.text(names);
+        roff.text(text(entry.meaning));
+    }
 }
 
 #[cfg(test)]
