@@ -97,6 +97,9 @@ expect_files() {
 # The man pages and completions the repository makes (tools/docgen).
 PAGES=()
 for page in contrib/man/*.1; do PAGES+=("$(basename "$page" .1)"); done
+# The guides, which the installed README links to (docs/ beside it).
+GUIDES=()
+for guide in docs/*.md; do GUIDES+=("$(basename "$guide")"); done
 
 # wait_for_port FILE: the port a server wrote there, once it has.
 wait_for_port() {
@@ -245,6 +248,7 @@ else
         share/doc/nea/LICENSE-MIT share/doc/nea/LICENSE-APACHE \
         share/doc/nea/examples/default-nea share/doc/nea/examples/haproxy.cfg
     for page in "${PAGES[@]}"; do [ -e "$top/share/man/man1/$page.1" ] || problem "tarball: man page $page.1 is missing"; done
+    for guide in "${GUIDES[@]}"; do expect_files tarball "$top" "share/doc/nea/docs/$guide"; done
     for bin in "${BINS[@]}"; do
         expect_files tarball "$top" "share/bash-completion/completions/$bin" \
             "share/zsh/site-functions/_$bin" "share/fish/vendor_completions.d/$bin.fish"
@@ -287,7 +291,9 @@ else
     units=$root/usr/lib/systemd/system
     [ -d "$units" ] || units=$root/lib/systemd/system
     expect_files deb "$root" "${units#"$root"/}/nea.service" "${units#"$root"/}/nea.socket" \
-        etc/default/nea usr/share/doc/nea/copyright usr/share/doc/nea/changelog.gz
+        etc/default/nea usr/share/doc/nea/copyright usr/share/doc/nea/changelog.gz \
+        usr/share/doc/nea/README.md
+    for guide in "${GUIDES[@]}"; do expect_files deb "$root" "usr/share/doc/nea/docs/$guide"; done
     cmp -s "$root/etc/default/nea" contrib/default/nea ||
         problem "deb: /etc/default/nea is not contrib/default/nea"
     grep -qx /etc/default/nea "$WORK/deb-control/conffiles" 2>/dev/null ||

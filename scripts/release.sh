@@ -59,6 +59,8 @@ sed 's|/usr/bin/servercli|/usr/local/bin/servercli|' contrib/systemd/nea.service
 cp contrib/systemd/nea.socket "$root/lib/systemd/system/"
 chmod 644 "$root/lib/systemd/system/"*
 install -Dm644 -t "$root/share/doc/nea" README.md CHANGELOG.md SECURITY.md LICENSE-MIT LICENSE-APACHE
+# The guides README links to, where its links lead (docs/ beside it).
+install -Dm644 -t "$root/share/doc/nea/docs" docs/*.md
 # Goes to /etc/default/nea, which no prefix reaches: an example to copy.
 install -Dm644 contrib/default/nea "$root/share/doc/nea/examples/default-nea"
 install -Dm644 -t "$root/share/doc/nea/examples" contrib/haproxy/haproxy.cfg

@@ -1,18 +1,26 @@
 //! `docgen`: writes the man pages and shell completions of `servercli`,
 //! `clientcli` and `loadcli`, made from the programs' own flag definitions
 //! (the same `flags.rs` files the programs parse with), so they cannot
-//! drift from the programs.
+//! drift from the programs; and what no flag says (exit statuses, signals,
+//! environment, files) from one table per program (`reference`), which
+//! both the man pages and the guides in `docs/` are made from.
 //!
 //! `cargo run -p docgen -- contrib` rewrites `contrib/man/*.1`,
-//! `contrib/completions/{bash,zsh,fish}/*` and `contrib/default/nea` (the
-//! service's environment file, installed as `/etc/default/nea`); a test
-//! checks that the files checked in are what this writes.
+//! `contrib/completions/{bash,zsh,fish}/*`, `contrib/default/nea` (the
+//! service's environment file, installed as `/etc/default/nea`) and the
+//! marked tables of `docs/client.md` and `docs/operations.md` (beside
+//! `contrib`); tests check that the files checked in are what this writes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
+
+mod completions;
+mod guides;
+mod man;
+mod reference;
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../crates/nea-cli/src/bin/servercli/flags.rs"]
@@ -35,18 +43,35 @@ fn programs() -> Vec<clap::Command> {
     ]
 }
 
+/// A man page to write: its command, and how it is run (`loadcli rtt`).
+struct Page {
+    command: clap::Command,
+    invocation: String,
+    /// The program's version (a subcommand has none of its own).
+    version: String,
+}
+
 /// The man pages to write: one per program, and one per subcommand
 /// (`loadcli-rtt`), which the program's page refers to.
-fn pages() -> Vec<clap::Command> {
+fn pages() -> Vec<Page> {
     let mut pages = Vec::new();
     for command in programs() {
         let name = command.get_name().to_owned();
+        let version = command.get_version().unwrap_or_default().to_owned();
         for sub in command.get_subcommands() {
             // clap names commands with static strings; this program runs once.
             let sub_name: &'static str = format!("{name}-{}", sub.get_name()).leak();
-            pages.push(sub.clone().name(sub_name).bin_name(sub_name));
+            pages.push(Page {
+                command: sub.clone().name(sub_name).bin_name(sub_name),
+                invocation: format!("{name} {}", sub.get_name()),
+                version: version.clone(),
+            });
         }
-        pages.push(command);
+        pages.push(Page {
+            command,
+            invocation: name,
+            version,
+        });
     }
     pages
 }
@@ -141,15 +166,17 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     written.push(path);
     let man = root.join("man");
     std::fs::create_dir_all(&man)?;
-    for command in pages() {
-        let mut page = Vec::new();
-        let name = command.get_name().to_owned();
-        clap_mangen::Man::new(command).render(&mut page)?;
+    for page in pages() {
+        let name = page.command.get_name().to_owned();
         let path = man.join(format!("{name}.1"));
-        std::fs::write(&path, page)?;
+        std::fs::write(
+            &path,
+            man::page(&page.command, &page.invocation, &page.version),
+        )?;
         written.push(path);
     }
     for command in programs() {
+        let command = completions::with_hints(command);
         let name = command.get_name().to_owned();
         for (shell, dir, prefix) in SHELLS {
             let dir = root.join("completions").join(dir);
@@ -158,14 +185,22 @@ fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
                 Shell::Fish => format!("{name}.fish"),
                 _ => format!("{prefix}{name}"),
             };
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command.clone(), &name, &mut script);
             let path = dir.join(file_name);
-            std::fs::write(&path, script)?;
+            std::fs::write(&path, completions::script(shell, &command))?;
             written.push(path);
         }
     }
     Ok(written)
+}
+
+/// The guides' directory beside `root` (the repository's `contrib`), if
+/// there is one.
+fn guides_beside(root: &Path) -> Option<PathBuf> {
+    let docs = match root.parent() {
+        Some(parent) => parent.join("docs"),
+        None => root.join("..").join("docs"),
+    };
+    Some(docs).filter(|docs| docs.is_dir())
 }
 
 fn main() -> ExitCode {
@@ -173,7 +208,14 @@ fn main() -> ExitCode {
         eprintln!("docgen: usage: docgen DIRECTORY (the repository's is contrib)");
         return ExitCode::from(2);
     };
-    match write_all(Path::new(&root)) {
+    let root = Path::new(&root);
+    let written = write_all(root).and_then(|mut written| {
+        if let Some(docs) = guides_beside(root) {
+            written.extend(guides::write(&docs)?);
+        }
+        Ok(written)
+    });
+    match written {
         Ok(written) => {
             for path in written {
                 println!("{}", path.display());
@@ -181,10 +223,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
-                "docgen: cannot write under {}: {err}",
-                Path::new(&root).display()
-            );
+            eprintln!("docgen: cannot write under {}: {err}", root.display());
             ExitCode::FAILURE
         }
     }
@@ -241,23 +280,74 @@ mod tests {
 
     #[test]
     fn each_man_page_names_every_flag_of_its_program() {
-        for command in pages() {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(command.clone())
-                .render(&mut page)
-                .expect("rendered");
-            let page = String::from_utf8(page).expect("text");
-            for arg in command.get_arguments() {
+        for page in pages() {
+            let text = man::page(&page.command, &page.invocation, &page.version);
+            for arg in page.command.get_arguments() {
                 if let Some(long) = arg.get_long() {
                     // roff escapes the dashes.
                     let escaped = format!("\\-\\-{}", long.replace('-', "\\-"));
                     assert!(
-                        page.contains(&escaped),
+                        text.contains(&escaped),
                         "{} lacks --{long}",
-                        command.get_name()
+                        page.command.get_name()
                     );
                 }
             }
         }
+    }
+
+    /// The repository's guides.
+    fn guide(name: &str) -> String {
+        std::fs::read_to_string(contrib().join("../docs").join(name)).expect("the guide")
+    }
+
+    #[test]
+    fn the_guides_tables_are_what_the_reference_makes() {
+        for (file, reference, which) in guides::GUIDES {
+            let text = guide(file);
+            let made = guides::update(&text, reference, which)
+                .unwrap_or_else(|err| panic!("docs/{file}: {err}"));
+            assert!(
+                made == text,
+                "docs/{file}'s tables are stale: run `cargo run -p docgen -- contrib`"
+            );
+        }
+    }
+
+    /// Each option of `command` has a row in `guide`'s options table that
+    /// names it, its variable and its default, as the flags define them.
+    fn every_option_in(command: clap::Command, guide_name: &str) {
+        let text = guide(guide_name);
+        let mut command = command;
+        command.build();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let row = text
+                .lines()
+                .find(|line| line.starts_with(&format!("| `--{long}")))
+                .unwrap_or_else(|| panic!("docs/{guide_name} has no row for --{long}"));
+            if let Some(var) = arg.get_env() {
+                let var = format!("`{}`", var.to_string_lossy());
+                assert!(row.contains(&var), "--{long}'s row lacks {var}: {row}");
+            }
+            if arg.get_action().takes_values() {
+                for default in arg.get_default_values() {
+                    let default = default.to_string_lossy();
+                    assert!(
+                        row.contains(&*default),
+                        "--{long}'s row lacks its default {default}: {row}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_option_is_in_its_guide() {
+        every_option_in(servercli::Opts::command(), "operations.md");
+        every_option_in(clientcli::Opts::command(), "client.md");
     }
 }

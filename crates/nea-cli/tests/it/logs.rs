@@ -1,6 +1,6 @@
 //! SPEC §11, logs, on the real binary: `--log-format json` (or
 //! `NEA_LOG_FORMAT=json`) writes one JSON object per line, with the field
-//! names README documents.
+//! names docs/operations.md documents.
 
 use std::net::SocketAddr;
 
