@@ -5,8 +5,8 @@
 //! line a client sends with that line reversed by grapheme clusters. The
 //! client (`clientcli`) connects over verified TLS, shows the dates as they
 //! arrive, and sends a line each time Return is pressed. The
-//! behaviour contract is SPEC v3; the README maps each of its sections to the
-//! module that implements it.
+//! behaviour contract is SPEC v3; `docs/design.md` maps each of its
+//! sections to the module that implements it.
 //!
 //! # Embedding the server
 //!

@@ -129,11 +129,15 @@ impl IdentityFiles {
     /// kept, and refused only if it has expired).
     pub(super) fn development(dir: &Path, client_ca: Option<PathBuf>) -> Result<Self, ServerError> {
         let dev = devca::load_or_create(dir)?;
-        let verb = if dev.created { "created" } else { "using" };
+        let what = if dev.created {
+            "created development certificates"
+        } else {
+            "using development certificates"
+        };
         tracing::info!(
+            dir = dev.dir.display().to_string().as_str(),
             ca = dev.ca_cert.display().to_string().as_str(),
-            "{verb} development certificates in {}",
-            dev.dir.display()
+            "{what}"
         );
         if dev.unconstrained {
             tracing::warn!(

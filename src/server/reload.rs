@@ -254,7 +254,10 @@ impl Reloadable {
             Err(err) => {
                 self.failing = true;
                 self.metrics.reloads.get(ReloadResult::Failed).inc();
-                tracing::error!("certificate reload failed, keeping the certificate in use: {err}");
+                tracing::error!(
+                    error = %err,
+                    "certificate reload failed, keeping the certificate in use"
+                );
             }
         }
     }

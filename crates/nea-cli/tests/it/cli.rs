@@ -210,7 +210,7 @@ fn start_with_dev_dir(dir: &std::path::Path) -> Server {
 /// CA created in `dir`, how to connect on `port` and what other clients
 /// must trust, and the fingerprint of the certificate, which it returns.
 fn first_run_says(log: &str, dir: &std::path::Path, port: u16) -> String {
-    let created = line_with(log, "created development certificates in");
+    let created = line_with(log, "created development certificates");
     assert!(created.contains(dir.to_str().expect("utf-8")), "{created}");
     // A command that works from anywhere (the key pinned), and the CA
     // that clients on this machine trust already.
@@ -270,7 +270,7 @@ async fn first_run_creates_the_development_ca_and_later_runs_reuse_it() {
     let second = start_with_dev_dir(&dir);
     served_trusting_the_development_ca(&second, &dir).await;
     let log = second.stop_and_read_log();
-    line_with(&log, "using development certificates in");
+    line_with(&log, "using development certificates");
     let again = line_with(&log, "sha256=");
     assert!(again.contains(&format!("sha256={fingerprint} ")), "{again}");
 }

@@ -539,7 +539,7 @@ async fn a_development_certificate_put_in_place_near_its_end_is_renewed_at_once(
         .env("NEA_DEV_DIR", &dir);
     let server = Server::spawn(command, Pki::new());
     server
-        .wait_for_log("development certificates in", PATIENCE)
+        .wait_for_log("development certificates", PATIENCE)
         .expect("the development CA is used");
     // Five days left on a certificate from the development CA, renamed
     // over the one in use (a key of its own, renamed first).

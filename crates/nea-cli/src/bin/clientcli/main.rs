@@ -1,6 +1,6 @@
 //! `clientcli`: the nea client. Parses flags into validated options, picks
 //! the interactive or the pipe front end, and maps the outcome to an exit
-//! status (BSD sysexits; the README lists them).
+//! status (BSD sysexits; `docs/client.md` lists them).
 
 use std::process::ExitCode;
 
