@@ -13,9 +13,9 @@
     report.py trickle REPORT
         the figures of a `loadcli trickle` run in one line
     report.py versus SHAPE DIR RUNS
-        one line: the median server CPU per line of each build's runs of
-        part versus at SHAPE (DIR/versus-SHAPE.{base,this}.RUN.json), and
-        every run's figure
+        one line: the median, run by run, of this build's server CPU per
+        line over the base build's, in part versus at SHAPE
+        (DIR/versus-SHAPE.{base,this}.RUN.json), and every run's figures
 """
 import json
 import statistics
@@ -61,8 +61,12 @@ def versus(shape, directory, runs):
 
     base, this = per_line("base"), per_line("this")
     runs_of = lambda figures: ", ".join(f"{x:.2f}" for x in figures)
+    # Run by run: the two servers of one run shared the machine's state.
+    ratios = sorted(t / b for b, t in zip(base, this))
     return (
-        f"{shape}: base {statistics.median(base):.2f} µs per line ({runs_of(base)}), "
+        f"{shape}: this ÷ base, run by run, median {statistics.median(ratios):.3f} "
+        f"(from {ratios[0]:.2f} to {ratios[-1]:.2f}); "
+        f"base {statistics.median(base):.2f} µs per line ({runs_of(base)}), "
         f"this {statistics.median(this):.2f} µs per line ({runs_of(this)})"
     )
 

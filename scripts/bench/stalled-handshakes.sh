@@ -6,13 +6,17 @@
 # measures 20 full handshakes, one at a time, each given a minute. Each run
 # leaves stalled-handshakes.A.RUN.json (the report; a run whose
 # handshakes failed or timed out is a measurement too, not an error) and a
-# line in stalled-handshakes.txt: p50, p99, max, failed, timed out.
+# line in stalled-handshakes.txt: p50, p99, max, failed, timed out, and the
+# server's memory before and with every stalled socket open.
 set -euo pipefail
 # shellcheck source=scripts/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 STALLED_ADDRESSES=${STALLED_ADDRESSES:-$(pick "500 2000" "20 50")}
-readonly STALLED_ADDRESSES
+# STALLED_SAMPLES measured handshakes per run (default 20; fewer for a
+# server that keeps each waiting a minute, such as an older build).
+STALLED_SAMPLES=${STALLED_SAMPLES:-$(pick 20 3)}
+readonly STALLED_ADDRESSES STALLED_SAMPLES
 
 # one_run ADDRESSES RUN: a trickle from ADDRESSES addresses against a
 # fresh server.
@@ -20,8 +24,8 @@ one_run() {
     local addresses=$1 run=$2 name report status=0
     name=stalled-handshakes.$addresses.$run
     report=$(result "$name.json")
-    local -a short=()
-    if quick; then short=(--samples 3 --sample-timeout 10s); fi
+    local -a short=(--samples "$STALLED_SAMPLES")
+    if quick; then short+=(--sample-timeout 10s); fi
     server_up nea nea
     load nea trickle --addresses "$addresses" "${short[@]}" >"$report" 2>"$(result "$name.err")" || status=$?
     server_stop nea
