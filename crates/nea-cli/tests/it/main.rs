@@ -46,4 +46,5 @@ mod running_client;
 mod service;
 mod shutdown;
 mod slow;
+mod slow_paths;
 mod terminal;
