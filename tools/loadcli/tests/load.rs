@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::common::{PATIENCE, Pki, Server, scripted_server};
+use crate::common::{Pki, Server, free_addr, scripted_server, start_with_admin, until_scraped};
 use std::time::Duration;
 
 async fn loadcli(args: Vec<String>) -> Output {
@@ -133,7 +133,7 @@ async fn the_baseline_server_is_measured_the_same_way() {
 
 #[tokio::test]
 async fn hold_measures_dates_and_memory() {
-    let server = Server::start(&["--date-period", "200ms"]);
+    let (server, admin) = start_with_admin(&["--date-period", "200ms"]);
     let mut command = args(&["hold", "-n", "5", "-d", "1s", "--period", "200ms", "--json"]);
     command.extend(target(server.addr.port(), &server.pki.ca_pem));
     command.extend(args(&["--pid", &server.pid().to_string()]));
@@ -143,9 +143,7 @@ async fn hold_measures_dates_and_memory() {
     assert_eq!(report["clients"], 5);
     assert!(report["lateness"]["count"].as_u64().expect("count") >= 15);
     assert!(report["rss_per_client_kib"].as_f64().is_some());
-    server
-        .wait_for_logs("client left", 5, PATIENCE)
-        .expect("the clients leave cleanly");
+    until_scraped(admin, CLOSED, |n| n >= 5.0).await;
     assert!(server.stop().success());
 }
 
@@ -475,17 +473,31 @@ async fn a_hold_of_no_clients_says_no_samples() {
     assert!(server.stop().success());
 }
 
-/// Starts `loadcli storm` with `extra` against `server`, waits until the
-/// server holds all `clients`, lets lines flow briefly, then restarts the
-/// server on the same port (SIGTERM, then a new process) with `pki`
-/// (the same certificates, or others). Returns loadcli's output and the new
-/// server.
+/// Sessions the clients ended cleanly (close_notify), as the admin
+/// endpoint counts them.
+const CLOSED: &str = "nea_sessions_ended_total{reason=\"closed\"}";
+
+/// A server on 127.0.0.1:`port` (0: any) with `pki`'s certificates and its
+/// admin endpoint on a free port, and that endpoint's address.
+fn server_with_admin(pki: Pki, port: u16, args: &[&str]) -> (Server, std::net::SocketAddr) {
+    let admin = free_addr();
+    let admin_arg = admin.to_string();
+    let mut all = vec!["--admin-addr", admin_arg.as_str()];
+    all.extend_from_slice(args);
+    (Server::start_on(pki, port, &all), admin)
+}
+
+/// Starts `loadcli storm` with `extra` against `server` (whose admin
+/// endpoint is `admin`), waits until the server holds all `clients`, lets
+/// lines flow briefly, then restarts the server on the same port (SIGTERM,
+/// then a new process) with `pki` (the same certificates, or others).
+/// Returns loadcli's output and the new server with its admin endpoint.
 async fn storm_through_a_restart(
-    server: Server,
+    (server, admin): (Server, std::net::SocketAddr),
     clients: usize,
     extra: &[&str],
     pki: Pki,
-) -> (Output, Server) {
+) -> (Output, (Server, std::net::SocketAddr)) {
     let port = server.addr.port();
     let mut command = args(&["storm", "-n", &clients.to_string(), "--json"]);
     command.extend(args(extra));
@@ -496,12 +508,11 @@ async fn storm_through_a_restart(
             .output()
             .expect("loadcli runs")
     });
-    server
-        .wait_for_logs("client connected", clients, PATIENCE)
-        .expect("every client connects");
+    let clients = clients as f64;
+    until_scraped(admin, "nea_clients_connected", |n| n == clients).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(server.stop().success());
-    let restarted = Server::start_on(pki, port, &[]);
+    let restarted = server_with_admin(pki, port, &[]);
     (storm.await.expect("blocking task"), restarted)
 }
 
@@ -510,8 +521,8 @@ async fn storm_through_a_restart(
 /// in order, no client gives up, and the one wave closes.
 #[tokio::test]
 async fn a_storm_through_a_server_restart_loses_nothing() {
-    let server = Server::start(&[]);
-    let certs = server.pki.copy();
+    let server = start_with_admin(&[]);
+    let certs = server.0.pki.copy();
     let dir = tempfile::tempdir().expect("tempdir");
     let series = dir.path().join("series.csv");
     let extra = [
@@ -524,7 +535,7 @@ async fn a_storm_through_a_server_restart_loses_nothing() {
         "--series",
         series.to_str().expect("utf-8"),
     ];
-    let (output, restarted) = storm_through_a_restart(server, 20, &extra, certs).await;
+    let (output, (restarted, admin)) = storm_through_a_restart(server, 20, &extra, certs).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(report["lost"], 0, "{report}");
@@ -557,9 +568,7 @@ async fn a_storm_through_a_server_restart_loses_nothing() {
         .collect();
     let lowest = connected.iter().position(|&n| n < 20).expect("a dip");
     assert!(connected[lowest..].contains(&20), "{csv}");
-    restarted
-        .wait_for_logs("client left", 20, PATIENCE)
-        .expect("the clients leave cleanly");
+    until_scraped(admin, CLOSED, |n| n == 20.0).await;
     assert!(restarted.stop().success());
 }
 
@@ -573,7 +582,7 @@ async fn a_storm_through_a_server_restart_loses_nothing() {
 /// every 0.4 s (18 handshakes in all, measured).
 #[tokio::test]
 async fn a_storm_against_a_full_server_backs_off_across_rejections() {
-    let server = Server::start(&[]);
+    let (server, admin) = start_with_admin(&[]);
     let port = server.addr.port();
     let certs = server.pki.copy();
     let extra = ["--rate", "10", "-d", "6s", "--patience", "40s"];
@@ -586,9 +595,7 @@ async fn a_storm_against_a_full_server_backs_off_across_rejections() {
             .output()
             .expect("loadcli runs")
     });
-    server
-        .wait_for_logs("client connected", 3, PATIENCE)
-        .expect("every client connects");
+    until_scraped(admin, "nea_clients_connected", |n| n == 3.0).await;
     assert!(server.stop().success());
     let restarted = Server::start_on(certs, port, &["--max-clients", "2"]);
     let output = storm.await.expect("blocking task");
@@ -608,8 +615,8 @@ async fn a_storm_against_a_full_server_backs_off_across_rejections() {
 /// away: the run must say so and fail.
 #[tokio::test]
 async fn a_storm_whose_clients_do_not_resend_fails() {
-    let server = Server::start(&[]);
-    let certs = server.pki.copy();
+    let server = start_with_admin(&[]);
+    let certs = server.0.pki.copy();
     let extra = [
         "--rate",
         "20",
@@ -621,7 +628,7 @@ async fn a_storm_whose_clients_do_not_resend_fails() {
         "--max-recovery",
         "1ms",
     ];
-    let (output, restarted) = storm_through_a_restart(server, 10, &extra, certs).await;
+    let (output, (restarted, _)) = storm_through_a_restart(server, 10, &extra, certs).await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert!(report["lost"].as_u64().expect("lost") > 0, "{report}");
@@ -638,9 +645,9 @@ async fn a_storm_whose_clients_do_not_resend_fails() {
 /// refused or was full), and the run fails saying so.
 #[tokio::test]
 async fn a_storm_whose_clients_give_up_fails() {
-    let server = Server::start(&[]);
+    let server = start_with_admin(&[]);
     let extra = ["--rate", "10", "-d", "2s", "--patience", "5s"];
-    let (output, restarted) = storm_through_a_restart(server, 3, &extra, Pki::new()).await;
+    let (output, (restarted, _)) = storm_through_a_restart(server, 3, &extra, Pki::new()).await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(report["gave_up"], 3, "{report}");
