@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::pty::{OpenptyResult, Winsize, openpty};
 
-use crate::common::{PATIENCE, Server};
+use crate::common::{PATIENCE, Server, sample_if_any, start_with_admin, try_get};
 
 /// `clientcli` running on the slave side of a pty; we hold the master.
 struct Terminal {
@@ -273,6 +273,21 @@ impl Terminal {
     }
 }
 
+/// Waits until the server whose admin endpoint is `admin` has counted a
+/// session its client closed cleanly (close_notify); `what` says what
+/// that shows.
+fn closed_cleanly(admin: std::net::SocketAddr, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = try_get(admin, "/metrics").map_or_else(|err| err.to_string(), |(_, text)| text);
+        if sample_if_any(&text, "nea_sessions_ended_total{reason=\"closed\"}") >= Some(1.0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not so: {what}\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Drop for Terminal {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -282,7 +297,7 @@ impl Drop for Terminal {
 
 #[test]
 fn a_date_arrives_above_a_half_typed_line_which_stays_intact() {
-    let server = Server::start(&["--date-period", "700ms"]);
+    let (server, admin) = start_with_admin(&["--date-period", "700ms"]);
     let mut term = Terminal::open(&server);
     term.wait_for("connected to 127.0.0.1:", 1);
     term.wait_for("> ", 1);
@@ -302,15 +317,13 @@ fn a_date_arrives_above_a_half_typed_line_which_stays_intact() {
     term.type_keys(b"\x04");
     let status = term.wait_exit();
     assert!(status.success(), "{status:?}\n{}", term.output());
-    server
-        .wait_for_log("reason=\"closed by client\"", PATIENCE)
-        .expect("the session ended with close_notify");
+    closed_cleanly(admin, "the session ended with close_notify");
     assert!(server.stop().success());
 }
 
 #[test]
 fn history_recalls_a_line_and_ctrl_c_exits_cleanly() {
-    let server = Server::start(&[]);
+    let (server, admin) = start_with_admin(&[]);
     let mut term = Terminal::open(&server);
     term.wait_for("> ", 1);
     term.type_keys(b"abc\r");
@@ -323,9 +336,7 @@ fn history_recalls_a_line_and_ctrl_c_exits_cleanly() {
     term.type_keys(b"\x03");
     let status = term.wait_exit();
     assert!(status.success(), "{status:?}\n{}", term.output());
-    server
-        .wait_for_log("reason=\"closed by client\"", PATIENCE)
-        .expect("Ctrl-C also closes with close_notify");
+    closed_cleanly(admin, "Ctrl-C also closes with close_notify");
     assert!(server.stop().success());
 }
 
@@ -380,7 +391,7 @@ fn the_server_going_away_ends_the_session_and_restores_the_terminal() {
 
 #[test]
 fn sigint_from_outside_ends_the_client_as_ctrl_c_does() {
-    let server = Server::start(&[]);
+    let (server, admin) = start_with_admin(&[]);
     let mut term = Terminal::open(&server);
     term.wait_for("> ", 1);
     term.type_keys(b"half");
@@ -394,9 +405,7 @@ fn sigint_from_outside_ends_the_client_as_ctrl_c_does() {
     .expect("SIGINT sent");
     let status = term.wait_exit_after_ctrl_c();
     assert!(status.success(), "{status:?}\n{}", term.output());
-    server
-        .wait_for_log("reason=\"closed by client\"", PATIENCE)
-        .expect("the session ended with close_notify");
+    closed_cleanly(admin, "the session ended with close_notify");
     let local = term.local_modes_at_exit();
     assert!(
         local.contains(nix::sys::termios::LocalFlags::ICANON),
