@@ -22,6 +22,7 @@ mod admin;
 mod admin_eviction;
 mod alerting;
 mod balancer;
+mod balancer_dead_peers;
 mod capacity;
 mod cli;
 mod client;
