@@ -29,7 +29,7 @@ use crate::common::{
 const MAX_SERVERS: usize = 16;
 
 /// A free TCP port on 127.0.0.1, for a process started next to take.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -38,17 +38,17 @@ fn free_port() -> u16 {
 
 /// One of the servers behind the balancer: where it listens, and how to
 /// start it again there.
-struct Backend {
+pub struct Backend {
     server: Option<Server>,
-    port: u16,
-    admin: u16,
+    pub port: u16,
+    pub admin: u16,
     args: Vec<String>,
 }
 
 impl Backend {
     /// A servercli that trusts the balancer's PROXY headers, with its
     /// admin endpoint for the health checks, and `extra` flags.
-    fn start(pki: &Pki, extra: &[&str]) -> Self {
+    pub fn start(pki: &Pki, extra: &[&str]) -> Self {
         let admin = free_port();
         let args: Vec<String> = [
             "--proxy-protocol-from",
@@ -81,17 +81,23 @@ impl Backend {
         self.server = Some(server);
     }
 
-    fn server(&self) -> &Server {
+    pub fn server(&self) -> &Server {
         self.server.as_ref().expect("the server runs")
     }
 
     /// The clients connected to this server now, as its admin endpoint
     /// says; 0 while it does not answer (the server is restarting).
-    fn clients(&self) -> usize {
+    pub fn clients(&self) -> usize {
+        self.sample("nea_clients_connected") as usize
+    }
+
+    /// The value of `series` (name and labels, as exported) in this
+    /// server's metrics now; 0 while it is absent or the server does not
+    /// answer.
+    pub fn sample(&self, series: &str) -> f64 {
         let admin = SocketAddr::from(([127, 0, 0, 1], self.admin));
-        try_get(admin, "/metrics").map_or(0, |(_, text)| {
-            sample_if_any(&text, "nea_clients_connected").unwrap_or(0.0) as usize
-        })
+        try_get(admin, "/metrics")
+            .map_or(0.0, |(_, text)| sample_if_any(&text, series).unwrap_or(0.0))
     }
 }
 
@@ -302,7 +308,7 @@ impl Balancer {
 }
 
 /// What `child` writes on its standard output and error, as it comes.
-fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
+pub fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));
     let stdout = child
         .stdout
@@ -340,7 +346,7 @@ fn backends(pki: &Pki, extra: &[&[&str]]) -> Vec<Backend> {
 }
 
 /// Which backend's log has `needle`, once one has.
-fn serving(backends: &[Backend], needle: &str) -> usize {
+pub fn serving(backends: &[Backend], needle: &str) -> usize {
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         let having: Vec<usize> = (0..backends.len())

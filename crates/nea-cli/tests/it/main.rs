@@ -39,6 +39,7 @@ mod logs;
 mod many_addresses;
 mod mtls;
 mod netns_kit;
+mod nginx;
 mod proxy;
 mod reload;
 mod reversal;
