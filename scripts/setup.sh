@@ -28,6 +28,7 @@ ensure openssl openssl                        # the interoperability tests drive
 ensure systemd-socket-activate systemd        # the service-manager tests (and the bench's activated storm) pass a socket through it
 ensure promtool prometheus                    # the metrics and alerting tests: a live scrape, the rules and their unit tests
 ensure haproxy haproxy                        # the load-balancer tests (and the bench's failover part) run a real HAProxy
+ensure nginx libnginx-mod-stream              # the nginx example's tests run a real nginx; its stream module pulls in nginx itself
 ensure prlimit util-linux                     # the file-descriptor exhaustion test runs the server under it
 ensure ip iproute2                            # the network-fault tests make network namespaces and veth links
 ensure nft nftables                           # the network-fault tests drop packets silently with nftables rules

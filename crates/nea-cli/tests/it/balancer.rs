@@ -4,13 +4,14 @@
 //! leastconn`. Replies are correct and each server sees the real client;
 //! per-address limits count the real address; a full server gets no new
 //! clients; and when servers stop or die, reconnecting clients lose
-//! nothing and see nothing twice.
+//! nothing and see nothing twice. The file takes any number of servers,
+//! from 1 to its documented maximum, and refuses what it cannot serve.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,8 +24,12 @@ use crate::common::{
     try_get,
 };
 
+/// How many servers the shipped configuration has a place for (its
+/// header says so; the file refuses one more).
+const MAX_SERVERS: usize = 16;
+
 /// A free TCP port on 127.0.0.1, for a process started next to take.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -33,17 +38,17 @@ fn free_port() -> u16 {
 
 /// One of the servers behind the balancer: where it listens, and how to
 /// start it again there.
-struct Backend {
+pub struct Backend {
     server: Option<Server>,
-    port: u16,
-    admin: u16,
+    pub port: u16,
+    pub admin: u16,
     args: Vec<String>,
 }
 
 impl Backend {
     /// A servercli that trusts the balancer's PROXY headers, with its
     /// admin endpoint for the health checks, and `extra` flags.
-    fn start(pki: &Pki, extra: &[&str]) -> Self {
+    pub fn start(pki: &Pki, extra: &[&str]) -> Self {
         let admin = free_port();
         let args: Vec<String> = [
             "--proxy-protocol-from",
@@ -76,29 +81,53 @@ impl Backend {
         self.server = Some(server);
     }
 
-    fn server(&self) -> &Server {
+    pub fn server(&self) -> &Server {
         self.server.as_ref().expect("the server runs")
     }
 
     /// The clients connected to this server now, as its admin endpoint
     /// says; 0 while it does not answer (the server is restarting).
-    fn clients(&self) -> usize {
+    pub fn clients(&self) -> usize {
+        self.sample("nea_clients_connected") as usize
+    }
+
+    /// The value of `series` (name and labels, as exported) in this
+    /// server's metrics now; 0 while it is absent or the server does not
+    /// answer.
+    pub fn sample(&self, series: &str) -> f64 {
         let admin = SocketAddr::from(([127, 0, 0, 1], self.admin));
-        try_get(admin, "/metrics").map_or(0, |(_, text)| {
-            sample_if_any(&text, "nea_clients_connected").unwrap_or(0.0) as usize
-        })
+        try_get(admin, "/metrics")
+            .map_or(0.0, |(_, text)| sample_if_any(&text, series).unwrap_or(0.0))
     }
 }
 
 /// The clients connected to each of `backends` now.
-fn clients_of(backends: &[Backend; 3]) -> [usize; 3] {
-    [0, 1, 2].map(|i| backends[i].clients())
+fn clients_of(backends: &[Backend]) -> Vec<usize> {
+    backends.iter().map(Backend::clients).collect()
 }
 
-/// HAProxy with the shipped configuration, in front of three backends.
-struct Balancer {
+/// What HAProxy is told of one server: where it serves TLS, and its admin
+/// endpoint's port, for the health checks.
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub admin: u16,
+}
+
+impl Backend {
+    /// This backend, as HAProxy is told of it.
+    fn target(&self) -> Target {
+        Target {
+            addr: SocketAddr::from(([127, 0, 0, 1], self.port)),
+            admin: self.admin,
+        }
+    }
+}
+
+/// HAProxy with the shipped configuration, in front of some servers.
+pub struct Balancer {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     stats: PathBuf,
     log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
@@ -109,84 +138,120 @@ impl Balancer {
         crate::common::repository().join("contrib/haproxy/haproxy.cfg")
     }
 
-    fn start(backends: &[Backend; 3]) -> Self {
+    /// HAProxy on a free port of 127.0.0.1 in front of `backends`, once it
+    /// sees every one of them up.
+    fn start(backends: &[Backend]) -> Self {
+        let targets: Vec<Target> = backends.iter().map(Backend::target).collect();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Self::start_with(Command::new("haproxy"), addr, &targets, &[])
+    }
+
+    /// `haproxy` (a command that runs it: in a network namespace, say) with
+    /// the shipped configuration, listening on `addr` in front of
+    /// `servers`, with the variables `env` set too; returns once it sees
+    /// every server up.
+    pub fn start_with(
+        haproxy: Command,
+        addr: SocketAddr,
+        servers: &[Target],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let balancer = Self::spawn(haproxy, addr, servers, env);
+        balancer.wait_until_up(servers.len());
+        balancer
+    }
+
+    /// [`Balancer::start_with`], without waiting for the servers.
+    fn spawn(haproxy: Command, addr: SocketAddr, servers: &[Target], env: &[(&str, &str)]) -> Self {
         require_tool("haproxy", "haproxy");
         let dir = tempfile::tempdir().expect("tempdir");
         let stats = dir.path().join("stats.sock");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut child = Self::command(addr, &stats, backends)
+        let mut child = Self::command(haproxy, addr, &stats, servers, env)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("haproxy starts");
         let log = collect_output(&mut child);
-        let balancer = Self {
+        Self {
             child,
             addr,
             stats,
             log,
             _dir: dir,
-        };
-        balancer.wait_until_up();
-        balancer
+        }
     }
 
-    /// HAProxy with the shipped configuration, listening on `addr`, its
-    /// runtime API on `stats`, in front of `backends`.
-    fn command(addr: SocketAddr, stats: &std::path::Path, backends: &[Backend; 3]) -> Command {
-        let mut command = Command::new("haproxy");
-        command
-            .arg("-db")
+    /// `haproxy` with the shipped configuration and the variables that
+    /// make it listen on `addr`, with its runtime API on `stats`, in front
+    /// of `servers` (`NEA_SERVER_N`, `NEA_ADMIN_PORT_N`), and `env`. Any
+    /// such variable of the test's own environment is removed, so that
+    /// only the servers given are configured.
+    fn command(
+        mut haproxy: Command,
+        addr: SocketAddr,
+        stats: &Path,
+        servers: &[Target],
+        env: &[(&str, &str)],
+    ) -> Command {
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("NEA_") {
+                haproxy.env_remove(name);
+            }
+        }
+        haproxy
             .arg("-f")
             .arg(Self::config())
             .env("NEA_FRONTEND", addr.to_string())
             .env("NEA_HAPROXY_STATS", stats)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (i, backend) in backends.iter().enumerate() {
-            command
-                .env(
-                    format!("NEA_SERVER_{}", i + 1),
-                    format!("127.0.0.1:{}", backend.port),
-                )
+            .envs(env.iter().copied());
+        for (i, server) in servers.iter().enumerate() {
+            haproxy
+                .env(format!("NEA_SERVER_{}", i + 1), server.addr.to_string())
                 .env(
                     format!("NEA_ADMIN_PORT_{}", i + 1),
-                    backend.admin.to_string(),
+                    server.admin.to_string(),
                 );
         }
-        command
+        haproxy
     }
 
-    /// Waits until HAProxy sees every server up and takes connections.
-    fn wait_until_up(&self) {
+    /// Waits until HAProxy listens and sees each of its `servers` up.
+    fn wait_until_up(&self, servers: usize) {
         let up = self.wait_until(|states| {
-            ["nea1", "nea2", "nea3"]
-                .iter()
-                .all(|name| states.get(*name).is_some_and(|s| s == "UP"))
+            states.get("FRONTEND").is_some_and(|s| s == "OPEN")
+                && (1..=servers).all(|i| states.get(&format!("nea{i}")).is_some_and(|s| s == "UP"))
         });
-        assert!(up, "haproxy did not come up:\n{}", self.log());
-        let mut started = false;
-        let deadline = Instant::now() + PATIENCE;
-        while !started && Instant::now() < deadline {
-            started = std::net::TcpStream::connect(self.addr).is_ok();
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(started, "haproxy does not listen:\n{}", self.log());
+        assert!(
+            up,
+            "haproxy did not come up: {:?}\n{}",
+            self.states(),
+            self.log()
+        );
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// What the runtime API answers to `request`; `None` while it does not
+    /// answer.
+    fn ask(&self, request: &str) -> Option<String> {
+        let mut socket = UnixStream::connect(&self.stats).ok()?;
+        socket.write_all(format!("{request}\n").as_bytes()).ok()?;
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    }
+
     /// Each server's status as HAProxy's runtime API reports it (`UP`,
-    /// `DOWN`, `DOWN 1/2`...); empty while the API does not answer.
-    fn states(&self) -> HashMap<String, String> {
-        let Ok(mut socket) = UnixStream::connect(&self.stats) else {
+    /// `DOWN`, `DOWN 1/2`...), and the frontend's (`FRONTEND`: `OPEN` once
+    /// it listens); empty while the API does not answer.
+    pub fn states(&self) -> HashMap<String, String> {
+        let Some(csv) = self.ask("show stat") else {
             return HashMap::new();
         };
-        let mut csv = String::new();
-        if socket.write_all(b"show stat\n").is_err() || socket.read_to_string(&mut csv).is_err() {
-            return HashMap::new();
-        }
         let mut lines = csv.lines();
         let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
             return HashMap::new();
@@ -243,7 +308,7 @@ impl Balancer {
 }
 
 /// What `child` writes on its standard output and error, as it comes.
-fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
+pub fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));
     let stdout = child
         .stdout
@@ -273,18 +338,18 @@ impl Drop for Balancer {
     }
 }
 
-/// Three backends, for HAProxy to balance: without it, the test says so
-/// before starting them.
-fn three(pki: &Pki, extra: [&[&str]; 3]) -> [Backend; 3] {
+/// Backends for HAProxy to balance, one with each of `extra`'s flags:
+/// without HAProxy, the test says so before starting them.
+fn backends(pki: &Pki, extra: &[&[&str]]) -> Vec<Backend> {
     require_tool("haproxy", "haproxy");
-    extra.map(|args| Backend::start(pki, args))
+    extra.iter().map(|args| Backend::start(pki, args)).collect()
 }
 
 /// Which backend's log has `needle`, once one has.
-fn serving(backends: &[Backend; 3], needle: &str) -> usize {
+pub fn serving(backends: &[Backend], needle: &str) -> usize {
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
-        let having: Vec<usize> = (0..3)
+        let having: Vec<usize> = (0..backends.len())
             .filter(|&i| backends[i].server().log().contains(needle))
             .collect();
         match having[..] {
@@ -299,7 +364,7 @@ fn serving(backends: &[Backend; 3], needle: &str) -> usize {
 #[tokio::test]
 async fn replies_through_haproxy_are_correct_and_each_server_sees_the_real_client() {
     let pki = Pki::new();
-    let backends = three(&pki, [&[], &[], &[]]);
+    let backends = backends(&pki, &[&[], &[], &[]]);
     let balancer = Balancer::start(&backends);
     let mut held = Vec::new();
     let mut chosen = Vec::new();
@@ -326,7 +391,7 @@ async fn replies_through_haproxy_are_correct_and_each_server_sees_the_real_clien
 async fn per_address_limits_count_the_real_client_behind_haproxy() {
     let pki = Pki::new();
     let limit: &[&str] = &["--max-clients-per-address", "1"];
-    let backends = three(&pki, [limit, limit, limit]);
+    let backends = backends(&pki, &[limit, limit, limit]);
     let balancer = Balancer::start(&backends);
     let busy = Ipv4Addr::new(127, 0, 0, 5);
     // One slot per server for this address: three in all.
@@ -350,7 +415,7 @@ async fn per_address_limits_count_the_real_client_behind_haproxy() {
 #[tokio::test]
 async fn a_full_server_turns_unhealthy_and_new_clients_go_to_the_others() {
     let pki = Pki::new();
-    let backends = three(&pki, [&["--max-clients", "2"], &[], &[]]);
+    let backends = backends(&pki, &[&["--max-clients", "2"], &[], &[]]);
     let balancer = Balancer::start(&backends);
     // Fill the first server directly, from an address it does not expect
     // PROXY headers from.
@@ -448,7 +513,7 @@ fn clients_through(
 }
 
 /// Waits until `clients` clients are connected to the backends in all.
-async fn until_connected(backends: &[Backend; 3], clients: usize) {
+async fn until_connected(backends: &[Backend], clients: usize) {
     let deadline = Instant::now() + PATIENCE * 3;
     loop {
         let connected = clients_of(backends);
@@ -473,7 +538,7 @@ fn failover_line(client: usize, n: usize) -> String {
 /// second is killed (SIGKILL) and started again on its ports.
 async fn send_through_a_stop_and_a_crash(
     children: &mut [(Child, ChildStdin)],
-    backends: &mut [Backend; 3],
+    backends: &mut [Backend],
     pki: &Pki,
     lines: usize,
 ) {
@@ -517,7 +582,7 @@ async fn outputs_of(children: Vec<(Child, ChildStdin)>) -> Vec<Output> {
 }
 
 /// HAProxy's log and the servers', to show when a check fails.
-fn logs_for_diagnosis(balancer: &Balancer, backends: &[Backend; 3]) -> String {
+fn logs_for_diagnosis(balancer: &Balancer, backends: &[Backend]) -> String {
     let mut log = balancer.log();
     for (i, backend) in backends.iter().enumerate() {
         if let Some(server) = &backend.server {
@@ -534,7 +599,7 @@ fn logs_for_diagnosis(balancer: &Balancer, backends: &[Backend; 3]) -> String {
 /// run, and the logs to show if a check fails.
 async fn failover(clients: usize, lines: usize, reconnect: bool) -> (Vec<Run>, String) {
     let pki = Pki::new();
-    let mut backends = three(&pki, [&[], &[], &[]]);
+    let mut backends = backends(&pki, &[&[], &[], &[]]);
     let balancer = Balancer::start(&backends);
     let mut children = clients_through(&balancer, &pki, clients, reconnect);
     // The failures start once every client is connected: a client's first
@@ -587,4 +652,167 @@ async fn without_reconnect_the_failover_check_sees_lines_lost() {
         faulty > 0,
         "no fault found, though clients without --reconnect lost a server"
     );
+}
+
+/// `count` servers for HAProxy to be told of, none of them listening:
+/// server N at 127.0.1.N, port 4000 + N, its admin port 5000 + N.
+fn placeholders(count: usize) -> Vec<Target> {
+    (1..=count)
+        .map(|n| {
+            let n = u16::try_from(n).expect("a few servers");
+            Target {
+                addr: SocketAddr::from(([127, 0, 1, u8::try_from(n).expect("a few")], 4000 + n)),
+                admin: 5000 + n,
+            }
+        })
+        .collect()
+}
+
+/// `haproxy -c` (a check of the file, which binds and connects nothing)
+/// of the shipped configuration for `servers`, with `adjust` applied to
+/// the command first.
+fn check(servers: &[Target], adjust: impl FnOnce(&mut Command)) -> Output {
+    require_tool("haproxy", "haproxy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = SocketAddr::from(([127, 0, 0, 1], 3443));
+    let mut command = Balancer::command(
+        Command::new("haproxy"),
+        addr,
+        &dir.path().join("stats.sock"),
+        servers,
+        &[],
+    );
+    adjust(&mut command);
+    command
+        .arg("-c")
+        .stdin(Stdio::null())
+        .output()
+        .expect("haproxy runs")
+}
+
+#[test]
+fn the_configuration_takes_any_number_of_servers_up_to_its_most() {
+    for count in [1, 2, 5, MAX_SERVERS] {
+        let output = check(&placeholders(count), |_| {});
+        assert!(
+            output.status.success(),
+            "haproxy -c refuses {count} servers:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_configuration_refuses_no_server_a_gap_a_missing_admin_port_and_one_too_many() {
+    let refusals: [(&str, Vec<Target>, &[&str], &str); 4] = [
+        ("no server", Vec::new(), &[], "NEA_SERVER_1 is not set"),
+        (
+            "a gap",
+            placeholders(3),
+            &["NEA_SERVER_2", "NEA_ADMIN_PORT_2"],
+            "NEA_SERVER_3 needs NEA_SERVER_2",
+        ),
+        (
+            "no admin port",
+            placeholders(2),
+            &["NEA_ADMIN_PORT_2"],
+            "NEA_SERVER_2 needs NEA_SERVER_1 (no gap) and NEA_ADMIN_PORT_2",
+        ),
+        (
+            "one server too many",
+            placeholders(MAX_SERVERS + 1),
+            &[],
+            "NEA_SERVER_17 is set, but this file has blocks for 16 servers",
+        ),
+    ];
+    for (case, servers, unset, message) in refusals {
+        let output = check(&servers, |command| {
+            for name in unset {
+                command.env_remove(name);
+            }
+        });
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "haproxy -c takes {case}");
+        assert!(
+            stderr.contains(message),
+            "{case}: no {message:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn each_server_of_the_most_gets_its_own_address_and_check_port() {
+    let servers = placeholders(MAX_SERVERS);
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let balancer = Balancer::spawn(Command::new("haproxy"), addr, &servers, &[]);
+    let deadline = Instant::now() + PATIENCE;
+    let state = loop {
+        if let Some(state) = balancer.ask("show servers state nea") {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime API does not answer:\n{}",
+            balancer.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A version line, a header of column names, one line per server.
+    let mut lines = state.lines().skip(1);
+    let header: Vec<&str> = lines
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .expect("a header")
+        .split(' ')
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("no {name} in {header:?}"))
+    };
+    let configured: Vec<(String, SocketAddr, u16)> = lines
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let addr = format!(
+                "{}:{}",
+                fields[column("srv_addr")],
+                fields[column("srv_port")]
+            );
+            (
+                fields[column("srv_name")].to_owned(),
+                addr.parse().expect("an address"),
+                fields[column("srv_check_port")].parse().expect("a port"),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, SocketAddr, u16)> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| (format!("nea{}", i + 1), server.addr, server.admin))
+        .collect();
+    assert_eq!(configured, expected);
+}
+
+#[tokio::test]
+async fn two_servers_serve_clients_and_leastconn_gives_each_one() {
+    let pki = Pki::new();
+    let backends = backends(&pki, &[&[], &[]]);
+    let balancer = Balancer::start(&backends);
+    let mut held = Vec::new();
+    let mut chosen = Vec::new();
+    for (i, from) in [5, 6].into_iter().enumerate() {
+        let (mut client, local) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, from)).await;
+        assert_eq!(
+            client.round_trip(&format!("two {i}")).await,
+            format!("{i} owt")
+        );
+        let joined = format!("client connected peer={local} via=127.0.0.1:");
+        chosen.push(serving(&backends, &joined));
+        held.push(client);
+    }
+    chosen.sort_unstable();
+    assert_eq!(chosen, [0, 1], "leastconn spreads two held clients");
+    assert_eq!(clients_of(&backends), [1, 1]);
 }
