@@ -246,7 +246,8 @@ else
         lib/systemd/system/nea.service lib/systemd/system/nea.socket \
         share/doc/nea/README.md share/doc/nea/CHANGELOG.md share/doc/nea/SECURITY.md \
         share/doc/nea/LICENSE-MIT share/doc/nea/LICENSE-APACHE \
-        share/doc/nea/examples/default-nea share/doc/nea/examples/haproxy.cfg
+        share/doc/nea/examples/default-nea share/doc/nea/examples/haproxy.cfg \
+        share/doc/nea/examples/nginx-nea.conf
     for page in "${PAGES[@]}"; do [ -e "$top/share/man/man1/$page.1" ] || problem "tarball: man page $page.1 is missing"; done
     for guide in "${GUIDES[@]}"; do expect_files tarball "$top" "share/doc/nea/docs/$guide"; done
     for bin in "${BINS[@]}"; do

@@ -64,6 +64,7 @@ install -Dm644 -t "$root/share/doc/nea/docs" docs/*.md
 # Goes to /etc/default/nea, which no prefix reaches: an example to copy.
 install -Dm644 contrib/default/nea "$root/share/doc/nea/examples/default-nea"
 install -Dm644 -t "$root/share/doc/nea/examples" contrib/haproxy/haproxy.cfg
+install -Dm644 contrib/nginx/nea.conf "$root/share/doc/nea/examples/nginx-nea.conf"
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
     -C "$WORK" -cf - "$NAME" | gzip -9n >"$DIST/$NAME.tar.gz"
 
