@@ -1,5 +1,5 @@
 //! Micro-benchmarks: reversal (with the naive segmentation as a comparison
-//! row), the line decoder, and frame encoding. `scripts/bench.sh` runs them
+//! row), the line decoder, and frame encoding. `scripts/bench/micro.sh` runs them
 //! with the load tests; BENCHMARKS.md has the figures.
 
 use std::hint::black_box;

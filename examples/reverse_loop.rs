@@ -1,5 +1,5 @@
 //! Calls one reversal in a loop, for counting its instructions with
-//! callgrind (`scripts/bench.sh`, part `instructions`): run it twice with
+//! callgrind (`scripts/bench/instructions.sh`): run it twice with
 //! different loop counts and divide the difference, so that start-up cancels
 //! out. Instruction counts repeat exactly, where timings on a shared machine
 //! do not.

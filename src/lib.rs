@@ -16,7 +16,9 @@
 //! and binds, and reports where it listens; [`server::Server::run`] serves
 //! until a shutdown future completes, then answers what it has received,
 //! tells every client it is shutting down, and returns. `servercli` is one
-//! caller of it. The client side is [`client::session::Session`].
+//! caller of it; `examples/embedded.rs` is a whole program that embeds it
+//! with limits, the admin endpoint, an observer and a shutdown of its own.
+//! The client side is [`client::session::Session`].
 //!
 //! ```
 //! use nea::client::session::{Event, Input, Session};
