@@ -176,6 +176,10 @@ mod tests {
             Err("'0ms' must be a positive duration".to_owned())
         );
         assert_eq!(
+            parse("0.000s").map_err(|e| e.to_string()),
+            Err("'0.000s' must be a positive duration".to_owned())
+        );
+        assert_eq!(
             parse("0.0000000001").map_err(|e| e.to_string()),
             Err("'0.0000000001' is shorter than a nanosecond".to_owned())
         );
