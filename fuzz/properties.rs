@@ -1,9 +1,9 @@
 //! The properties the fuzz targets check, one function per target.
 //!
 //! Each function takes the raw fuzz input and panics if a property fails.
-//! They depend on `nea` and std only, so the same code runs in two places:
+//! They depend on `nea`, `nea-cli` and std only, so the same code runs in two places:
 //! the libFuzzer targets in `fuzz/fuzz_targets/` (nightly, `cargo fuzz`)
-//! and the corpus replay in `tests/fuzz_corpus.rs` (stable, every CI run).
+//! and the corpus replay in `crates/nea-cli/tests/fuzz_corpus.rs` (stable, every CI run).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -260,14 +260,14 @@ const CODES: [ErrorCode; 5] = [
 /// - `Frame::parse` of any text does not panic, and a frame it returns
 ///   encodes to one line that parses back to it;
 /// - a frame of each kind, with any payload and code, encodes to one line
-///   with no control character and parses back to itself, and so does
-///   `Frame::error` with any limit;
+///   with no control character and parses back to itself, and so do
+///   `Frame::error` of each code and `Frame::line_too_long` with any limit;
 /// - `encode_reply(line)` writes what encoding the `string` frame of the
 ///   reversed line writes.
 ///
 /// Input: the whole input is also parsed as text. As a frame: one byte
-/// for the kind and code, eight for the limit of `Frame::error`, then the
-/// payload.
+/// for the kind and code, eight for the limit of `Frame::line_too_long`,
+/// then the payload.
 pub(crate) fn frame_roundtrip(data: &[u8]) {
     if let Ok(frame) = Frame::parse(&String::from_utf8_lossy(data)) {
         assert_round_trip(&frame);

@@ -5,7 +5,7 @@
 #
 # Runs each target (default: all) for SECONDS_PER_TARGET (default 60),
 # then minimises its corpus into fuzz/corpus/<target>/ (checked in, and
-# replayed on stable by tests/fuzz_corpus.rs), copies any crashing input
+# replayed on stable by crates/nea-cli/tests/fuzz_corpus.rs), copies any crashing input
 # into fuzz/regressions/<target>/ (checked in too, so that a fixed bug
 # stays fixed), and exits non-zero if any target crashed.
 #

@@ -1,5 +1,5 @@
 //! Fuzz target `frame_roundtrip`: the property is `properties::frame_roundtrip` in
-//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+//! `fuzz/properties.rs`, which `crates/nea-cli/tests/fuzz_corpus.rs` also replays.
 #![no_main]
 
 // Each target uses one of the shared properties.

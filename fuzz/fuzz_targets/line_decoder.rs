@@ -1,5 +1,5 @@
 //! Fuzz target `line_decoder`: the property is `properties::line_decoder` in
-//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+//! `fuzz/properties.rs`, which `crates/nea-cli/tests/fuzz_corpus.rs` also replays.
 #![no_main]
 
 // Each target uses one of the shared properties.

@@ -1,5 +1,5 @@
 //! Fuzz target `proxy_header`: the property is `properties::proxy_header` in
-//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+//! `fuzz/properties.rs`, which `crates/nea-cli/tests/fuzz_corpus.rs` also replays.
 #![no_main]
 
 // Each target uses one of the shared properties.

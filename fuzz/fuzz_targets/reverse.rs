@@ -1,5 +1,5 @@
 //! Fuzz target `reverse`: the property is `properties::reverse` in
-//! `fuzz/properties.rs`, which `tests/fuzz_corpus.rs` also replays.
+//! `fuzz/properties.rs`, which `crates/nea-cli/tests/fuzz_corpus.rs` also replays.
 #![no_main]
 
 // Each target uses one of the shared properties.
