@@ -173,7 +173,6 @@ fn text(err: &clap::Error, kind: ContextKind) -> Option<String> {
     match err.get(kind)? {
         ContextValue::String(value) => Some(value.clone()),
         ContextValue::Strings(values) if !values.is_empty() => Some(values.join(", ")),
-        ContextValue::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
@@ -192,6 +191,25 @@ mod tests {
         cert: Option<String>,
         #[arg(long)]
         key: Option<String>,
+        #[arg(num_args = 0..=2)]
+        words: Vec<String>,
+        #[arg(long, require_equals = true)]
+        exact: Option<String>,
+    }
+
+    /// A program with subcommands, as loadcli is.
+    #[derive(Debug, clap::Parser)]
+    struct Modes {
+        #[arg(long)]
+        verbose: bool,
+        #[command(subcommand)]
+        mode: Mode,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Mode {
+        Run,
+        Stop,
     }
 
     #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -243,8 +261,53 @@ mod tests {
             "a value is required for '--count <COUNT>' but none was supplied (see --help)"
         );
         assert_eq!(
+            refused(&["--count", "3", "a", "b", "c"]),
+            "unexpected value 'c' for '[WORDS]...' found; no more were expected (see --help)"
+        );
+        assert_eq!(
+            refused(&["--count", "3", "--exact", "e"]),
+            "an equal sign is needed when assigning values to '--exact=<EXACT>' (see --help)"
+        );
+        assert_eq!(
             parse_args::<Flags, _, _>(["prog", "--count", "3"]).map(|f| f.count),
             Ok(3)
+        );
+    }
+
+    #[test]
+    fn a_wrong_or_missing_subcommand_is_named() {
+        let refused = |args: &[&str]| {
+            let args = std::iter::once("prog").chain(args.iter().copied());
+            match parse_args::<Modes, _, _>(args) {
+                Err(NotRun::Usage(sentence)) => sentence,
+                other => panic!("not a usage error: {other:?}"),
+            }
+        };
+        assert_eq!(
+            refused(&["jump"]),
+            "unrecognized subcommand 'jump' (see --help)"
+        );
+        assert_eq!(
+            refused(&["--verbose"]),
+            "'prog' requires a subcommand but one was not provided (see --help)"
+        );
+        assert!(matches!(
+            parse_args::<Modes, _, _>(["prog", "--verbose", "stop"]),
+            Ok(Modes {
+                verbose: true,
+                mode: Mode::Stop
+            })
+        ));
+    }
+
+    #[test]
+    fn a_context_without_the_values_a_sentence_needs_gets_the_kind_described() {
+        use clap::error::{ContextKind, ContextValue};
+        let mut err = clap::Error::new(ErrorKind::MissingRequiredArgument);
+        err.insert(ContextKind::InvalidArg, ContextValue::Strings(Vec::new()));
+        assert_eq!(
+            usage_error_line(&err),
+            "one or more required arguments were not provided (see --help)"
         );
     }
 

@@ -113,6 +113,40 @@ async fn a_frame_too_large_to_take_ends_the_session_with_a_sentence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_not_utf8_or_not_json_ends_the_session_with_a_sentence() {
+    for (frame, sentence) in [
+        (
+            &b"\xff\xfe\n"[..],
+            "clientcli: the server sent a frame that is not UTF-8",
+        ),
+        (
+            &b"olleh\n"[..],
+            "clientcli: the server sent a frame that is not valid JSON (",
+        ),
+    ] {
+        let pki = Pki::new();
+        let addr = scripted_server(&pki, move |mut stream| async move {
+            let mut line = String::new();
+            let _ = BufReader::new(&mut stream).read_line(&mut line).await;
+            let _ = stream.write_all(frame).await;
+            let _ = stream.flush().await;
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+        })
+        .await;
+        let mut client = RunningClient::start(clientcli_for(addr.port(), &pki.ca_pem));
+        client.send(b"hello");
+        client.end_input();
+        let ended = client.wait_exit(PATIENCE);
+        let stderr = ended.stderr.join("\n");
+        assert_eq!(ended.status.code(), Some(76), "{stderr}");
+        let last = ended.stderr.last().map(String::as_str).unwrap_or_default();
+        assert!(last.starts_with(sentence), "{stderr}");
+        assert!(ended.stdout.is_empty(), "{:?}", ended.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_unanswered_when_the_user_gives_up_are_counted() {
     let pki = Pki::new();
     let (received, all_received) = tokio::sync::oneshot::channel();

@@ -48,7 +48,9 @@ fn clientcli_in(network: &Network, host: &str, server: &InProcess, args: &[&str]
         .args(["--server-name", "localhost"])
         .args(args)
         .env("NEA_DEV_DIR", "/nonexistent/nea-test")
-        .env("NEA_NO_HISTORY", "1");
+        .env("NEA_NO_HISTORY", "1")
+        // Dates shown in UTC, to compare with the test's clock.
+        .env("TZ", "UTC");
     RunningClient::start(command)
 }
 
@@ -86,7 +88,13 @@ async fn a_server_whose_path_dies_is_given_up_within_the_timeout() {
 async fn a_reconnecting_client_comes_back_when_the_path_does_and_loses_no_line() {
     let network = Network::new();
     let host = network.link.a.v4;
-    let server = server_in(&network, SocketAddr::new(host.into(), 0), Config::builder());
+    // Dates every 200 ms: many are sent into the dead path, to be
+    // retransmitted once it is back.
+    let server = server_in(
+        &network,
+        SocketAddr::new(host.into(), 0),
+        Config::builder().date_period(Duration::from_millis(200)),
+    );
     let mut client = clientcli_in(
         &network,
         &host.to_string(),
@@ -108,8 +116,15 @@ async fn a_reconnecting_client_comes_back_when_the_path_does_and_loses_no_line()
     }
     // The client gave up on the dead connection and keeps trying.
     client.wait_for_stderr("the server stopped answering");
+    // A second early, for the dates' whole seconds and the clocks' reads.
+    let live_from = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1))
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let shown_before_restore = client.stderr().len();
     drop(blackhole);
     client.wait_for_stdout("02 enil");
+    // Dates of the new connection, a few periods' worth.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     client.end_input();
     let ended = client.wait_exit(PATIENCE);
     let expected: Vec<String> = (0..=20)
@@ -117,6 +132,24 @@ async fn a_reconnecting_client_comes_back_when_the_path_does_and_loses_no_line()
         .collect();
     assert_eq!(ended.stdout, expected, "{}", ended.stderr.join("\n"));
     assert!(ended.status.success(), "{}", ended.stderr.join("\n"));
+    // The dead connection's dates are never shown as if live: every date
+    // shown once the path is back is from after it came back, and the
+    // dates shown never go back in time.
+    let date = |line: &String| line.strip_prefix("date: ").map(str::to_owned);
+    let dates: Vec<String> = ended.stderr.iter().filter_map(date).collect();
+    assert!(
+        dates.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{dates:#?}"
+    );
+    let after: Vec<String> = ended.stderr[shown_before_restore..]
+        .iter()
+        .filter_map(date)
+        .collect();
+    assert!(!after.is_empty(), "no date shown once the path came back");
+    assert!(
+        after.iter().all(|shown| *shown >= live_from),
+        "dates from before {live_from} shown after the path came back: {after:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
