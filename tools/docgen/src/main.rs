@@ -96,12 +96,12 @@ const ENVIRONMENT_HEAD: &str = "\
 # its default. An option set to nothing (NEA_ADMIN_ADDR=) is an error, not
 # its default: a value in capitals below (PEM, ADDR:PORT) is a placeholder.
 #
-# nea.service passes the certificate and key it loads as credentials
-# (cert.pem and key.pem) with --cert and --key, which win over NEA_CERT and
-# NEA_KEY here. With nea.socket, the socket's ListenStream= decides the
-# address and port, not NEA_BIND and NEA_PORT. The unit sets NEA_DEV_DIR
-# (where the development CA lives) itself. RUST_LOG (e.g. nea=debug) sets
-# the log level, as in a shell.
+# nea.service loads the certificate and key as credentials (cert.pem and
+# key.pem), and the server finds them there by itself; NEA_CERT and NEA_KEY
+# here would name other files instead. With nea.socket, the socket's
+# ListenStream= decides the address and port, not NEA_BIND and NEA_PORT.
+# The unit sets NEA_DEV_DIR (where the development CA lives) itself.
+# RUST_LOG (e.g. nea=debug) sets the log level, as in a shell.
 ";
 
 /// The environment file of `command` (servercli): each option that an
