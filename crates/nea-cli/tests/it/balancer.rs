@@ -362,6 +362,37 @@ pub fn serving(backends: &[Backend], needle: &str) -> usize {
 }
 
 #[tokio::test]
+async fn haproxy_runs_as_its_own_user_shut_in_its_directory() {
+    let pki = Pki::new();
+    let backends = backends(&pki, &[&[]]);
+    let balancer = Balancer::start(&backends);
+    let pid = balancer.child.id();
+    let id = Command::new("id")
+        .args(["-u", "haproxy"])
+        .output()
+        .expect("id runs");
+    let haproxy_uid = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+    assert!(id.status.success(), "no haproxy user: run scripts/setup.sh");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let uids = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .expect("a Uid line");
+    // Real, effective, saved and file-system user: root kept none of them.
+    assert!(
+        uids.split_whitespace().all(|uid| uid == haproxy_uid),
+        "Uid:{uids}, not {haproxy_uid}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).expect("its root"),
+        Path::new("/var/lib/haproxy")
+    );
+    // And it serves as before.
+    let (mut client, _) = balancer.client(&pki, Ipv4Addr::new(127, 0, 0, 5)).await;
+    assert_eq!(client.round_trip("dropped").await, "deppord");
+}
+
+#[tokio::test]
 async fn replies_through_haproxy_are_correct_and_each_server_sees_the_real_client() {
     let pki = Pki::new();
     let backends = backends(&pki, &[&[], &[], &[]]);
