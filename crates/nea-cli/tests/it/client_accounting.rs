@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::{PATIENCE, Pki, clientcli_for, scripted_server};
 use crate::in_process::InProcess;
-use crate::running_client::RunningClient;
+use crate::running_client::{Ended, RunningClient};
 
 /// A TLS server stream, as the scripted servers get it.
 type ServerStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
@@ -85,15 +85,15 @@ async fn an_unsolicited_reply_never_stands_in_for_a_pending_line() {
     assert!(ended.status.success(), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frame_too_large_to_take_ends_the_session_with_a_sentence() {
+/// Runs clientcli against a server that reads its first line, answers it
+/// with `frame` (written as is) and then waits for the client to go:
+/// what the client does with a frame it cannot take.
+async fn client_given_one_frame(frame: Vec<u8>) -> Ended {
     let pki = Pki::new();
-    let addr = scripted_server(&pki, |mut stream| async move {
+    let addr = scripted_server(&pki, move |mut stream| async move {
         let mut line = String::new();
         let _ = BufReader::new(&mut stream).read_line(&mut line).await;
-        let huge = vec![b'a'; 16 * 1024 * 1024 + 1];
-        let _ = stream.write_all(&huge).await;
-        let _ = stream.write_all(b"\n").await;
+        let _ = stream.write_all(&frame).await;
         let _ = stream.flush().await;
         let mut rest = Vec::new();
         let _ = stream.read_to_end(&mut rest).await;
@@ -102,7 +102,14 @@ async fn a_frame_too_large_to_take_ends_the_session_with_a_sentence() {
     let mut client = RunningClient::start(clientcli_for(addr.port(), &pki.ca_pem));
     client.send(b"hello");
     client.end_input();
-    let ended = client.wait_exit(PATIENCE);
+    client.wait_exit(PATIENCE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_too_large_to_take_ends_the_session_with_a_sentence() {
+    let mut huge = vec![b'a'; 16 * 1024 * 1024 + 1];
+    huge.push(b'\n');
+    let ended = client_given_one_frame(huge).await;
     let stderr = ended.stderr.join("\n");
     assert_eq!(ended.status.code(), Some(76), "{stderr}");
     assert_eq!(
@@ -124,20 +131,7 @@ async fn a_frame_not_utf8_or_not_json_ends_the_session_with_a_sentence() {
             "clientcli: the server sent a frame that is not valid JSON (",
         ),
     ] {
-        let pki = Pki::new();
-        let addr = scripted_server(&pki, move |mut stream| async move {
-            let mut line = String::new();
-            let _ = BufReader::new(&mut stream).read_line(&mut line).await;
-            let _ = stream.write_all(frame).await;
-            let _ = stream.flush().await;
-            let mut rest = Vec::new();
-            let _ = stream.read_to_end(&mut rest).await;
-        })
-        .await;
-        let mut client = RunningClient::start(clientcli_for(addr.port(), &pki.ca_pem));
-        client.send(b"hello");
-        client.end_input();
-        let ended = client.wait_exit(PATIENCE);
+        let ended = client_given_one_frame(frame.to_vec()).await;
         let stderr = ended.stderr.join("\n");
         assert_eq!(ended.status.code(), Some(76), "{stderr}");
         let last = ended.stderr.last().map(String::as_str).unwrap_or_default();
