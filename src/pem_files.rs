@@ -1,6 +1,8 @@
-//! Reading the server's PEM files without letting a file stall or swamp it
+//! Reading PEM files without letting a file stall or swamp the program
 //! (SPEC §11 v3): only regular files, of bounded size, and a certificate
-//! chain of bounded length.
+//! chain of bounded length. The server reads its certificate, key and
+//! client CA with these; the client its `--ca`, `--cert` and `--key`
+//! (through [`crate::tls::load_certs`] and [`crate::tls::load_key`]).
 //!
 //! A certificate path is whatever the operator (or a secret manager, or
 //! anyone who can write to its directory) put there. A FIFO blocks
@@ -15,7 +17,8 @@
 //! file they lead to.
 //!
 //! These functions block on the file system; the server calls them off the
-//! threads that serve clients, with a deadline (`server::blocking_read`).
+//! threads that serve clients, with a deadline (`server::blocking_read`);
+//! the client reads its files once, before it connects.
 
 use std::fs::File;
 use std::io::Read;

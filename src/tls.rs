@@ -3,20 +3,21 @@
 //! One crypto provider for everything: aws-lc-rs, named explicitly through
 //! `builder_with_provider`, so the process never depends on a global default
 //! being installed. TLS 1.3 and 1.2 are offered (rustls' safe defaults).
-//! PEM goes through `rustls-pki-types`' [`PemObject`].
+//! PEM files are read by `pem_files` (regular files of bounded size only)
+//! and parsed by `rustls-pki-types`' `PemObject`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
 
 use crate::error::TlsSetupError;
+use crate::pem_files;
 
 /// The crypto provider used by every configuration in this crate.
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -24,29 +25,19 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Reads every certificate from a PEM file; at least one must be present.
+///
+/// The file is read as the server reads its own (`pem_files`): only a
+/// regular file, of at most 1 MiB, so that a FIFO, a device or a huge file
+/// given by mistake is an error at once rather than a hang or an
+/// exhausted memory.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|source| TlsSetupError::Pem {
-            what: "certificates",
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsSetupError::NoCertificates {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
+    pem_files::certificates(path)
 }
 
-/// Reads the first private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
+/// Reads the first private key (PKCS#8, PKCS#1 or SEC1) from a PEM file,
+/// under the same rules as [`load_certs`].
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsSetupError::Pem {
-        what: "a private key",
-        path: path.to_path_buf(),
-        source,
-    })
+    pem_files::key(path)
 }
 
 /// A root store holding `certs`; certificates it cannot parse are an error.
@@ -378,6 +369,7 @@ pub(crate) fn subject(cert: &CertificateDer<'_>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::devca::CertificateAuthority;
+    use rustls::pki_types::pem::PemObject;
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let path = dir.join(name);

@@ -206,7 +206,11 @@ pub(crate) const CLIENTCLI: Reference = Reference {
              them (each reported with its input line number), or they could not be sent \
              (not UTF-8, over 16 MiB); one sentence counts them.",
         ),
-        entry("66", "A `--ca`, `--cert` or `--key` file cannot be read."),
+        entry(
+            "66",
+            "A `--ca`, `--cert` or `--key` file cannot be read, or is refused: not a \
+             regular file, or larger than 1 MiB.",
+        ),
         entry("68", "The host name is unknown."),
         entry(
             "69",

@@ -171,6 +171,61 @@ fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentenc
     }
 }
 
+#[test]
+fn a_client_file_that_is_no_regular_file_is_refused_at_once_in_one_sentence() {
+    let pki = Pki::new();
+    let fifo = pki.dir.path().join("fifo.pem");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let to_zero = pki.dir.path().join("zero.pem");
+    std::os::unix::fs::symlink("/dev/zero", &to_zero).expect("symlink");
+    // Nothing listens on the port: the files are refused before any
+    // connection is tried.
+    let port = crate::balancer::free_port().to_string();
+    for (path, kind) in [(&fifo, "a FIFO"), (&to_zero, "a character device")] {
+        for (flags, what) in [
+            (vec!["--ca".into(), path.clone()], "certificates"),
+            (
+                vec![
+                    "--cert".into(),
+                    path.clone(),
+                    "--key".into(),
+                    pki.key.clone(),
+                ],
+                "certificates",
+            ),
+            (
+                vec![
+                    "--cert".into(),
+                    pki.cert.clone(),
+                    "--key".into(),
+                    path.clone(),
+                ],
+                "a private key",
+            ),
+        ] {
+            let mut command = Command::new(crate::common::clientcli_exe());
+            command
+                .args(["--host", "127.0.0.1", "--port", &port])
+                .args(&flags);
+            let (status, stderr) = run_at_most(command, PATIENCE)
+                .unwrap_or_else(|| panic!("clientcli {flags:?} is still running"));
+            assert_eq!(status, 66, "{flags:?}: {stderr}");
+            assert_eq!(
+                stderr.lines().last().unwrap_or_default(),
+                format!(
+                    "clientcli: cannot read {what} from {}: it is {kind}, not a regular file",
+                    path.display()
+                ),
+                "{flags:?}: {stderr}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_port_in_use_is_one_sentence_and_status_1() {
     let server = Server::start(&[]);
