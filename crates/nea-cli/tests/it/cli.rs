@@ -138,22 +138,31 @@ fn an_expired_certificate_is_refused_at_start_in_one_sentence() {
     assert!(last.ends_with("; renew it"), "{stderr}");
 }
 
-#[test]
-fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentence() {
-    let pki = Pki::new();
-    let fifo = pki.dir.path().join("fifo.pem");
+/// Two paths in `dir` that are no regular file, each with what an error
+/// calls it: a FIFO (opening it blocks until a writer comes) and a
+/// symbolic link to `/dev/zero` (reading it never ends).
+fn paths_that_are_no_regular_file(
+    dir: &std::path::Path,
+) -> [(std::path::PathBuf, &'static str); 2] {
+    let fifo = dir.join("fifo.pem");
     let made = Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .expect("mkfifo runs");
     assert!(made.success());
-    let to_zero = pki.dir.path().join("zero.pem");
+    let to_zero = dir.join("zero.pem");
     std::os::unix::fs::symlink("/dev/zero", &to_zero).expect("symlink");
-    for (cert, kind) in [(&fifo, "a FIFO"), (&to_zero, "a character device")] {
+    [(fifo, "a FIFO"), (to_zero, "a character device")]
+}
+
+#[test]
+fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentence() {
+    let pki = Pki::new();
+    for (cert, kind) in paths_that_are_no_regular_file(pki.dir.path()) {
         let mut command = Command::new(crate::common::servercli_exe());
         command
             .args(["--bind", "127.0.0.1", "--port", "0", "--cert"])
-            .arg(cert)
+            .arg(&cert)
             .arg("--key")
             .arg(&pki.key);
         let (status, stderr) =
@@ -174,18 +183,10 @@ fn a_certificate_path_that_is_no_regular_file_is_refused_at_start_in_one_sentenc
 #[test]
 fn a_client_file_that_is_no_regular_file_is_refused_at_once_in_one_sentence() {
     let pki = Pki::new();
-    let fifo = pki.dir.path().join("fifo.pem");
-    let made = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
-    let to_zero = pki.dir.path().join("zero.pem");
-    std::os::unix::fs::symlink("/dev/zero", &to_zero).expect("symlink");
     // Nothing listens on the port: the files are refused before any
     // connection is tried.
     let port = crate::balancer::free_port().to_string();
-    for (path, kind) in [(&fifo, "a FIFO"), (&to_zero, "a character device")] {
+    for (path, kind) in paths_that_are_no_regular_file(pki.dir.path()) {
         for (flags, what) in [
             (vec!["--ca".into(), path.clone()], "certificates"),
             (
